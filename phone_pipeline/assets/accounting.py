@@ -1,0 +1,104 @@
+"""Row accounting: per partition, how many rows were received, quarantined, excluded and admitted
+at each stage. The counts must add up, or the gate fails."""
+
+from collections import defaultdict
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.assets.common import (
+    ANALYTICS_GROUP,
+    DUCKDB_POOL,
+    OWNERS,
+    table_metadata,
+    zones_connection,
+)
+from phone_pipeline.checks.accounting import ROW_ACCOUNTING, ROW_ACCOUNTING_CHECKS, accounting_sql
+from phone_pipeline.checks.aggregate import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
+from phone_pipeline.checks.common import reconcile_check
+from phone_pipeline.checks.consent import CONSENT_EXCLUSIONS, CONSENTED_CALLS
+from phone_pipeline.checks.ingest import RAW_CALLS
+from phone_pipeline.checks.pseudonymize import CALLS_PSEUDONYMIZED
+from phone_pipeline.checks.validate import CALLS_QUARANTINE, CALLS_VALIDATED
+from phone_pipeline.landing import sql_date
+from phone_pipeline.partitions import daily_partitions, partition_date
+from phone_pipeline.warehouse import ANALYTICS, replace_partition
+
+STAGE_ASSETS = [
+    RAW_CALLS, CALLS_VALIDATED, CALLS_QUARANTINE, CONSENTED_CALLS, CONSENT_EXCLUSIONS,
+    CALLS_PSEUDONYMIZED, CALL_VOLUME_HOURLY, CALL_VOLUME_BY_COUNTRY,
+]  # fmt: skip
+
+
+@dg.asset(
+    key=ROW_ACCOUNTING,
+    deps=STAGE_ASSETS,
+    partitions_def=daily_partitions,
+    group_name=ANALYTICS_GROUP,
+    owners=OWNERS,
+    kinds={"duckdb"},
+    tags={"zone": "analytics", "stage": "accounting"},
+    pool=DUCKDB_POOL,
+    check_specs=ROW_ACCOUNTING_CHECKS,
+    description=(
+        "Per partition: rows received, quarantined (per reason), excluded (per reason), admitted "
+        "and published at each stage, and how published rows fall into aggregate cells. Counts "
+        "only; shareable."
+    ),
+)
+def row_accounting(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    analytics_warehouse: DuckDBResource,
+):
+    call_date = partition_date(context)
+    day = sql_date(call_date)
+    with zones_connection(restricted_warehouse, analytics_warehouse) as con:
+        replace_partition(
+            con,
+            call_date,
+            {
+                f"{ANALYTICS}.row_accounting": f"SELECT {day} AS call_date, *, now() AS recorded_at "
+                f"FROM ({accounting_sql(day)})"
+            },
+        )
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for stage, outcome, rows in con.execute(
+            f"SELECT stage, outcome, rows FROM {ANALYTICS}.row_accounting WHERE call_date = ?",
+            [call_date],
+        ).fetchall():
+            counts[(stage, outcome)] += rows
+        table = con.execute(
+            f"SELECT stage, outcome, coalesce(reason, ''), rows FROM {ANALYTICS}.row_accounting "
+            "WHERE call_date = ? ORDER BY stage, outcome, reason",
+            [call_date],
+        ).fetchall()
+        yield dg.MaterializeResult(
+            metadata={
+                **table_metadata(con, f"{ANALYTICS}.row_accounting", call_date),
+                "accounting": dg.MetadataValue.md(
+                    "| stage | outcome | reason | rows |\n| --- | --- | --- | ---: |\n"
+                    + "\n".join(f"| {s} | {o} | {r} | {n} |" for s, o, r, n in table)
+                ),
+            }
+        )
+    published = counts[("pseudonymize", "published")]
+    equations = {
+        "received = validated + quarantined": (
+            counts[("ingest", "received")],
+            counts[("validate", "validated")] + counts[("validate", "quarantined")],
+        ),
+        "validated = admitted + excluded": (
+            counts[("validate", "validated")],
+            counts[("consent", "admitted")] + counts[("consent", "excluded")],
+        ),
+        "published = admitted": (published, counts[("consent", "admitted")]),
+    }
+    for table_key in (CALL_VOLUME_HOURLY, CALL_VOLUME_BY_COUNTRY):
+        stage = f"aggregate:{table_key.path[-1]}"
+        equations[f"{stage}: rows in cells = published"] = (
+            counts[(stage, "in_published_cell")] + counts[(stage, "in_suppressed_cell")],
+            published,
+        )
+        equations[f"{stage}: rows in no cell"] = (counts[(stage, "in_no_cell")], 0)
+    yield reconcile_check(ROW_ACCOUNTING, "row_counts_reconcile", equations)

@@ -1,0 +1,85 @@
+"""What every stage asset shares: its connection to the zones and the metadata it attaches."""
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.warehouse import (
+    attach_analytics,
+    partition_count,
+    prepare_restricted,
+    table_columns,
+)
+
+OWNERS = ["team:privacy-engineering"]
+RESTRICTED_GROUP = "restricted_zone"
+ANALYTICS_GROUP = "analytics_zone"
+# Every asset touching the DuckDB files shares one pool (limit 1 in dagster.yaml): DuckDB allows
+# one writer per file, so runs started together queue instead of failing on the lock.
+DUCKDB_POOL = "duckdb"
+
+ColumnSources = Mapping[str, Sequence[tuple[dg.AssetKey, str]]]
+
+
+@contextmanager
+def restricted_connection(restricted: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    Path(restricted.database).parent.mkdir(parents=True, exist_ok=True)
+    with restricted.get_connection() as con:
+        prepare_restricted(con)
+        yield con
+
+
+@contextmanager
+def zones_connection(
+    restricted: DuckDBResource, analytics: DuckDBResource
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The restricted file with the analytics file attached as `analytics`."""
+    with restricted_connection(restricted) as con:
+        attach_analytics(con, analytics.database)
+        yield con
+
+
+def column_lineage(sources: ColumnSources) -> dg.TableColumnLineage:
+    return dg.TableColumnLineage(
+        deps_by_column={
+            column: [dg.TableColumnDep(asset_key=key, column_name=name) for key, name in deps]
+            for column, deps in sources.items()
+        }
+    )
+
+
+def table_metadata(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    call_date: dt.date | None,
+    lineage: ColumnSources | None = None,
+) -> dict[str, object]:
+    """Schema, row counts and column lineage of a table: what Dagster draws lineage from."""
+    metadata: dict[str, object] = {
+        "dagster/table_name": table,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(name=name, type=kind) for name, kind in table_columns(con, table)
+            ]
+        ),
+        "dagster/row_count": con.execute(f"SELECT count(*) FROM {table}").fetchone()[0],
+    }
+    if call_date is not None:
+        metadata["dagster/partition_row_count"] = partition_count(con, table, call_date)
+    if lineage:
+        metadata["dagster/column_lineage"] = column_lineage(lineage)
+    return metadata
+
+
+def counts_table(counts: Mapping[str, int], label: str = "reason") -> dg.MarkdownMetadataValue:
+    """Counts (never values) as a small Markdown table for the UI."""
+    lines = [f"| {label} | rows |", "| --- | ---: |"]
+    lines += [f"| {key} | {value} |" for key, value in sorted(counts.items())]
+    if not counts:
+        lines.append("| (none) | 0 |")
+    return dg.MetadataValue.md("\n".join(lines))

@@ -1,0 +1,273 @@
+"""Stage 3, consent: the registry of consent events, and each call joined to it as of its time."""
+
+import datetime as dt
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.assets.common import (
+    DUCKDB_POOL,
+    OWNERS,
+    RESTRICTED_GROUP,
+    counts_table,
+    restricted_connection,
+    table_metadata,
+)
+from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
+from phone_pipeline.checks.consent import (
+    CONSENT_EVENTS,
+    CONSENT_EVENTS_CHECKS,
+    CONSENT_EXCLUSIONS,
+    CONSENTED_CALLS,
+    CONSENTED_CHECKS,
+    consent_events_expectations,
+    consent_violations_sql,
+    consented_expectations,
+)
+from phone_pipeline.checks.validate import CALLS_VALIDATED
+from phone_pipeline.domain.consent import (
+    classify_consent_events_sql,
+    consent_as_of_sql,
+    exclusion_reason_sql,
+)
+from phone_pipeline.landing import LandingFileError, list_landing_files, sql_date, stage_file
+from phone_pipeline.number_cache import cache_new_numbers
+from phone_pipeline.partitions import daily_partitions, partition_date
+from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
+from phone_pipeline.warehouse import replace_partition
+
+CONSENT_FILE_COLUMNS = ("phone_number", "purpose", "status", "recorded_at")
+
+
+@dg.asset(
+    key=CONSENT_EVENTS,
+    group_name=RESTRICTED_GROUP,
+    owners=OWNERS,
+    kinds={"duckdb", "csv"},
+    tags={"zone": "restricted", "stage": "consent"},
+    pool=DUCKDB_POOL,
+    check_specs=CONSENT_EVENTS_CHECKS,
+    description=(
+        "The consent registry: every append-only event from landing/consent, numbers in E.164, "
+        "refreshed in full on each run so that a withdrawal counts at the next run. Unusable rows "
+        "go to `consent_quarantine` with a reason. Restricted zone."
+    ),
+)
+def consent_events(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    pipeline_config: PipelineConfig,
+    gx: GreatExpectationsResource,
+):
+    region = pipeline_config.default_region
+    unreadable: dict[str, str] = {}
+    with restricted_connection(restricted_warehouse) as con:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE consent_staged (source_file VARCHAR, source_row BIGINT, "
+            "phone_number VARCHAR, purpose VARCHAR, status VARCHAR, recorded_at VARCHAR, source VARCHAR)"
+        )
+        for path in list_landing_files(pipeline_config.landing_consent):
+            try:
+                stage_file(con, path, CONSENT_FILE_COLUMNS, ("source",), stage_table="consent_file")
+            except LandingFileError as error:
+                unreadable[path.name] = str(error)
+                context.log.error(f"Consent file not read: {error}")
+                continue
+            con.execute(
+                "INSERT INTO consent_staged BY NAME SELECT ? AS source_file, * FROM consent_file",
+                [path.name],
+            )
+        parsed = cache_new_numbers(
+            con, "SELECT phone_number AS raw_number FROM consent_staged", region
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE consent_classified AS "
+            + classify_consent_events_sql("consent_staged", "number_cache", region)
+        )
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM consent_events")
+        con.execute("DELETE FROM consent_quarantine")
+        con.execute(
+            "INSERT INTO consent_events BY NAME SELECT e164, clean_purpose AS purpose, "
+            "clean_status AS status, recorded_at_utc AS recorded_at, source, source_file, source_row "
+            "FROM consent_classified WHERE reason IS NULL"
+        )
+        con.execute(
+            "INSERT INTO consent_quarantine BY NAME SELECT reason, source_file, source_row, "
+            "phone_number, purpose, status, recorded_at, source FROM consent_classified "
+            "WHERE reason IS NOT NULL"
+        )
+        con.execute("COMMIT")
+        reasons = dict(
+            con.execute("SELECT reason, count(*) FROM consent_quarantine GROUP BY 1").fetchall()
+        )
+        by_purpose = con.execute(
+            "SELECT purpose || ' ' || status, count(*) FROM consent_events GROUP BY 1"
+        ).fetchall()
+        yield dg.MaterializeResult(
+            asset_key=CONSENT_EVENTS,
+            metadata={
+                **table_metadata(con, "consent_events", None),
+                "numbers_parsed_this_run": parsed,
+                "events_by_purpose_and_status": counts_table(dict(by_purpose), label="event"),
+                "quarantined_by_reason": counts_table(reasons),
+            },
+        )
+        frame = con.execute("SELECT e164, purpose, status, recorded_at FROM consent_events").df()
+    yield sql_check(
+        CONSENT_EVENTS,
+        "consent_files_readable",
+        passed=not unreadable,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"unreadable_files": dg.MetadataValue.json(unreadable)},
+    )
+    yield suite_check(
+        gx, CONSENT_EVENTS, "consent_events_suite", frame, consent_events_expectations()
+    )
+
+
+_FROM_VALIDATED = ("call_date", "call_id", "started_at_utc", "duration_seconds", "disposition",
+                   "cell_id", "caller_e164", "caller_country", "caller_number_type",
+                   "caller_geo_region", "callee_country", "callee_number_type", "source_file",
+                   "source_row")  # fmt: skip
+CONSENTED_LINEAGE = {
+    **{column: [(CALLS_VALIDATED, column)] for column in _FROM_VALIDATED},
+    "callee_e164": [(CALLS_VALIDATED, "callee_e164"), (CONSENT_EVENTS, "status")],
+    "callee_identifiable": [(CONSENT_EVENTS, "status"), (CONSENT_EVENTS, "recorded_at")],
+}
+EXCLUSIONS_LINEAGE = {
+    **{
+        column: [(CALLS_VALIDATED, column)]
+        for column in ("call_date", "call_id", "source_file", "source_row")
+    },
+    "reason": [(CONSENT_EVENTS, "status"), (CONSENT_EVENTS, "recorded_at")],
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            CONSENTED_CALLS,
+            deps=[CALLS_VALIDATED, CONSENT_EVENTS],
+            description=(
+                "Calls whose caller had granted `analytics` consent at the call's time (the latest "
+                "event at or before it). The callee's number is kept only if the callee had "
+                "granted it too; otherwise only country and number type remain. Restricted zone."
+            ),
+            group_name=RESTRICTED_GROUP,
+            owners=OWNERS,
+            kinds={"duckdb"},
+            tags={"zone": "restricted", "stage": "consent"},
+            partitions_def=daily_partitions,
+            skippable=True,
+        ),
+        dg.AssetSpec(
+            CONSENT_EXCLUSIONS,
+            deps=[CALLS_VALIDATED, CONSENT_EVENTS],
+            description="Validated calls left out of analytics, each with the consent reason.",
+            group_name=RESTRICTED_GROUP,
+            owners=OWNERS,
+            kinds={"duckdb"},
+            tags={"zone": "restricted", "stage": "consent"},
+            partitions_def=daily_partitions,
+            skippable=True,
+        ),
+    ],
+    check_specs=CONSENTED_CHECKS,
+    pool=DUCKDB_POOL,
+    name="join_consent",
+)
+def join_consent(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    gx: GreatExpectationsResource,
+):
+    call_date = partition_date(context)
+    day = sql_date(call_date)
+    with restricted_connection(restricted_warehouse) as con:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE consent_joined AS "
+            + consent_as_of_sql(
+                f"(SELECT * FROM calls_validated WHERE call_date = {day})",
+                "consent_events",
+                "analytics",
+            )
+        )
+        written = _write_consent_outcome(con, call_date)
+        validated = con.execute(
+            "SELECT count(*) FROM calls_validated WHERE call_date = ?", [call_date]
+        ).fetchone()[0]
+        reasons = dict(
+            con.execute(
+                "SELECT reason, count(*) FROM consent_exclusions WHERE call_date = ? GROUP BY 1",
+                [call_date],
+            ).fetchall()
+        )
+        identifiable = con.execute(
+            "SELECT count(*) FILTER (WHERE callee_identifiable) FROM consented_calls WHERE call_date = ?",
+            [call_date],
+        ).fetchone()[0]
+        yield dg.MaterializeResult(
+            asset_key=CONSENTED_CALLS,
+            metadata={
+                **table_metadata(con, "consented_calls", call_date, CONSENTED_LINEAGE),
+                "callees_identifiable": identifiable,
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=CONSENT_EXCLUSIONS,
+            metadata={
+                **table_metadata(con, "consent_exclusions", call_date, EXCLUSIONS_LINEAGE),
+                "excluded_by_reason": counts_table(reasons),
+            },
+        )
+        violations = con.execute(
+            consent_violations_sql("consented_calls", "consent_events", day)
+        ).fetchone()
+        frame = con.execute(
+            "SELECT caller_e164, callee_e164, callee_identifiable FROM consented_calls WHERE call_date = ?",
+            [call_date],
+        ).df()
+    yield suite_check(gx, CONSENTED_CALLS, "consented_calls_suite", frame, consented_expectations())
+    yield sql_check(
+        CONSENTED_CALLS,
+        "no_consent_violations",
+        passed=not any(violations),
+        metadata={
+            "callers_without_consent": violations[0],
+            "identifiable_callees_without_consent": violations[1],
+            "identifiable_flag_mismatches": violations[2],
+        },
+    )
+    yield reconcile_check(
+        CONSENTED_CALLS,
+        "consent_rows_reconcile",
+        {
+            "validated = admitted + excluded": (
+                validated,
+                written["consented_calls"] + written["consent_exclusions"],
+            )
+        },
+    )
+
+
+def _write_consent_outcome(con: duckdb.DuckDBPyConnection, call_date: dt.date) -> dict[str, int]:
+    return replace_partition(
+        con,
+        call_date,
+        {
+            # Minimise here: a callee without consent loses the number, keeps country and type.
+            "consented_calls": """
+                SELECT call_date, call_id, started_at_utc, duration_seconds, disposition, cell_id,
+                       caller_e164, caller_country, caller_number_type, caller_geo_region,
+                       CASE WHEN callee_consent THEN callee_e164 END AS callee_e164,
+                       coalesce(callee_consent, false) AS callee_identifiable,
+                       callee_country, callee_number_type, source_file, source_row
+                FROM consent_joined WHERE caller_consent""",
+            "consent_exclusions": f"""
+                SELECT call_date, {exclusion_reason_sql("caller_consent")} AS reason, call_id,
+                       source_file, source_row
+                FROM consent_joined WHERE caller_consent IS NOT TRUE""",
+        },
+    )

@@ -1,0 +1,71 @@
+"""Stage 1, ingest: new call-log files into `restricted.raw_calls`, each row tagged with its file."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.assets.common import (
+    DUCKDB_POOL,
+    OWNERS,
+    RESTRICTED_GROUP,
+    restricted_connection,
+    table_metadata,
+)
+from phone_pipeline.checks.common import sql_check, suite_check
+from phone_pipeline.checks.ingest import RAW_CALLS, RAW_CALLS_CHECKS, raw_calls_expectations
+from phone_pipeline.landing import ingest_new_files, sql_date
+from phone_pipeline.partitions import daily_partitions, partition_date, partition_range
+from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
+
+
+@dg.asset(
+    key=RAW_CALLS,
+    partitions_def=daily_partitions,
+    group_name=RESTRICTED_GROUP,
+    owners=OWNERS,
+    kinds={"duckdb", "csv"},
+    tags={"zone": "restricted", "stage": "ingest"},
+    pool=DUCKDB_POOL,
+    check_specs=RAW_CALLS_CHECKS,
+    description=(
+        "Call-log rows exactly as recorded (every column as text), one row per input row, tagged "
+        "with the source file's name, content hash and row number. Files are loaded once by "
+        "content hash. Restricted zone: holds raw phone numbers."
+    ),
+)
+def raw_calls(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    pipeline_config: PipelineConfig,
+    gx: GreatExpectationsResource,
+):
+    call_date = partition_date(context)
+    first_date, last_date = partition_range()
+    with restricted_connection(restricted_warehouse) as con:
+        report = ingest_new_files(con, pipeline_config.landing_calls, first_date, last_date)
+        for problem in report.rejected.values():
+            context.log.error(f"Landing file not ingested: {problem}")
+        frame = con.execute(f"SELECT * FROM raw_calls WHERE call_date = {sql_date(call_date)}").df()
+        files_in_partition = con.execute(
+            "SELECT source_file, count(*) FROM raw_calls WHERE call_date = ? GROUP BY 1 ORDER BY 1",
+            [call_date],
+        ).fetchall()
+        yield dg.MaterializeResult(
+            asset_key=RAW_CALLS,
+            metadata={
+                **table_metadata(con, "raw_calls", call_date),
+                "files_loaded_this_run": dg.MetadataValue.json(report.loaded),
+                "rows_loaded_this_run": report.rows_loaded,
+                "files_already_loaded": len(report.already_loaded),
+                "source_files_in_partition": dg.MetadataValue.json(
+                    {name: rows for name, rows in files_in_partition}
+                ),
+            },
+        )
+    yield sql_check(
+        RAW_CALLS,
+        "landing_files_readable",
+        passed=not report.rejected,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"unreadable_files": dg.MetadataValue.json(report.rejected)},
+    )
+    yield suite_check(gx, RAW_CALLS, "raw_calls_suite", frame, raw_calls_expectations())

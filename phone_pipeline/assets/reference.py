@@ -1,0 +1,75 @@
+"""Reference data: the optional cell table that maps `cell_id` to a named region."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.assets.common import (
+    DUCKDB_POOL,
+    OWNERS,
+    RESTRICTED_GROUP,
+    restricted_connection,
+    table_metadata,
+)
+from phone_pipeline.landing import LandingFileError, stage_file
+from phone_pipeline.resources import PipelineConfig
+
+CELL_REFERENCE = dg.AssetKey(["restricted", "cell_reference"])
+
+
+@dg.asset(
+    key=CELL_REFERENCE,
+    group_name=RESTRICTED_GROUP,
+    owners=OWNERS,
+    kinds={"duckdb", "csv"},
+    tags={"zone": "restricted", "stage": "reference"},
+    pool=DUCKDB_POOL,
+    description=(
+        "Cells from the optional landing/cells.csv (cell_id, region, latitude, longitude). "
+        "Without it the table is empty and regions come from the caller's number (phonenumbers' "
+        "geocoder) or stay 'unknown'."
+    ),
+)
+def cell_reference(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    pipeline_config: PipelineConfig,
+) -> dg.MaterializeResult:
+    path = pipeline_config.cells_file
+    with restricted_connection(restricted_warehouse) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM cell_reference")
+        if path.is_file():
+            try:
+                stage_file(
+                    con,
+                    path,
+                    ("cell_id", "region"),
+                    ("latitude", "longitude"),
+                    stage_table="cells_file",
+                )
+            except LandingFileError as error:
+                con.execute("ROLLBACK")
+                raise dg.Failure(description=str(error)) from None
+            # One region per cell: the first row wins when a cell is listed twice.
+            con.execute(
+                """
+                INSERT INTO cell_reference
+                SELECT trim(cell_id), arg_min(trim(region), source_row),
+                       arg_min(TRY_CAST(latitude AS DOUBLE), source_row),
+                       arg_min(TRY_CAST(longitude AS DOUBLE), source_row)
+                FROM cells_file
+                WHERE nullif(trim(cell_id), '') IS NOT NULL AND nullif(trim(region), '') IS NOT NULL
+                GROUP BY trim(cell_id)
+                """
+            )
+        else:
+            context.log.info("No landing/cells.csv: regions will come from the caller's number.")
+        con.execute("COMMIT")
+        regions = con.execute("SELECT count(DISTINCT region) FROM cell_reference").fetchone()[0]
+        return dg.MaterializeResult(
+            metadata={
+                **table_metadata(con, "cell_reference", None),
+                "regions": regions,
+                "source": str(path) if path.is_file() else "none (geocoder fallback)",
+            }
+        )

@@ -1,0 +1,196 @@
+"""Stage 2, validate: numbers to E.164 (each distinct string parsed once), bad rows to quarantine."""
+
+import datetime as dt
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.assets.common import (
+    DUCKDB_POOL,
+    OWNERS,
+    RESTRICTED_GROUP,
+    counts_table,
+    restricted_connection,
+    table_metadata,
+)
+from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
+from phone_pipeline.checks.ingest import RAW_CALLS
+from phone_pipeline.checks.validate import (
+    CALLS_QUARANTINE,
+    CALLS_VALIDATED,
+    VALIDATED_CHECKS,
+    validated_expectations,
+)
+from phone_pipeline.domain.validation import classify_calls_sql
+from phone_pipeline.landing import sql_date
+from phone_pipeline.number_cache import cache_new_numbers
+from phone_pipeline.partitions import daily_partitions, partition_date
+from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
+from phone_pipeline.warehouse import replace_partition
+
+VALIDATED_LINEAGE = {
+    "call_date": [(RAW_CALLS, "call_date")],
+    "call_id": [(RAW_CALLS, "call_id")],
+    "started_at_utc": [(RAW_CALLS, "started_at")],
+    "duration_seconds": [(RAW_CALLS, "duration_seconds")],
+    "disposition": [(RAW_CALLS, "disposition")],
+    "cell_id": [(RAW_CALLS, "cell_id")],
+    **{f"caller_{field}": [(RAW_CALLS, "caller_number")] for field in
+       ("e164", "country", "number_type", "time_zones", "geo_region")},
+    **{f"callee_{field}": [(RAW_CALLS, "callee_number")] for field in
+       ("e164", "country", "number_type", "time_zones")},
+    "source_file": [(RAW_CALLS, "source_file")],
+    "source_row": [(RAW_CALLS, "source_row")],
+}  # fmt: skip
+QUARANTINE_LINEAGE = {
+    column: [(RAW_CALLS, column)]
+    for column in ("call_date", "source_file", "source_row", "call_id", "caller_number",
+                   "callee_number", "started_at", "duration_seconds", "disposition", "cell_id")
+}  # fmt: skip
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            CALLS_VALIDATED,
+            deps=[RAW_CALLS],
+            description=(
+                "Calls whose numbers are valid, in E.164 with country, number type and time "
+                "zones; durations and dispositions checked; one row per call_id. Restricted zone."
+            ),
+            group_name=RESTRICTED_GROUP,
+            owners=OWNERS,
+            kinds={"duckdb", "python"},
+            tags={"zone": "restricted", "stage": "validate"},
+            partitions_def=daily_partitions,
+            skippable=True,
+        ),
+        dg.AssetSpec(
+            CALLS_QUARANTINE,
+            deps=[RAW_CALLS],
+            description=(
+                "Raw rows that failed validation, each with a machine-readable `reason` and a "
+                "`detail`: nothing is dropped. Restricted zone."
+            ),
+            group_name=RESTRICTED_GROUP,
+            owners=OWNERS,
+            kinds={"duckdb"},
+            tags={"zone": "restricted", "stage": "validate"},
+            partitions_def=daily_partitions,
+            skippable=True,
+        ),
+    ],
+    check_specs=VALIDATED_CHECKS,
+    pool=DUCKDB_POOL,
+    name="validate_calls",
+)
+def validate_calls(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    pipeline_config: PipelineConfig,
+    gx: GreatExpectationsResource,
+):
+    call_date = partition_date(context)
+    day = sql_date(call_date)
+    region = pipeline_config.default_region
+    with restricted_connection(restricted_warehouse) as con:
+        newly_parsed = cache_new_numbers(
+            con,
+            f"SELECT caller_number AS raw_number FROM raw_calls WHERE call_date = {day} "
+            f"UNION SELECT callee_number FROM raw_calls WHERE call_date = {day}",
+            region,
+        )
+        raw_sql = (
+            "SELECT raw_calls.*, landing_files.load_order FROM raw_calls "
+            "JOIN landing_files USING (content_hash) "
+            f"WHERE raw_calls.call_date = {day}"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE classified_calls AS "
+            + classify_calls_sql(raw_sql, "number_cache", region, pipeline_config.max_call_seconds)
+        )
+        counts = con.execute(
+            "SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), "
+            "count(*) FROM classified_calls"
+        ).fetchone()
+        replace_counts = _write_validation(con, call_date)
+        reasons = dict(
+            con.execute(
+                "SELECT reason, count(*) FROM calls_quarantine WHERE call_date = ? GROUP BY 1",
+                [call_date],
+            ).fetchall()
+        )
+        raw_rows = con.execute(
+            "SELECT count(*) FROM raw_calls WHERE call_date = ?", [call_date]
+        ).fetchone()[0]
+        validated, quarantined = (
+            replace_counts["calls_validated"],
+            replace_counts["calls_quarantine"],
+        )
+        share = quarantined / raw_rows if raw_rows else 0.0
+        yield dg.MaterializeResult(
+            asset_key=CALLS_VALIDATED,
+            metadata={
+                **table_metadata(con, "calls_validated", call_date, VALIDATED_LINEAGE),
+                "numbers_parsed_this_run": newly_parsed,
+                "quarantine_share": round(share, 6),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=CALLS_QUARANTINE,
+            metadata={
+                **table_metadata(con, "calls_quarantine", call_date, QUARANTINE_LINEAGE),
+                "quarantined_by_reason": counts_table(reasons),
+            },
+        )
+        frame = con.execute(
+            "SELECT call_id, started_at_utc, duration_seconds, disposition, caller_e164, callee_e164, "
+            "caller_country FROM calls_validated WHERE call_date = ?",
+            [call_date],
+        ).df()
+    yield suite_check(
+        gx, CALLS_VALIDATED, "calls_validated_suite", frame,
+        validated_expectations(pipeline_config.max_call_seconds),
+    )  # fmt: skip
+    yield sql_check(
+        CALLS_VALIDATED,
+        "quarantine_share_within_limit",
+        passed=share <= pipeline_config.max_quarantine_share,
+        metadata={
+            "quarantine_share": round(share, 6),
+            "limit": pipeline_config.max_quarantine_share,
+            "quarantined_by_reason": counts_table(reasons),
+        },
+    )
+    yield reconcile_check(
+        CALLS_VALIDATED,
+        "validate_rows_reconcile",
+        {
+            "raw = validated + quarantined": (raw_rows, validated + quarantined),
+            "classified = raw": (counts[2], raw_rows),
+            "validated written = classified as valid": (validated, counts[0]),
+        },
+    )
+
+
+def _write_validation(con: duckdb.DuckDBPyConnection, call_date: dt.date) -> dict[str, int]:
+    """Validated and quarantined rows of the partition, replaced together in one transaction."""
+    return replace_partition(
+        con,
+        call_date,
+        {
+            "calls_validated": """
+                SELECT call_date, clean_call_id AS call_id, started_at_utc,
+                       CAST(duration_int AS INTEGER) AS duration_seconds,
+                       clean_disposition AS disposition, nullif(trim(cell_id), '') AS cell_id,
+                       caller_e164, caller_country, caller_number_type, caller_time_zones,
+                       caller_geo_region, callee_e164, callee_country, callee_number_type,
+                       callee_time_zones, source_file, source_row
+                FROM classified_calls WHERE reason IS NULL""",
+            "calls_quarantine": """
+                SELECT call_date, reason, detail, source_file, source_row, call_id, caller_number,
+                       callee_number, started_at, duration_seconds, disposition, cell_id
+                FROM classified_calls WHERE reason IS NOT NULL""",
+        },
+    )

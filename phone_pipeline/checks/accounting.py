@@ -1,0 +1,62 @@
+"""The closing gate: every input row of the partition is accounted for, and the counts add up."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from phone_pipeline.checks.common import blocking
+
+ROW_ACCOUNTING = dg.AssetKey(["analytics", "row_accounting"])
+
+ROW_ACCOUNTING_CHECKS = [
+    blocking(
+        ROW_ACCOUNTING,
+        "row_counts_reconcile",
+        "received = validated + quarantined; validated = admitted + excluded; published = "
+        "admitted; every published row sits in exactly one aggregate cell of each table.",
+    )
+]
+
+
+def accounting_sql(call_date_sql: str) -> str:
+    """Long-format counts of the partition per stage, outcome and reason (counts only)."""
+    analytics = "analytics"
+    return f"""
+        SELECT 'ingest' AS stage, 'received' AS outcome, NULL AS reason, count(*) AS rows
+          FROM raw_calls WHERE call_date = {call_date_sql}
+        UNION ALL
+        SELECT 'validate', 'validated', NULL, count(*) FROM calls_validated WHERE call_date = {call_date_sql}
+        UNION ALL
+        SELECT 'validate', 'quarantined', reason, count(*) FROM calls_quarantine
+          WHERE call_date = {call_date_sql} GROUP BY reason
+        UNION ALL
+        SELECT 'consent', 'admitted', NULL, count(*) FROM consented_calls WHERE call_date = {call_date_sql}
+        UNION ALL
+        SELECT 'consent', 'excluded', reason, count(*) FROM consent_exclusions
+          WHERE call_date = {call_date_sql} GROUP BY reason
+        UNION ALL
+        SELECT 'pseudonymize', 'published', NULL, count(*) FROM {analytics}.calls_pseudonymized
+          WHERE call_date = {call_date_sql}
+        UNION ALL
+        {_cell_membership_sql("call_volume_hourly", ["call_hour", "region"], call_date_sql)}
+        UNION ALL
+        {_cell_membership_sql("call_volume_by_country", ["caller_country", "caller_number_type"], call_date_sql)}
+    """
+
+
+def _cell_membership_sql(table: str, keys: list[str], call_date_sql: str) -> str:
+    """Published rows by the state of the aggregate cell they fall in (published, suppressed, or
+    none: a row in no cell means the aggregate lost it)."""
+    join = " AND ".join(f"cells.{key} IS NOT DISTINCT FROM rows.{key}" for key in keys)
+    row_keys = ", ".join(
+        f"coalesce({key}, 'unknown') AS {key}" if key != "call_hour" else key for key in keys
+    )
+    return f"""
+        SELECT 'aggregate:{table}',
+               CASE WHEN cells.suppressed IS NULL THEN 'in_no_cell'
+                    WHEN cells.suppressed THEN 'in_suppressed_cell' ELSE 'in_published_cell' END,
+               NULL, count(*)
+        FROM (SELECT {row_keys} FROM analytics.calls_pseudonymized WHERE call_date = {call_date_sql}) AS rows
+        LEFT JOIN (SELECT * FROM analytics.{table} WHERE call_date = {call_date_sql}) AS cells ON {join}
+        GROUP BY 2
+    """

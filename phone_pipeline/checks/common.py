@@ -1,0 +1,105 @@
+"""Turning Great Expectations suites and SQL audits into Dagster asset check results.
+
+Every gate is declared blocking (an ERROR result stops the run's downstream steps). Results carry
+counts and percentages only, never values: a GX result can quote the phone numbers it rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from phone_pipeline.resources import GreatExpectationsResource, SuiteOutcome
+
+E164_REGEX = r"^\+[1-9][0-9]{6,14}$"
+
+
+def blocking(asset_key: dg.AssetKey, name: str, description: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=asset_key, description=description, blocking=True)
+
+
+def warning(asset_key: dg.AssetKey, name: str, description: str) -> dg.AssetCheckSpec:
+    # Reported in the UI but not blocking: used where stopping all partitions would be worse.
+    return dg.AssetCheckSpec(name, asset=asset_key, description=description)
+
+
+def _suite_markdown(outcome: SuiteOutcome) -> str:
+    lines = [
+        "| expectation | column | passed | unexpected | of rows |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for item in outcome.expectations:
+        lines.append(
+            f"| {item.expectation} | {item.column or ''} | {'yes' if item.success else 'NO'} "
+            f"| {int(item.counts.get('unexpected_count', 0))} "
+            f"| {int(item.counts.get('element_count', outcome.rows))} |"
+        )
+    return "\n".join(lines)
+
+
+def suite_check(
+    gx: GreatExpectationsResource,
+    asset_key: dg.AssetKey,
+    check_name: str,
+    frame: pd.DataFrame,
+    expectations: list[Any],
+) -> dg.AssetCheckResult:
+    outcome = gx.validate(check_name, frame, expectations)
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=check_name,
+        passed=outcome.success,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "suite": outcome.suite,
+            "rows_validated": outcome.rows,
+            "expectations": len(outcome.expectations),
+            "failed_expectations": dg.MetadataValue.json(
+                [f"{item.expectation}({item.column or 'table'})" for item in outcome.failed]
+            ),
+            "results": dg.MetadataValue.md(_suite_markdown(outcome)),
+        },
+    )
+
+
+def sql_check(
+    asset_key: dg.AssetKey,
+    check_name: str,
+    passed: bool,
+    metadata: Mapping[str, Any] | None = None,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    description: str | None = None,
+) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=check_name,
+        passed=bool(passed),
+        severity=severity,
+        metadata=dict(metadata or {}),
+        description=description,
+    )
+
+
+def reconcile_check(
+    asset_key: dg.AssetKey, check_name: str, equations: Mapping[str, tuple[int, int]]
+) -> dg.AssetCheckResult:
+    """Each equation is (left, right) counts that must be equal; all are shown, failures named."""
+    broken = [name for name, (left, right) in equations.items() if left != right]
+    return sql_check(
+        asset_key,
+        check_name,
+        passed=not broken,
+        metadata={
+            **{
+                name: f"{left} = {right}" if left == right else f"{left} != {right}"
+                for name, (left, right) in equations.items()
+            },
+            "broken": dg.MetadataValue.json(broken),
+        },
+    )
+
+
+ExpectationFactory = Callable[..., list[Any]]

@@ -1,0 +1,74 @@
+"""Gates of the pseudonymize stage: run on the staged rows BEFORE they reach the analytics file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from phone_pipeline.checks.common import blocking
+from phone_pipeline.domain.pseudonyms import PSEUDONYM_REGEX
+from phone_pipeline.domain.validation import DISPOSITIONS
+
+CALLS_PSEUDONYMIZED = dg.AssetKey(["analytics", "calls_pseudonymized"])
+PSEUDONYMIZED_COLUMNS = [
+    "call_date", "call_hour", "caller_pseudonym", "callee_pseudonym", "caller_country",
+    "caller_number_type", "callee_country", "callee_number_type", "region", "duration_seconds",
+    "disposition",
+]  # fmt: skip
+
+PSEUDONYMIZED_CHECKS = [
+    blocking(
+        CALLS_PSEUDONYMIZED,
+        "calls_pseudonymized_suite",
+        "Great Expectations on the staged rows: exactly the minimised columns, well-formed keyed "
+        "pseudonyms, known dispositions, a region on every row.",
+    ),
+    blocking(
+        CALLS_PSEUDONYMIZED,
+        "no_phone_numbers_in_analytics",
+        "No text value of the staged rows equals a raw or E.164 number of the partition, or looks "
+        "like a phone number at all.",
+    ),
+    blocking(
+        CALLS_PSEUDONYMIZED,
+        "pseudonymized_rows_reconcile",
+        "One published row per admitted call, every time truncated to the hour.",
+    ),
+]
+
+# Anything a person would read as a phone number: 7+ digits with the usual separators.
+PHONE_LIKE_SQL_REGEX = r"^\s*(tel:)?\+?[0-9][0-9 ().\-]{5,}[0-9]\s*$"
+
+
+def pseudonymized_expectations() -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectTableColumnsToMatchSet(column_set=PSEUDONYMIZED_COLUMNS, exact_match=True),
+        gxe.ExpectColumnValuesToNotBeNull(column="caller_pseudonym"),
+        gxe.ExpectColumnValuesToMatchRegex(column="caller_pseudonym", regex=PSEUDONYM_REGEX),
+        gxe.ExpectColumnValuesToMatchRegex(column="callee_pseudonym", regex=PSEUDONYM_REGEX),
+        gxe.ExpectColumnValuesToNotBeNull(column="region"),
+        gxe.ExpectColumnValuesToBeInSet(column="disposition", value_set=list(DISPOSITIONS)),
+    ]
+
+
+def phone_numbers_found_sql(staged_table: str, text_columns: list[str], call_date_sql: str) -> str:
+    """Count staged text values that are a number of the partition (raw or E.164) or look like one."""
+    values = ", ".join(text_columns)
+    return f"""
+        WITH known_numbers AS (
+            SELECT DISTINCT number FROM (
+                SELECT unnest([caller_number, callee_number]) AS number
+                FROM raw_calls WHERE call_date = {call_date_sql}
+                UNION ALL
+                SELECT unnest([caller_e164, callee_e164]) FROM calls_validated
+                WHERE call_date = {call_date_sql}
+            ) WHERE regexp_matches(number, '[0-9].*[0-9].*[0-9]')  -- junk such as 'N/A' is no number
+        ),
+        published_values AS (SELECT unnest([{values}]) AS value FROM {staged_table})
+        SELECT count(*) FILTER (WHERE value IN (SELECT number FROM known_numbers)) AS known,
+               count(*) FILTER (WHERE regexp_full_match(value, '{PHONE_LIKE_SQL_REGEX}')) AS phone_like
+        FROM published_values WHERE value IS NOT NULL
+    """

@@ -1,0 +1,54 @@
+"""Gates of the validate stage (`restricted/calls_validated`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from phone_pipeline.checks.common import E164_REGEX, blocking
+from phone_pipeline.domain.validation import DISPOSITIONS
+
+CALLS_VALIDATED = dg.AssetKey(["restricted", "calls_validated"])
+CALLS_QUARANTINE = dg.AssetKey(["restricted", "calls_quarantine"])
+
+VALIDATED_CHECKS = [
+    blocking(
+        CALLS_VALIDATED,
+        "calls_validated_suite",
+        "Great Expectations: numbers in E.164 with a country, durations within bounds, known "
+        "dispositions, unique call ids.",
+    ),
+    blocking(
+        CALLS_VALIDATED,
+        "quarantine_share_within_limit",
+        "The partition's share of quarantined rows is at most PHONE_PIPELINE_MAX_QUARANTINE_SHARE.",
+    ),
+    blocking(
+        CALLS_VALIDATED,
+        "validate_rows_reconcile",
+        "Every raw row of the partition is either validated or quarantined, exactly once.",
+    ),
+]
+
+
+def validated_expectations(max_call_seconds: int) -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    return [
+        *[
+            expectation
+            for column in ("caller_e164", "callee_e164")
+            for expectation in (
+                gxe.ExpectColumnValuesToNotBeNull(column=column),
+                gxe.ExpectColumnValuesToMatchRegex(column=column, regex=E164_REGEX),
+            )
+        ],
+        gxe.ExpectColumnValuesToNotBeNull(column="caller_country"),
+        gxe.ExpectColumnValuesToNotBeNull(column="started_at_utc"),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="duration_seconds", min_value=0, max_value=max_call_seconds
+        ),
+        gxe.ExpectColumnValuesToBeInSet(column="disposition", value_set=list(DISPOSITIONS)),
+        gxe.ExpectColumnValuesToBeUnique(column="call_id"),
+    ]

@@ -1,0 +1,147 @@
+"""`phone-pipeline`: generate synthetic data, run the pipeline headless, demo, or open the UI."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from phone_pipeline.settings import Settings, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The console shows warnings and errors; every event is still in the instance for the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _generate(settings: Settings, args: argparse.Namespace) -> None:
+    from phone_pipeline.domain.synthetic import generate
+
+    summary = generate(
+        settings.home,
+        rows=args.rows,
+        days=args.days,
+        seed=args.seed,
+        start_date=args.start,
+        default_region=settings.default_region,
+    )
+    print(
+        f"Generated {summary.rows} calls over {summary.days} day(s) from {summary.start_date} "
+        f"({summary.subscribers} fictional subscribers, {summary.junk_rows} deliberately bad rows) "
+        f"in {settings.home / 'landing'}"
+    )
+
+
+def _partitions_with_data(settings: Settings) -> list[str]:
+    from phone_pipeline.landing import LandingFileError, call_dates_in_file, list_landing_files
+    from phone_pipeline.partitions import partition_range
+
+    first, last = partition_range()
+    days: set[dt.date] = set()
+    for path in list_landing_files(settings.landing_calls):
+        try:
+            days |= call_dates_in_file(path, first, last)
+        except LandingFileError as error:
+            print(f"warning: {error}", file=sys.stderr)
+    return sorted(day.isoformat() for day in days)
+
+
+def _run(settings: Settings, partitions: list[str] | None) -> int:
+    from phone_pipeline.instance import ensure_dagster_home
+
+    ensure_dagster_home(settings.dagster_home)
+    import dagster as dg
+    import duckdb
+
+    from phone_pipeline.definitions import defs
+
+    partitions = partitions or _partitions_with_data(settings)
+    if not partitions:
+        print(f"No call-log files with readable dates in {settings.landing_calls}.")
+        return 1
+    job = defs.resolve_job_def("call_pipeline")
+    failed = []
+    with dg.DagsterInstance.get() as instance:
+        for partition in partitions:
+            result = job.execute_in_process(
+                partition_key=partition, instance=instance, raise_on_error=False, run_config=QUIET
+            )
+            status = "ok" if result.success else "FAILED (see the run in the UI)"
+            print(f"{partition}: run {result.run_id[:8]} {status}")
+            if not result.success:
+                failed.append(partition)
+    if settings.analytics_db.exists():
+        with duckdb.connect(str(settings.analytics_db), read_only=True) as con:
+            totals = con.execute(
+                "SELECT stage, outcome, sum(rows) FROM row_accounting GROUP BY ALL ORDER BY 1, 2"
+            ).fetchall()
+        print("Row accounting over all partitions:")
+        for stage, outcome, rows in totals:
+            print(f"  {stage:34} {outcome:20} {rows}")
+    return 1 if failed else 0
+
+
+def _ui(settings: Settings, port: int) -> None:
+    from phone_pipeline.instance import ensure_dagster_home
+
+    home = ensure_dagster_home(settings.dagster_home)
+    print(f"Dagster instance: {home}; open http://127.0.0.1:{port}")
+    os.chdir(PROJECT_ROOT)
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(
+        str(dagster),
+        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="phone-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("generate", "write synthetic call logs, consent events and cells"),
+                       ("demo", "generate a sample, run it, and say where the results are")):  # fmt: skip
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--rows", type=int, default=20_000)
+        command.add_argument("--days", type=int, default=3)
+        command.add_argument("--seed", type=int, default=42)
+        command.add_argument("--start", type=dt.date.fromisoformat, default=None,
+                             help="first day (default: the days ending yesterday, UTC)")  # fmt: skip
+    run = commands.add_parser("run", help="materialise every partition that has landing data")
+    run.add_argument("--partition", action="append", help="a day (YYYY-MM-DD); repeatable")
+    ui = commands.add_parser("ui", help="start the Dagster UI and daemon on this data home")
+    ui.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args(argv)
+
+    settings = load_settings()
+    settings.ensure_folders()
+    if args.command == "generate":
+        _generate(settings, args)
+        return 0
+    if args.command == "run":
+        return _run(settings, args.partition)
+    if args.command == "ui":
+        _ui(settings, args.port)
+        return 0
+    # demo
+    if not os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY"):
+        # A throwaway key for this process only: it is never written or printed.
+        os.environ["PHONE_PIPELINE_PSEUDONYM_KEY"] = secrets.token_hex(32)
+        print(
+            "PHONE_PIPELINE_PSEUDONYM_KEY is not set: this demo uses a throwaway key, so its "
+            "pseudonyms will not match later runs. Set the variable for real use."
+        )
+    _generate(settings, args)
+    code = _run(settings, None)
+    print(
+        f"\nResults:\n  shareable zone: {settings.analytics_db} (calls_pseudonymized, "
+        "call_volume_hourly, call_volume_by_country, row_accounting)\n"
+        f"  restricted zone: {settings.restricted_db} (raw_calls, calls_validated, "
+        "calls_quarantine, consent_events, consented_calls, ...)\n"
+        "Open the UI (runs, lineage, checks): .venv/bin/phone-pipeline ui   then http://127.0.0.1:3000"
+    )
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

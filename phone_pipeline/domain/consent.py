@@ -1,0 +1,129 @@
+"""Consent as of each call's time, per purpose.
+
+The rule a reviewer audits: the state of a number for a purpose at time t is the status of its latest
+consent event recorded at or before t; no such event means not granted. Two events of one number and
+purpose recorded at the same instant resolve to withdrawn (the protective reading).
+
+`consent_as_of_sql` is what the pipeline runs (a DuckDB ASOF join, fast on millions of calls);
+`consent_granted_at` is a small pure-Python statement of the same rule that tests compare it against.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from phone_pipeline.domain.timestamps import started_at_utc_sql
+
+PURPOSES = ("analytics", "marketing")
+STATUSES = ("granted", "withdrawn")
+
+# Why a call was left out of the analytics path.
+CALLER_NO_CONSENT = "caller_no_analytics_consent"
+CALLER_WITHDRAWN = "caller_analytics_consent_withdrawn"
+EXCLUSION_REASONS = (CALLER_NO_CONSENT, CALLER_WITHDRAWN)
+
+
+@dataclass(frozen=True)
+class ConsentEvent:
+    e164: str
+    purpose: str
+    status: str
+    recorded_at: dt.datetime
+
+
+def consent_granted_at(
+    events: Iterable[ConsentEvent], e164: str, purpose: str, at: dt.datetime
+) -> bool:
+    """Reference implementation of the as-of rule."""
+    relevant = [
+        event
+        for event in events
+        if event.e164 == e164 and event.purpose == purpose and event.recorded_at <= at
+    ]
+    if not relevant:
+        return False
+    latest_time = max(event.recorded_at for event in relevant)
+    return all(event.status == "granted" for event in relevant if event.recorded_at == latest_time)
+
+
+def _checked_purpose(purpose: str) -> str:
+    # Inlined into SQL below, so only known purposes are accepted.
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown consent purpose {purpose!r}; known: {', '.join(PURPOSES)}")
+    return purpose
+
+
+def consent_timeline_sql(events_table: str, purpose: str) -> str:
+    """One row per number and instant with `granted`: the tie rule (withdrawn wins) applied."""
+    return f"""
+        SELECT e164, recorded_at, bool_and(status = 'granted') AS granted
+        FROM {events_table}
+        WHERE purpose = '{_checked_purpose(purpose)}'
+        GROUP BY e164, recorded_at
+    """
+
+
+def consent_as_of_sql(calls_table: str, events_table: str, purpose: str = "analytics") -> str:
+    """The calls with `caller_consent` and `callee_consent` (TRUE, FALSE, or NULL for no event).
+
+    `calls_table` needs `caller_e164`, `callee_e164` and `started_at_utc`; `events_table` needs
+    `e164`, `purpose`, `status` and `recorded_at`.
+    """
+    timeline = consent_timeline_sql(events_table, purpose)
+    return f"""
+        WITH timeline AS ({timeline})
+        SELECT calls.*,
+               caller_state.granted AS caller_consent,
+               callee_state.granted AS callee_consent
+        FROM {calls_table} AS calls
+        ASOF LEFT JOIN timeline AS caller_state
+          ON caller_state.e164 = calls.caller_e164
+         AND caller_state.recorded_at <= calls.started_at_utc
+        ASOF LEFT JOIN timeline AS callee_state
+          ON callee_state.e164 = calls.callee_e164
+         AND callee_state.recorded_at <= calls.started_at_utc
+    """
+
+
+def exclusion_reason_sql(consent_column: str = "caller_consent") -> str:
+    """SQL expression: why a call is excluded, NULL when it is admitted."""
+    return (
+        f"CASE WHEN {consent_column} IS NULL THEN '{CALLER_NO_CONSENT}' "
+        f"WHEN NOT {consent_column} THEN '{CALLER_WITHDRAWN}' END"
+    )
+
+
+CONSENT_QUARANTINE_REASONS = (
+    "invalid_phone_number",
+    "unknown_purpose",
+    "unknown_status",
+    "bad_recorded_at",
+)
+
+
+def classify_consent_events_sql(staged_events: str, number_cache: str, default_region: str) -> str:
+    """Registry rows (text) joined to their parsed number, with `reason` (NULL = usable event)."""
+    if not default_region.isalpha() or len(default_region) != 2:
+        raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {default_region!r}")
+    purposes = ", ".join(f"'{value}'" for value in PURPOSES)
+    statuses = ", ".join(f"'{value}'" for value in STATUSES)
+    return f"""
+    WITH parsed AS (
+        SELECT staged.*, numbers.e164,
+               lower(trim(staged.purpose)) AS clean_purpose,
+               lower(trim(staged.status)) AS clean_status,
+               {started_at_utc_sql("staged.recorded_at")} AS recorded_at_utc
+        FROM {staged_events} AS staged
+        LEFT JOIN {number_cache} AS numbers
+          ON numbers.raw_number = staged.phone_number AND numbers.default_region = '{default_region}'
+    )
+    SELECT *,
+           CASE WHEN e164 IS NULL THEN 'invalid_phone_number'
+                WHEN clean_purpose IS NULL OR clean_purpose NOT IN ({purposes}) THEN 'unknown_purpose'
+                WHEN clean_status IS NULL OR clean_status NOT IN ({statuses}) THEN 'unknown_status'
+                WHEN recorded_at_utc IS NULL THEN 'bad_recorded_at'
+           END AS reason
+    FROM parsed
+    """

@@ -1,0 +1,87 @@
+"""The row-level rules of validation: which raw call rows are admitted, and why others are not.
+
+Row-level problems go to quarantine with one machine-readable `reason` (the first rule that fails,
+in the order below) and a `detail`; nothing is dropped. Batch-level problems are the gates' business.
+"""
+
+from __future__ import annotations
+
+DISPOSITIONS = ("answered", "busy", "no_answer", "failed", "voicemail")
+
+# In the order they are tested: the first failing rule names the row's reason.
+QUARANTINE_REASONS = (
+    "missing_call_id",
+    "bad_timestamp",
+    "started_at_out_of_range",
+    "invalid_caller_number",
+    "invalid_callee_number",
+    "invalid_duration",
+    "negative_duration",
+    "absurd_duration",
+    "unknown_disposition",
+    "duplicate_call_id",
+)
+
+
+def classify_calls_sql(
+    raw_calls_sql: str, number_cache: str, default_region: str, max_call_seconds: int
+) -> str:
+    """Raw rows joined to their parsed numbers, with `reason`/`detail` (NULL reason = admitted).
+
+    `raw_calls_sql` selects the partition's raw rows with their file's `load_order`; the first
+    occurrence of a `call_id` (by load order, then row) is kept and later ones are duplicates.
+    """
+    if not default_region.isalpha() or len(default_region) != 2:
+        raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {default_region!r}")
+    dispositions = ", ".join(f"'{value}'" for value in DISPOSITIONS)
+    max_seconds = int(max_call_seconds)
+    return f"""
+    WITH parsed AS (
+        SELECT raw.*,
+               nullif(trim(raw.call_id), '') AS clean_call_id,
+               TRY_CAST(trim(raw.duration_seconds) AS BIGINT) AS duration_int,
+               lower(trim(raw.disposition)) AS clean_disposition,
+               caller.e164 AS caller_e164, caller.country AS caller_country,
+               caller.number_type AS caller_number_type, caller.time_zones AS caller_time_zones,
+               caller.geo_region AS caller_geo_region, coalesce(caller.reason, 'empty') AS caller_reason,
+               callee.e164 AS callee_e164, callee.country AS callee_country,
+               callee.number_type AS callee_number_type, callee.time_zones AS callee_time_zones,
+               coalesce(callee.reason, 'empty') AS callee_reason
+        FROM ({raw_calls_sql}) AS raw
+        LEFT JOIN {number_cache} AS caller
+          ON caller.raw_number = raw.caller_number AND caller.default_region = '{default_region}'
+        LEFT JOIN {number_cache} AS callee
+          ON callee.raw_number = raw.callee_number AND callee.default_region = '{default_region}'
+    ),
+    row_reasons AS (
+        SELECT *,
+               CASE
+                 WHEN clean_call_id IS NULL THEN 'missing_call_id'
+                 WHEN timestamp_status = 'unreadable' THEN 'bad_timestamp'
+                 WHEN timestamp_status = 'out_of_range' THEN 'started_at_out_of_range'
+                 WHEN caller_e164 IS NULL THEN 'invalid_caller_number'
+                 WHEN callee_e164 IS NULL THEN 'invalid_callee_number'
+                 WHEN duration_int IS NULL THEN 'invalid_duration'
+                 WHEN duration_int < 0 THEN 'negative_duration'
+                 WHEN duration_int > {max_seconds} THEN 'absurd_duration'
+                 WHEN clean_disposition IS NULL OR clean_disposition NOT IN ({dispositions})
+                   THEN 'unknown_disposition'
+               END AS row_reason
+        FROM parsed
+    ),
+    ranked AS (
+        SELECT *,
+               CASE WHEN row_reason IS NULL THEN row_number() OVER (
+                   PARTITION BY clean_call_id, row_reason IS NULL ORDER BY load_order, source_row
+               ) END AS occurrence
+        FROM row_reasons
+    )
+    SELECT *,
+           CASE WHEN row_reason IS NULL AND occurrence > 1 THEN 'duplicate_call_id'
+                ELSE row_reason END AS reason,
+           CASE WHEN row_reason = 'invalid_caller_number' THEN caller_reason
+                WHEN row_reason = 'invalid_callee_number' THEN callee_reason
+                WHEN row_reason = 'absurd_duration' THEN 'longer than {max_seconds} s'
+           END AS detail
+    FROM ranked
+    """

@@ -1,0 +1,237 @@
+"""The landing zone: which call-log files are there, which are new, and loading a file once.
+
+A file is known by the SHA-256 of its content, so the same file dropped twice, or under another name,
+is loaded once. Each row is tagged with its source file and row number and placed in the daily
+partition of its call's UTC date; rows whose time cannot be read (or lies outside the partitions)
+go to the file's earliest readable date, where validation quarantines them with a reason: every row
+of a loaded file lands in exactly one partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from phone_pipeline.domain.redaction import redact
+from phone_pipeline.domain.timestamps import started_at_utc_sql
+
+CALL_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+# Names of files still being written: the sensor and the loader skip them until renamed.
+PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
+REQUIRED_CALL_COLUMNS = (
+    "call_id",
+    "caller_number",
+    "callee_number",
+    "started_at",
+    "duration_seconds",
+    "disposition",
+)
+OPTIONAL_CALL_COLUMNS = ("cell_id",)
+
+
+class LandingFileError(ValueError):
+    """A landing file that cannot be read; the message names the file and the problem."""
+
+
+@dataclass
+class IngestReport:
+    loaded: list[str] = field(default_factory=list)
+    already_loaded: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # file name -> redacted problem
+    rows_loaded: int = 0
+
+
+def is_landing_file(path: Path, suffixes: tuple[str, ...] = CALL_FILE_SUFFIXES) -> bool:
+    name = path.name.lower()
+    return (
+        path.is_file()
+        and not name.startswith(".")
+        and not name.endswith(PARTIAL_SUFFIXES)
+        and name.endswith(suffixes)
+    )
+
+
+def list_landing_files(folder: Path, suffixes: tuple[str, ...] = CALL_FILE_SUFFIXES) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if is_landing_file(path, suffixes))
+
+
+def content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _quoted(value: str | Path) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_date(day: dt.date) -> str:
+    return f"DATE '{day.isoformat()}'"
+
+
+def read_text_table_sql(path: Path) -> str:
+    """A relation over the file with every column as text: digits-only numbers keep `+` and
+    leading zeros, and `N/A` stays a string for validation to judge."""
+    if path.name.lower().endswith(".parquet"):
+        return f"read_parquet({_quoted(path)})"
+    return (
+        f"read_csv({_quoted(path)}, header = true, all_varchar = true, delim = ',', "
+        "quote = '\"', escape = '\"', strict_mode = true)"
+    )
+
+
+def _file_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    return [
+        row[0]
+        for row in con.execute(f"DESCRIBE SELECT * FROM {read_text_table_sql(path)}").fetchall()
+    ]
+
+
+def stage_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+    stage_table: str = "landing_stage",
+) -> int:
+    """Read `path` into a TEMP table of text columns plus `source_row`; raises LandingFileError.
+
+    Column names are matched case-insensitively; extra columns are not read (data minimisation).
+    """
+    try:
+        columns = {name.strip().lower(): name for name in _file_columns(con, path)}
+        missing = [name for name in required if name not in columns]
+        if missing:
+            raise LandingFileError(
+                f"{redact(path.name)}: missing required column(s) {', '.join(missing)}; "
+                f"found {', '.join(sorted(columns)) or 'none'}"
+            )
+        selected = ", ".join(
+            f'CAST("{columns[name]}" AS VARCHAR) AS {name}'
+            if name in columns
+            else f"CAST(NULL AS VARCHAR) AS {name}"
+            for name in (*required, *optional)
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {stage_table} AS "
+            f"SELECT row_number() OVER () AS source_row, {selected} FROM {read_text_table_sql(path)}"
+        )
+    except duckdb.Error as error:
+        # DuckDB quotes offending lines, which may hold phone numbers: redact before reporting.
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
+        raise LandingFileError(f"{redact(path.name)}: not readable: {redact(first_line)}") from None
+    return con.execute(f"SELECT count(*) FROM {stage_table}").fetchone()[0]
+
+
+def _timestamp_status_sql(first_date: dt.date, last_date: dt.date) -> str:
+    return (
+        "CASE WHEN started_at_utc IS NULL THEN 'unreadable' "
+        f"WHEN CAST(started_at_utc AS DATE) NOT BETWEEN {sql_date(first_date)} AND {sql_date(last_date)} "
+        "THEN 'out_of_range' ELSE 'ok' END"
+    )
+
+
+def load_call_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    file_hash: str,
+    first_date: dt.date,
+    last_date: dt.date,
+) -> int:
+    """Load one call-log file into `raw_calls` and register it, in one transaction."""
+    rows = stage_file(con, path, REQUIRED_CALL_COLUMNS, OPTIONAL_CALL_COLUMNS)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE landing_timed AS "
+        f"SELECT *, {started_at_utc_sql('started_at')} AS started_at_utc FROM landing_stage"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE landing_classified AS "
+        f"SELECT *, {_timestamp_status_sql(first_date, last_date)} AS timestamp_status FROM landing_timed"
+    )
+    anchor = con.execute(
+        "SELECT min(CAST(started_at_utc AS DATE)) FROM landing_classified WHERE timestamp_status = 'ok'"
+    ).fetchone()[0]
+    if anchor is None:
+        raise LandingFileError(
+            f"{redact(path.name)}: no row has a readable started_at between {first_date} and "
+            f"{last_date} ({rows} rows), so its rows cannot be placed in a daily partition"
+        )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        load_order = con.execute(
+            "SELECT coalesce(max(load_order), 0) + 1 FROM landing_files"
+        ).fetchone()[0]
+        con.execute(
+            f"""
+            INSERT INTO raw_calls BY NAME
+            SELECT CASE WHEN timestamp_status = 'ok' THEN CAST(started_at_utc AS DATE)
+                        ELSE {sql_date(anchor)} END AS call_date,
+                   {_quoted(file_hash)} AS content_hash, {_quoted(path.name)} AS source_file,
+                   source_row, call_id, caller_number, callee_number, started_at,
+                   duration_seconds, disposition, cell_id, started_at_utc, timestamp_status
+            FROM landing_classified
+            """
+        )
+        con.execute(
+            "INSERT INTO landing_files VALUES (?, ?, ?, ?, ?, ?, now())",
+            [file_hash, path.name, path.stat().st_size, rows, anchor, load_order],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return rows
+
+
+def ingest_new_files(
+    con: duckdb.DuckDBPyConnection, folder: Path, first_date: dt.date, last_date: dt.date
+) -> IngestReport:
+    """Load every landing file whose content is not registered yet. Unreadable files are reported,
+    not registered, so that a corrected file is picked up next time; nothing loaded is touched."""
+    report = IngestReport()
+    known = {row[0] for row in con.execute("SELECT content_hash FROM landing_files").fetchall()}
+    for path in list_landing_files(folder):
+        file_hash = content_hash(path)
+        if file_hash in known:
+            report.already_loaded.append(path.name)
+            continue
+        try:
+            report.rows_loaded += load_call_file(con, path, file_hash, first_date, last_date)
+        except LandingFileError as error:
+            report.rejected[redact(path.name)] = str(error)
+            continue
+        known.add(file_hash)
+        report.loaded.append(path.name)
+    return report
+
+
+def call_dates_in_file(path: Path, first_date: dt.date, last_date: dt.date) -> set[dt.date]:
+    """The partitions a file's rows will land in (what a sensor asks before requesting runs)."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        stage_file(con, path, REQUIRED_CALL_COLUMNS, OPTIONAL_CALL_COLUMNS)
+        con.execute(
+            "CREATE TEMP TABLE landing_timed AS "
+            f"SELECT {started_at_utc_sql('started_at')} AS started_at_utc FROM landing_stage"
+        )
+        dates = {
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT CAST(started_at_utc AS DATE) FROM landing_timed "
+                f"WHERE CAST(started_at_utc AS DATE) BETWEEN {sql_date(first_date)} AND {sql_date(last_date)}"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    return dates

@@ -1,0 +1,43 @@
+"""The cache of numbers already normalised, kept in the restricted zone.
+
+Each distinct raw string is parsed once per default region, ever: later partitions and runs parse
+only strings they have not seen (phonenumbers costs 13-24 us per number, the join almost nothing).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from phone_pipeline.domain.numbers import NUMBER_COLUMNS, normalize_numbers
+
+
+def cache_new_numbers(
+    con: duckdb.DuckDBPyConnection,
+    numbers_sql: str,
+    default_region: str,
+    table: str = "number_cache",
+) -> int:
+    """Parse the distinct non-null strings of `numbers_sql` (one column `raw_number`) not cached yet."""
+    new_numbers = [
+        row[0]
+        for row in con.execute(
+            f"""
+            SELECT DISTINCT candidates.raw_number
+            FROM ({numbers_sql}) AS candidates
+            ANTI JOIN (SELECT raw_number FROM {table} WHERE default_region = ?) AS cached
+              ON cached.raw_number = candidates.raw_number
+            WHERE candidates.raw_number IS NOT NULL
+            """,
+            [default_region],
+        ).fetchall()
+    ]
+    if not new_numbers:
+        return 0
+    parsed = normalize_numbers(new_numbers, default_region)[NUMBER_COLUMNS]
+    parsed["default_region"] = default_region
+    con.register("parsed_numbers", parsed)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM parsed_numbers")
+    finally:
+        con.unregister("parsed_numbers")
+    return len(new_numbers)

@@ -1,0 +1,169 @@
+"""Resources: where the warehouse is, the pipeline's rules, the pseudonym key, Great Expectations."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.domain.pseudonyms import Pseudonymizer, decode_key
+from phone_pipeline.settings import Settings
+
+
+class PipelineConfig(dg.ConfigurableResource):
+    """The data contract's knobs: where files land and the thresholds the gates enforce."""
+
+    data_home: str
+    default_region: str = "US"
+    min_cell_size: int = 5
+    max_quarantine_share: float = 0.2
+    max_call_seconds: int = 86_400
+    partitions_start_date: str = "2024-01-01"
+
+    @property
+    def landing_calls(self) -> Path:
+        return Path(self.data_home) / "landing" / "calls"
+
+    @property
+    def landing_consent(self) -> Path:
+        return Path(self.data_home) / "landing" / "consent"
+
+    @property
+    def cells_file(self) -> Path:
+        return Path(self.data_home) / "landing" / "cells.csv"
+
+
+class PseudonymKeyResource(dg.ConfigurableResource):
+    """The HMAC key (from the environment through `dg.EnvVar`) and its version.
+
+    The key is decoded only when a pseudonymizer is asked for, and error messages never hold it.
+    """
+
+    key: str
+    key_version: int = 1
+
+    def pseudonymizer(self) -> Pseudonymizer:
+        return Pseudonymizer(decode_key(self.key), self.key_version)
+
+
+# Result format that carries counts only: GX's BASIC format copies unexpected values (phone
+# numbers) into results, and those results end up in Dagster's event log.
+COUNTS_ONLY_RESULT_FORMAT = {
+    "result_format": "BASIC",
+    "partial_unexpected_count": 0,
+    "exclude_unexpected_values": True,
+    "include_unexpected_rows": False,
+}
+_NUMERIC_RESULT_KEYS = ("element_count", "unexpected_count", "unexpected_percent", "missing_count")
+
+
+@dataclass
+class ExpectationOutcome:
+    expectation: str
+    column: str | None
+    success: bool
+    counts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SuiteOutcome:
+    suite: str
+    success: bool
+    rows: int
+    expectations: list[ExpectationOutcome]
+
+    @property
+    def failed(self) -> list[ExpectationOutcome]:
+        return [outcome for outcome in self.expectations if not outcome.success]
+
+
+_gx_lock = threading.Lock()
+_gx_batch_definition: Any = None
+
+
+def _batch_definition() -> Any:
+    """One ephemeral GX context per process: building one costs seconds, and file mode writes a
+    `gx/` folder. Imported lazily because importing GX costs about 2-3 s."""
+    global _gx_batch_definition
+    with _gx_lock:
+        if _gx_batch_definition is None:
+            os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            context = gx.get_context(mode="ephemeral")
+            context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            source = context.data_sources.add_pandas("phone_pipeline")
+            asset = source.add_dataframe_asset("stage_frames")
+            _gx_batch_definition = asset.add_batch_definition_whole_dataframe("whole_frame")
+        return _gx_batch_definition
+
+
+class GreatExpectationsResource(dg.ConfigurableResource):
+    """Runs a Great Expectations 1.x suite on a DataFrame and returns counts, never values.
+
+    `dagster-ge` only supports GX < 1.0, hence this small resource of our own.
+    """
+
+    def validate(
+        self, suite_name: str, frame: pd.DataFrame, expectations: list[Any]
+    ) -> SuiteOutcome:
+        import great_expectations as gx
+
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+        suite = gx.ExpectationSuite(
+            name=f"{suite_name}-{uuid.uuid4().hex[:8]}", expectations=expectations
+        )
+        result = batch.validate(suite, result_format=COUNTS_ONLY_RESULT_FORMAT)
+        outcomes = []
+        for item in result.results:
+            config = item.expectation_config
+            counts = {
+                key: float(value)
+                for key, value in (item.result or {}).items()
+                if key in _NUMERIC_RESULT_KEYS and isinstance(value, int | float)
+            }
+            observed = (item.result or {}).get("observed_value")
+            if isinstance(observed, int | float) and not isinstance(observed, bool):
+                counts["observed_value"] = float(observed)
+            outcomes.append(
+                ExpectationOutcome(
+                    expectation=config.type,
+                    column=config.kwargs.get("column"),
+                    success=bool(item.success),
+                    counts=counts,
+                )
+            )
+        return SuiteOutcome(
+            suite=suite_name, success=bool(result.success), rows=len(frame), expectations=outcomes
+        )
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """Resources for a deployment described by `settings` (the Definitions and the tests use it)."""
+    return {
+        "restricted_warehouse": DuckDBResource(database=str(settings.restricted_db)),
+        "analytics_warehouse": DuckDBResource(database=str(settings.analytics_db)),
+        "pipeline_config": PipelineConfig(
+            data_home=str(settings.home),
+            default_region=settings.default_region,
+            min_cell_size=settings.min_cell_size,
+            max_quarantine_share=settings.max_quarantine_share,
+            max_call_seconds=settings.max_call_seconds,
+            partitions_start_date=settings.partitions_start_date,
+        ),
+        "pseudonym_key": PseudonymKeyResource(
+            key=dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEY"),
+            key_version=dg.EnvVar.int("PHONE_PIPELINE_PSEUDONYM_KEY_VERSION")
+            if os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY_VERSION")
+            else 1,
+        ),
+        "gx": GreatExpectationsResource(),
+    }

@@ -1,0 +1,118 @@
+"""A sensor on landing/calls: new, complete files start a run for each day partition they touch."""
+
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from phone_pipeline.domain.redaction import redact
+from phone_pipeline.jobs import call_pipeline_job
+from phone_pipeline.landing import (
+    LandingFileError,
+    call_dates_in_file,
+    content_hash,
+    list_landing_files,
+)
+from phone_pipeline.partitions import partition_range
+from phone_pipeline.resources import PipelineConfig
+from phone_pipeline.settings import load_settings
+
+
+@dataclass
+class LandingPlan:
+    """What one sensor tick decided: runs per partition, files still settling, the new cursor."""
+
+    runs: dict[str, list[str]] = field(default_factory=dict)  # partition -> new content hashes
+    settling: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    cursor: dict = field(default_factory=dict)
+
+
+def plan_landing_runs(
+    folder: Path,
+    cursor: dict,
+    settle_seconds: float,
+    first_date: dt.date,
+    last_date: dt.date,
+    now: float | None = None,
+) -> LandingPlan:
+    """Decide runs for new complete files, remembering what was seen in the cursor.
+
+    A file is complete once its size and mtime did not change since the previous tick, or it has
+    not been modified for `settle_seconds`; `.part`/`.tmp` names are never read. Files are known
+    by content hash, so a copy under another name starts nothing.
+    """
+    now = time.time() if now is None else now
+    seen: dict[str, list] = cursor.get("files", {})
+    handled: set[str] = set(cursor.get("hashes", []))
+    plan = LandingPlan()
+    files: dict[str, list] = {}
+    for path in list_landing_files(folder):
+        stat = path.stat()
+        signature = [stat.st_size, stat.st_mtime_ns]
+        previous = seen.get(path.name)
+        if previous and previous[:2] == signature and previous[2]:
+            files[path.name] = previous  # unchanged and already hashed
+            continue
+        stable = previous is not None and previous[:2] == signature
+        if not stable and now - stat.st_mtime < settle_seconds:
+            files[path.name] = [*signature, None]
+            plan.settling.append(path.name)
+            continue
+        file_hash = content_hash(path)
+        files[path.name] = [*signature, file_hash]
+        if file_hash in handled:
+            continue
+        handled.add(file_hash)
+        try:
+            dates = call_dates_in_file(path, first_date, last_date)
+        except LandingFileError as error:
+            plan.unreadable[path.name] = str(error)
+            continue
+        for day in dates:
+            plan.runs.setdefault(day.isoformat(), []).append(file_hash)
+    plan.cursor = {"files": files, "hashes": sorted(handled)}
+    return plan
+
+
+def run_key(partition: str, hashes: list[str]) -> str:
+    return f"{partition}:" + hashlib.sha256("".join(sorted(hashes)).encode()).hexdigest()[:24]
+
+
+@dg.sensor(
+    job=call_pipeline_job,
+    minimum_interval_seconds=load_settings().sensor_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches landing/calls for new call-log files (.csv, .csv.gz, .parquet). Files still being "
+        "written (.part/.tmp names, or changed since the last tick) wait; a complete new file "
+        "starts one run per day partition it touches."
+    ),
+)
+def landing_calls_sensor(context: dg.SensorEvaluationContext, pipeline_config: PipelineConfig):
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    first_date, last_date = partition_range()
+    plan = plan_landing_runs(
+        pipeline_config.landing_calls, cursor, load_settings().settle_seconds, first_date, last_date
+    )
+    for problem in plan.unreadable.values():
+        context.log.warning(f"Not starting a run for an unreadable file: {redact(problem)}")
+    requests = [
+        dg.RunRequest(run_key=run_key(partition, hashes), partition_key=partition,
+                      tags={"phone_pipeline/trigger": "landing_file"})
+        for partition, hashes in sorted(plan.runs.items())
+    ]  # fmt: skip
+    skip_reason = None
+    if not requests:
+        skip_reason = (
+            f"{len(plan.settling)} file(s) still being written"
+            if plan.settling
+            else "no new call-log files"
+        )
+    return dg.SensorResult(
+        run_requests=requests, cursor=json.dumps(plan.cursor), skip_reason=skip_reason
+    )

@@ -1,0 +1,72 @@
+"""Every setting read from the environment, with its default, in one place.
+
+Secrets are not here: the pseudonym key is read by its resource through `dg.EnvVar`, so it never
+sits in a config object that could be printed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    default_region: str
+    min_cell_size: int
+    max_quarantine_share: float
+    max_call_seconds: int
+    partitions_start_date: str
+    sensor_interval_seconds: int
+    settle_seconds: float
+
+    @property
+    def landing_calls(self) -> Path:
+        return self.home / "landing" / "calls"
+
+    @property
+    def landing_consent(self) -> Path:
+        return self.home / "landing" / "consent"
+
+    @property
+    def cells_file(self) -> Path:
+        return self.home / "landing" / "cells.csv"
+
+    @property
+    def restricted_db(self) -> Path:
+        return self.home / "warehouse" / "restricted.duckdb"
+
+    @property
+    def analytics_db(self) -> Path:
+        return self.home / "warehouse" / "analytics.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster_home")
+
+    def ensure_folders(self) -> None:
+        for folder in (self.landing_calls, self.landing_consent, self.restricted_db.parent):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings() -> Settings:
+    start = _env("PHONE_PIPELINE_START_DATE", "2024-01-01")
+    dt.date.fromisoformat(start)  # fail early on a malformed date
+    return Settings(
+        home=Path(_env("PHONE_PIPELINE_HOME", "data")).resolve(),
+        default_region=_env("PHONE_PIPELINE_DEFAULT_REGION", "US").upper(),
+        min_cell_size=int(_env("PHONE_PIPELINE_MIN_CELL_SIZE", "5")),
+        max_quarantine_share=float(_env("PHONE_PIPELINE_MAX_QUARANTINE_SHARE", "0.2")),
+        max_call_seconds=int(_env("PHONE_PIPELINE_MAX_CALL_SECONDS", "86400")),
+        partitions_start_date=start,
+        sensor_interval_seconds=int(_env("PHONE_PIPELINE_SENSOR_INTERVAL_SECONDS", "30")),
+        settle_seconds=float(_env("PHONE_PIPELINE_SETTLE_SECONDS", "5")),
+    )

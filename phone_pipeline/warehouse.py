@@ -1,0 +1,147 @@
+"""The two DuckDB zones and how a partition is written to them.
+
+`restricted.duckdb` holds everything with raw or E.164 numbers; `analytics.duckdb` holds only
+pseudonymised rows and aggregates, so that it can be handed out. Tables are created up front with
+fixed schemas, so an empty partition gives empty tables, never a missing one. A partition is
+replaced in one transaction (delete its rows, insert the new ones): a failure leaves the old rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+
+ANALYTICS = "analytics"  # the catalog name the analytics file is attached under
+
+RESTRICTED_TABLES: dict[str, str] = {
+    "landing_files": """
+        content_hash VARCHAR PRIMARY KEY, file_name VARCHAR NOT NULL, file_size BIGINT NOT NULL,
+        rows BIGINT NOT NULL, anchor_date DATE NOT NULL, load_order BIGINT NOT NULL,
+        registered_at TIMESTAMPTZ NOT NULL""",
+    "raw_calls": """
+        call_date DATE NOT NULL, content_hash VARCHAR NOT NULL, source_file VARCHAR NOT NULL,
+        source_row BIGINT NOT NULL, call_id VARCHAR, caller_number VARCHAR, callee_number VARCHAR,
+        started_at VARCHAR, duration_seconds VARCHAR, disposition VARCHAR, cell_id VARCHAR,
+        started_at_utc TIMESTAMPTZ, timestamp_status VARCHAR NOT NULL""",
+    "number_cache": """
+        raw_number VARCHAR NOT NULL, default_region VARCHAR NOT NULL, e164 VARCHAR,
+        country VARCHAR, number_type VARCHAR, time_zones VARCHAR[], geo_region VARCHAR,
+        reason VARCHAR, PRIMARY KEY (raw_number, default_region)""",
+    "calls_validated": """
+        call_date DATE NOT NULL, call_id VARCHAR NOT NULL, started_at_utc TIMESTAMPTZ NOT NULL,
+        duration_seconds INTEGER NOT NULL, disposition VARCHAR NOT NULL, cell_id VARCHAR,
+        caller_e164 VARCHAR NOT NULL, caller_country VARCHAR, caller_number_type VARCHAR,
+        caller_time_zones VARCHAR[], caller_geo_region VARCHAR,
+        callee_e164 VARCHAR NOT NULL, callee_country VARCHAR, callee_number_type VARCHAR,
+        callee_time_zones VARCHAR[], source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL""",
+    "calls_quarantine": """
+        call_date DATE NOT NULL, reason VARCHAR NOT NULL, detail VARCHAR,
+        source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL, call_id VARCHAR,
+        caller_number VARCHAR, callee_number VARCHAR, started_at VARCHAR,
+        duration_seconds VARCHAR, disposition VARCHAR, cell_id VARCHAR""",
+    "consent_events": """
+        e164 VARCHAR NOT NULL, purpose VARCHAR NOT NULL, status VARCHAR NOT NULL,
+        recorded_at TIMESTAMPTZ NOT NULL, source VARCHAR, source_file VARCHAR NOT NULL,
+        source_row BIGINT NOT NULL""",
+    "consent_quarantine": """
+        reason VARCHAR NOT NULL, detail VARCHAR, source_file VARCHAR NOT NULL,
+        source_row BIGINT NOT NULL, phone_number VARCHAR, purpose VARCHAR, status VARCHAR,
+        recorded_at VARCHAR, source VARCHAR""",
+    "cell_reference": """
+        cell_id VARCHAR PRIMARY KEY, region VARCHAR NOT NULL, latitude DOUBLE, longitude DOUBLE""",
+    "consented_calls": """
+        call_date DATE NOT NULL, call_id VARCHAR NOT NULL, started_at_utc TIMESTAMPTZ NOT NULL,
+        duration_seconds INTEGER NOT NULL, disposition VARCHAR NOT NULL, cell_id VARCHAR,
+        caller_e164 VARCHAR NOT NULL, caller_country VARCHAR, caller_number_type VARCHAR,
+        caller_geo_region VARCHAR, callee_e164 VARCHAR, callee_identifiable BOOLEAN NOT NULL,
+        callee_country VARCHAR, callee_number_type VARCHAR, source_file VARCHAR NOT NULL,
+        source_row BIGINT NOT NULL""",
+    "consent_exclusions": """
+        call_date DATE NOT NULL, reason VARCHAR NOT NULL, call_id VARCHAR NOT NULL,
+        source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL""",
+}
+
+_CELL_FIGURES = """
+        calls BIGINT, answered_calls BIGINT, answered_rate DOUBLE,
+        total_duration_seconds BIGINT, median_duration_seconds DOUBLE,
+        distinct_subscribers BIGINT, suppressed BOOLEAN NOT NULL"""
+
+ANALYTICS_TABLES: dict[str, str] = {
+    "calls_pseudonymized": """
+        call_date DATE NOT NULL, call_hour TIMESTAMPTZ NOT NULL, caller_pseudonym VARCHAR NOT NULL,
+        callee_pseudonym VARCHAR, caller_country VARCHAR, caller_number_type VARCHAR,
+        callee_country VARCHAR, callee_number_type VARCHAR, region VARCHAR NOT NULL,
+        duration_seconds INTEGER NOT NULL, disposition VARCHAR NOT NULL""",
+    "call_volume_hourly": """
+        call_date DATE NOT NULL, call_hour TIMESTAMPTZ NOT NULL, region VARCHAR NOT NULL,"""
+    + _CELL_FIGURES,
+    "call_volume_by_country": """
+        call_date DATE NOT NULL, caller_country VARCHAR NOT NULL,
+        caller_number_type VARCHAR NOT NULL,"""
+    + _CELL_FIGURES,
+    "row_accounting": """
+        call_date DATE NOT NULL, stage VARCHAR NOT NULL, outcome VARCHAR NOT NULL,
+        reason VARCHAR, rows BIGINT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL""",
+}
+
+
+def _quoted(path: Path | str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def prepare_restricted(con: duckdb.DuckDBPyConnection) -> None:
+    """Session settings and the restricted tables (created once, never altered in place)."""
+    con.execute("SET TimeZone = 'UTC'")
+    for table, columns in RESTRICTED_TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS main.{table} ({columns})")
+
+
+def attach_analytics(con: duckdb.DuckDBPyConnection, analytics_path: Path | str) -> None:
+    """Attach the shareable zone as `analytics` on a restricted connection and create its tables.
+
+    One connection over both files lets a stage read restricted rows and publish derived rows
+    without moving them through Python.
+    """
+    Path(analytics_path).parent.mkdir(parents=True, exist_ok=True)
+    attached = {
+        row[0] for row in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    }
+    if ANALYTICS not in attached:
+        con.execute(f"ATTACH {_quoted(analytics_path)} AS {ANALYTICS}")
+    for table, columns in ANALYTICS_TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {ANALYTICS}.{table} ({columns})")
+
+
+def replace_partition(
+    con: duckdb.DuckDBPyConnection, call_date: dt.date, selects: dict[str, str]
+) -> dict[str, int]:
+    """Atomically replace one partition of each table by the rows of its SELECT.
+
+    All tables change in one transaction, so that (say) validated and quarantined rows never
+    disagree. Returns the new row count of the partition per table.
+    """
+    counts = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, select_sql in selects.items():
+            con.execute(f"DELETE FROM {table} WHERE call_date = ?", [call_date])
+            con.execute(f"INSERT INTO {table} BY NAME {select_sql}")
+            counts[table] = partition_count(con, table, call_date)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def partition_count(con: duckdb.DuckDBPyConnection, table: str, call_date: dt.date) -> int:
+    return con.execute(f"SELECT count(*) FROM {table} WHERE call_date = ?", [call_date]).fetchone()[
+        0
+    ]
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """(name, type) of each column, in order."""
+    return [(row[0], row[1]) for row in con.execute(f"DESCRIBE {table}").fetchall()]

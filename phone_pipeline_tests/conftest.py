@@ -1,0 +1,83 @@
+"""Shared fixtures: a data home in a temporary folder, the pipeline's resources pointed at it, and a
+way to materialise one day partition through Dagster exactly as the job does."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from phone_pipeline.definitions import defs
+from phone_pipeline.domain.synthetic import GenerationSummary, generate
+from phone_pipeline.resources import build_resources
+from phone_pipeline.settings import Settings, load_settings
+
+TEST_KEY = "7f" * 32  # a 256-bit test key; real keys come from the environment
+DAY = dt.date(2026, 11, 1)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", TEST_KEY)
+    monkeypatch.setenv("PHONE_PIPELINE_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    configured = replace(load_settings(), home=tmp_path / "data")
+    configured.ensure_folders()
+    return configured
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    instance: dg.DagsterInstance
+
+    def run(
+        self, partition: dt.date | str = DAY, raise_on_error: bool = False
+    ) -> dg.ExecuteInProcessResult:
+        """One run of the `call_pipeline` job for a partition, with every blocking check."""
+        job = defs.resolve_job_def("call_pipeline")
+        key = partition.isoformat() if isinstance(partition, dt.date) else partition
+        return job.execute_in_process(
+            partition_key=key,
+            instance=self.instance,
+            resources=build_resources(self.settings),
+            raise_on_error=raise_on_error,
+        )
+
+    def generate(self, **kwargs) -> GenerationSummary:
+        options = {"rows": 2_000, "days": 1, "seed": 7, "start_date": DAY, **kwargs}
+        return generate(self.settings.home, **options)
+
+    def analytics(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.settings.analytics_db), read_only=True)
+
+    def restricted(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.settings.restricted_db), read_only=True)
+
+
+@pytest.fixture
+def pipeline(settings: Settings) -> Iterator[Pipeline]:
+    with dg.instance_for_test() as instance:
+        yield Pipeline(settings=settings, instance=instance)
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    """check name -> passed, for every check evaluated in the run."""
+    return {
+        event.event_specific_data.check_name: event.event_specific_data.passed
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {
+        "/".join(event.asset_key.path)
+        for event in result.all_events
+        if event.event_type_value == "ASSET_MATERIALIZATION"
+    }
