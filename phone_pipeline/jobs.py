@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from phone_pipeline.partitions import daily_partitions
-
 call_pipeline_job = dg.define_asset_job(
     "call_pipeline",
     selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
     description=(
         "Ingest -> validate -> consent -> pseudonymize -> aggregate -> row accounting for one day, "
         "with the consent registry and cell reference refreshed first. Every stage is gated by "

@@ -110,9 +110,12 @@ def stage_file(
         columns = {name.strip().lower(): name for name in _file_columns(con, path)}
         missing = [name for name in required if name not in columns]
         if missing:
+            # The "columns" may be a data line read as a header: redact them like any text.
             raise LandingFileError(
-                f"{redact(path.name)}: missing required column(s) {', '.join(missing)}; "
-                f"found {', '.join(sorted(columns)) or 'none'}"
+                redact(
+                    f"{path.name}: missing required column(s) {', '.join(missing)}; "
+                    f"found {', '.join(sorted(columns)) or 'none'}"
+                )
             )
         selected = ", ".join(
             f'CAST("{columns[name]}" AS VARCHAR) AS {name}'
@@ -208,7 +211,10 @@ def ingest_new_files(
         try:
             report.rows_loaded += load_call_file(con, path, file_hash, first_date, last_date)
         except LandingFileError as error:
-            report.rejected[redact(path.name)] = str(error)
+            name = redact(path.name)
+            while name in report.rejected:  # two names redacted alike must not hide a problem
+                name += "'"
+            report.rejected[name] = str(error)
             continue
         known.add(file_hash)
         report.loaded.append(path.name)

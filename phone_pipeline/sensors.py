@@ -32,6 +32,10 @@ class LandingPlan:
     cursor: dict = field(default_factory=dict)
 
 
+def cursor_key(file_name: str) -> str:
+    return hashlib.sha256(file_name.encode()).hexdigest()[:32]
+
+
 def plan_landing_runs(
     folder: Path,
     cursor: dict,
@@ -52,26 +56,29 @@ def plan_landing_runs(
     plan = LandingPlan()
     files: dict[str, list] = {}
     for path in list_landing_files(folder):
+        # The cursor is stored in the instance and shown in the UI: key it by a digest of the
+        # name, since a file name may hold a phone number.
+        name_key = cursor_key(path.name)
         stat = path.stat()
         signature = [stat.st_size, stat.st_mtime_ns]
-        previous = seen.get(path.name)
+        previous = seen.get(name_key)
         if previous and previous[:2] == signature and previous[2]:
-            files[path.name] = previous  # unchanged and already hashed
+            files[name_key] = previous  # unchanged and already hashed
             continue
         stable = previous is not None and previous[:2] == signature
         if not stable and now - stat.st_mtime < settle_seconds:
-            files[path.name] = [*signature, None]
-            plan.settling.append(path.name)
+            files[name_key] = [*signature, None]
+            plan.settling.append(redact(path.name))
             continue
         file_hash = content_hash(path)
-        files[path.name] = [*signature, file_hash]
+        files[name_key] = [*signature, file_hash]
         if file_hash in handled:
             continue
         handled.add(file_hash)
         try:
             dates = call_dates_in_file(path, first_date, last_date)
         except LandingFileError as error:
-            plan.unreadable[path.name] = str(error)
+            plan.unreadable[redact(path.name)] = str(error)
             continue
         for day in dates:
             plan.runs.setdefault(day.isoformat(), []).append(file_hash)

@@ -3,5 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+
+# The UI test renders Dagster's pages in Debian's Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian's chromium for the UI test..."
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "The UI test needs Debian's chromium: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+
 .venv/bin/ruff check phone_pipeline phone_pipeline_tests
+.venv/bin/ruff format --check phone_pipeline phone_pipeline_tests
 exec .venv/bin/pytest "$@"

@@ -31,6 +31,7 @@ from phone_pipeline.domain.consent import (
     consent_as_of_sql,
     exclusion_reason_sql,
 )
+from phone_pipeline.domain.redaction import redact
 from phone_pipeline.landing import LandingFileError, list_landing_files, sql_date, stage_file
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.partitions import daily_partitions, partition_date
@@ -71,7 +72,7 @@ def consent_events(
             try:
                 stage_file(con, path, CONSENT_FILE_COLUMNS, ("source",), stage_table="consent_file")
             except LandingFileError as error:
-                unreadable[path.name] = str(error)
+                unreadable[redact(path.name)] = str(error)
                 context.log.error(f"Consent file not read: {error}")
                 continue
             con.execute(
@@ -99,6 +100,10 @@ def consent_events(
             "WHERE reason IS NOT NULL"
         )
         con.execute("COMMIT")
+        rows_read, events, quarantined = con.execute(
+            "SELECT (SELECT count(*) FROM consent_staged), (SELECT count(*) FROM consent_events), "
+            "(SELECT count(*) FROM consent_quarantine)"
+        ).fetchone()
         reasons = dict(
             con.execute("SELECT reason, count(*) FROM consent_quarantine GROUP BY 1").fetchall()
         )
@@ -121,6 +126,11 @@ def consent_events(
         passed=not unreadable,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"unreadable_files": dg.MetadataValue.json(unreadable)},
+    )
+    yield reconcile_check(
+        CONSENT_EVENTS,
+        "consent_registry_rows_reconcile",
+        {"rows read = events + quarantined": (rows_read, events + quarantined)},
     )
     yield suite_check(
         gx, CONSENT_EVENTS, "consent_events_suite", frame, consent_events_expectations()

@@ -12,6 +12,7 @@ from phone_pipeline.assets.common import (
 )
 from phone_pipeline.checks.common import sql_check, suite_check
 from phone_pipeline.checks.ingest import RAW_CALLS, RAW_CALLS_CHECKS, raw_calls_expectations
+from phone_pipeline.domain.redaction import redact
 from phone_pipeline.landing import ingest_new_files, sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date, partition_range
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
@@ -53,11 +54,13 @@ def raw_calls(
             asset_key=RAW_CALLS,
             metadata={
                 **table_metadata(con, "raw_calls", call_date),
-                "files_loaded_this_run": dg.MetadataValue.json(report.loaded),
+                "files_loaded_this_run": dg.MetadataValue.json(
+                    [redact(name) for name in report.loaded]
+                ),
                 "rows_loaded_this_run": report.rows_loaded,
                 "files_already_loaded": len(report.already_loaded),
                 "source_files_in_partition": dg.MetadataValue.json(
-                    {name: rows for name, rows in files_in_partition}
+                    {redact(name): rows for name, rows in files_in_partition}
                 ),
             },
         )

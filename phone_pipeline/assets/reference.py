@@ -10,6 +10,7 @@ from phone_pipeline.assets.common import (
     restricted_connection,
     table_metadata,
 )
+from phone_pipeline.domain.timestamps import clean_text_sql
 from phone_pipeline.landing import LandingFileError, stage_file
 from phone_pipeline.resources import PipelineConfig
 
@@ -51,15 +52,16 @@ def cell_reference(
                 con.execute("ROLLBACK")
                 raise dg.Failure(description=str(error)) from None
             # One region per cell: the first row wins when a cell is listed twice.
+            cell_id, region = clean_text_sql("cell_id"), clean_text_sql("region")
             con.execute(
-                """
+                f"""
                 INSERT INTO cell_reference
-                SELECT trim(cell_id), arg_min(trim(region), source_row),
+                SELECT {cell_id}, arg_min({region}, source_row),
                        arg_min(TRY_CAST(latitude AS DOUBLE), source_row),
                        arg_min(TRY_CAST(longitude AS DOUBLE), source_row)
                 FROM cells_file
-                WHERE nullif(trim(cell_id), '') IS NOT NULL AND nullif(trim(region), '') IS NOT NULL
-                GROUP BY trim(cell_id)
+                WHERE {cell_id} IS NOT NULL AND {region} IS NOT NULL
+                GROUP BY {cell_id}
                 """
             )
         else:

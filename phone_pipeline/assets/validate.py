@@ -183,7 +183,7 @@ def _write_validation(con: duckdb.DuckDBPyConnection, call_date: dt.date) -> dic
             "calls_validated": """
                 SELECT call_date, clean_call_id AS call_id, started_at_utc,
                        CAST(duration_int AS INTEGER) AS duration_seconds,
-                       clean_disposition AS disposition, nullif(trim(cell_id), '') AS cell_id,
+                       clean_disposition AS disposition, clean_cell_id AS cell_id,
                        caller_e164, caller_country, caller_number_type, caller_time_zones,
                        caller_geo_region, callee_e164, callee_country, callee_number_type,
                        callee_time_zones, source_file, source_row

@@ -20,6 +20,11 @@ CONSENT_EVENTS_CHECKS = [
         "Great Expectations: every usable event has an E.164 number, a known purpose and status, "
         "and a time.",
     ),
+    blocking(
+        CONSENT_EVENTS,
+        "consent_registry_rows_reconcile",
+        "Every row read from landing/consent is either a usable event or quarantined with a reason.",
+    ),
     warning(
         CONSENT_EVENTS,
         "consent_files_readable",

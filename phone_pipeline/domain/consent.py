@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from phone_pipeline.domain.timestamps import started_at_utc_sql
+from phone_pipeline.domain.timestamps import clean_text_sql, started_at_utc_sql
 
 PURPOSES = ("analytics", "marketing")
 STATUSES = ("granted", "withdrawn")
@@ -112,8 +112,8 @@ def classify_consent_events_sql(staged_events: str, number_cache: str, default_r
     return f"""
     WITH parsed AS (
         SELECT staged.*, numbers.e164,
-               lower(trim(staged.purpose)) AS clean_purpose,
-               lower(trim(staged.status)) AS clean_status,
+               lower({clean_text_sql("staged.purpose")}) AS clean_purpose,
+               lower({clean_text_sql("staged.status")}) AS clean_status,
                {started_at_utc_sql("staged.recorded_at")} AS recorded_at_utc
         FROM {staged_events} AS staged
         LEFT JOIN {number_cache} AS numbers

@@ -71,4 +71,4 @@ class Pseudonymizer:
 
 
 def is_pseudonym(value: str) -> bool:
-    return bool(PSEUDONYM_PATTERN.match(value))
+    return bool(PSEUDONYM_PATTERN.fullmatch(value))

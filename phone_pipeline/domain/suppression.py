@@ -29,7 +29,7 @@ def suppress_small_cells_sql(
     )
     return (
         f"SELECT {keys},\n       {figures},\n"
-        f"       distinct_subscribers < {k} AS suppressed\nFROM {source}"
+        f"       NOT coalesce(distinct_subscribers >= {k}, false) AS suppressed\nFROM {source}"
     )
 
 

@@ -6,6 +6,8 @@ in the order below) and a `detail`; nothing is dropped. Batch-level problems are
 
 from __future__ import annotations
 
+from phone_pipeline.domain.timestamps import clean_text_sql
+
 DISPOSITIONS = ("answered", "busy", "no_answer", "failed", "voicemail")
 
 # In the order they are tested: the first failing rule names the row's reason.
@@ -38,9 +40,12 @@ def classify_calls_sql(
     return f"""
     WITH parsed AS (
         SELECT raw.*,
-               nullif(trim(raw.call_id), '') AS clean_call_id,
-               TRY_CAST(trim(raw.duration_seconds) AS BIGINT) AS duration_int,
-               lower(trim(raw.disposition)) AS clean_disposition,
+               {clean_text_sql("raw.call_id")} AS clean_call_id,
+               -- whole seconds only: TRY_CAST alone would take 0x10, 1e3, 1_000 or round 12.5
+               CASE WHEN regexp_full_match({clean_text_sql("raw.duration_seconds")}, '[+-]?[0-9]{{1,18}}')
+                    THEN CAST({clean_text_sql("raw.duration_seconds")} AS BIGINT) END AS duration_int,
+               lower({clean_text_sql("raw.disposition")}) AS clean_disposition,
+               {clean_text_sql("raw.cell_id")} AS clean_cell_id,
                caller.e164 AS caller_e164, caller.country AS caller_country,
                caller.number_type AS caller_number_type, caller.time_zones AS caller_time_zones,
                caller.geo_region AS caller_geo_region, coalesce(caller.reason, 'empty') AS caller_reason,

@@ -211,7 +211,8 @@ def test_digits_only_strings_keep_leading_zeros() -> None:
         ("+", "US", "not_a_number"),
         ("12", "US", "too_short"),
         ("011", "US", "too_short"),  # TOO_SHORT_AFTER_IDD
-        ("+44 1234", "US", "too_short"),
+        ("+44 20", "US", "too_short"),
+        ("+44 1234", "US", "invalid_number"),  # possible locally only
         ("+999 123", "US", "invalid_country_code"),
         ("+999 1234 5678", "GB", "invalid_country_code"),
         ("+44 20 7946 01234567", "US", "too_long"),
@@ -379,7 +380,6 @@ def test_parse_called_once_per_distinct_string(parse_calls: list[str]) -> None:
         "+1 212 555 0123",
         "020 7946 0123",
         "+44 20 7946 0123",
-        "0044 20 7946 0123",
         "+61 491 570 156",
         "+46 70 174 06 05",
         "N/A",
@@ -402,12 +402,11 @@ def test_numbers_are_parsed_grouped_by_country(parse_calls: list[str]) -> None:
     intl_us = [f"011 44 161 496 0{i:03d}" for i in range(100, 110)]
     raws = [r for group in zip(uk, au, se, us, intl_us, strict=True) for r in group]
     normalize_numbers(raws, "US", with_geo_region=False)
-    assert len(parse_calls) == len(raws)
+    calls = list(parse_calls)  # snapshot: the classification below parses again
+    assert sorted(calls) == sorted(raws)
 
-    def calling_code(text: str) -> int:
-        return phonenumbers.parse(text, "US").country_code
-
-    codes = [calling_code(text) for text in parse_calls]
+    country = {r: normalize_number(r, "US").country for r in raws}
+    codes = [country[text] for text in calls]
     runs = [code for i, code in enumerate(codes) if i == 0 or codes[i - 1] != code]
     assert len(runs) == len(set(runs)), f"calling codes interleaved: {runs}"
 

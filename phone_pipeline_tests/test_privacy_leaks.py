@@ -1,0 +1,194 @@
+"""No phone number of the input leaves the restricted zone: not in any value of the analytics file,
+not in Dagster's event log (messages, metadata, check results), not in file names; and the
+pseudonym key is never logged."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from phone_pipeline_tests.conftest import TEST_KEY, Pipeline, check_results
+from phone_pipeline_tests.pipeline_support import (
+    count,
+    input_phone_numbers,
+    module_pipeline,
+    numbers_found,
+    read_text_csv,
+    write_csv_atomically,
+)
+
+# Seven or more digits with the separators people write numbers with.
+PHONE_LIKE = re.compile(r"\+?\d[\d\s().\-/]{5,}\d")
+PSEUDONYM = re.compile(r"v[0-9]+:[0-9a-f]{32}")
+
+
+def analytics_texts(pipeline: Pipeline) -> list[str]:
+    """Every VARCHAR value of every table of analytics.duckdb, plus table and column names."""
+    texts: list[str] = []
+    with pipeline.analytics() as con:
+        columns = con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_catalog = current_database()"
+        ).fetchall()
+        assert columns
+        for table, column, data_type in columns:
+            texts += [table, column]
+            if data_type == "VARCHAR":
+                texts += [
+                    row[0]
+                    for row in con.execute(
+                        f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL'
+                    ).fetchall()
+                ]
+    return texts
+
+
+def event_log_texts(instance: dg.DagsterInstance) -> list[str]:
+    """Every event of every run, serialised whole (messages, metadata, check results, errors)."""
+    texts: list[str] = []
+    runs = instance.get_runs()
+    assert runs
+    for run in runs:
+        texts.append(dg.serialize_value(run))
+        for entry in instance.all_logs(run.run_id):
+            texts.append(dg.serialize_value(entry))
+            texts.append(str(entry))
+            if entry.dagster_event is not None:
+                texts.append(str(entry.dagster_event.event_specific_data))
+    return texts
+
+
+@dataclass
+class LeakScene:
+    pipeline: Pipeline
+    numbers: set[str]
+    results: list[dg.ExecuteInProcessResult]
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory):
+    """A full run with junk numbers and bad consent rows, then a run whose cell reference puts a
+    caller's number into the rows to publish (the gate must stop it)."""
+    with module_pipeline(tmp_path_factory.mktemp("privacy")) as pipeline:
+        summary = pipeline.generate()
+        calls = read_text_csv(summary.call_files[0])
+        bad_consent = pd.DataFrame(
+            {
+                "phone_number": ["+44 7700 900123", calls["caller_number"].iloc[3], "01632 960123"],
+                "purpose": ["analytics", "newsletter", "analytics"],
+                "status": ["granted", "granted", "maybe"],
+                "recorded_at": ["2026-10-01T00:00:00Z"] * 3,
+                "source": ["web-form"] * 3,
+            }
+        )
+        write_csv_atomically(bad_consent, pipeline.settings.landing_consent / "bad_rows.csv")
+        results = [pipeline.run()]
+
+        cells = read_text_csv(pipeline.settings.cells_file)
+        cells.loc[cells["cell_id"] == "NYC-01", "region"] = calls["caller_number"].iloc[0]
+        write_csv_atomically(cells, pipeline.settings.cells_file)
+        results.append(pipeline.run())
+
+        with pipeline.restricted() as con:
+            numbers = input_phone_numbers(pipeline.settings.home, con)
+        yield LeakScene(pipeline, numbers, results)
+
+
+def test_scene_exercised_quarantine_and_the_gate(scene: LeakScene) -> None:
+    first, second = scene.results
+    assert first.success and all(check_results(first).values())
+    assert not second.success
+    assert check_results(second)["no_phone_numbers_in_analytics"] is False
+    with scene.pipeline.restricted() as con:
+        assert count(con, "SELECT count(*) FROM calls_quarantine") > 0
+        assert count(con, "SELECT count(*) FROM consent_quarantine") == 3
+    # Raw spellings and E.164 forms, junk-but-number-like strings included.
+    assert len(scene.numbers) > 500
+    assert "+44 7700 900123" in scene.numbers
+    assert any(number.startswith("+") and " " not in number for number in scene.numbers)
+
+
+def test_no_input_number_in_any_analytics_value(scene: LeakScene) -> None:
+    texts = analytics_texts(scene.pipeline)
+    assert len(texts) > 500
+    assert numbers_found(scene.numbers, texts) == set()
+    # Nothing else that reads as a phone number either (pseudonyms are hex: digit runs in them
+    # are chance, not numbers).
+    others = [text for text in texts if not PSEUDONYM.fullmatch(text)]
+    assert len(others) < len(texts)
+    assert [text for text in others if PHONE_LIKE.search(text)] == []
+
+
+def test_no_input_number_in_the_analytics_file_bytes(scene: LeakScene) -> None:
+    """Belt and braces: not even deleted or uncompressed leftovers in the file itself."""
+    warehouse = scene.pipeline.settings.analytics_db.parent
+    blobs = [
+        path.read_bytes()
+        for path in warehouse.iterdir()
+        if path.is_file() and path.name.startswith("analytics")
+    ]
+    found = {number for number in scene.numbers for blob in blobs if number.encode() in blob}
+    assert found == set()
+    assert not any(TEST_KEY.encode() in blob for blob in blobs)
+
+
+def test_no_input_number_in_the_event_log(scene: LeakScene) -> None:
+    texts = event_log_texts(scene.pipeline.instance)
+    assert any("ASSET_CHECK_EVALUATION" in text for text in texts)
+    assert any("dagster/column_schema" in text for text in texts)
+    assert numbers_found(scene.numbers, texts) == set()
+
+
+def test_pseudonym_key_never_logged(scene: LeakScene) -> None:
+    texts = event_log_texts(scene.pipeline.instance)
+    assert numbers_found({TEST_KEY, TEST_KEY[:16]}, texts) == set()
+    assert numbers_found({TEST_KEY}, analytics_texts(scene.pipeline)) == set()
+
+
+def test_no_phone_like_file_names_in_the_warehouse(scene: LeakScene) -> None:
+    warehouse = scene.pipeline.settings.home / "warehouse"
+    names = [path.name for path in warehouse.rglob("*")]
+    assert "analytics.duckdb" in names and "restricted.duckdb" in names
+    assert [name for name in names if PHONE_LIKE.search(name)] == []
+    assert numbers_found(scene.numbers, names) == set()
+
+
+# --- landing files that are unusual, not malicious ------------------------------------------------
+
+
+def _leaks_after_run(pipeline: Pipeline, numbers: set[str]) -> tuple[dict[str, bool], set[str]]:
+    result = pipeline.run()
+    return check_results(result), numbers_found(numbers, event_log_texts(pipeline.instance))
+
+
+def test_headerless_call_file_leaks_no_number_into_the_event_log(pipeline: Pipeline) -> None:
+    """A CSV without a header row: DuckDB reads the first data line as column names, and the
+    'missing columns' message that names them goes to the event log (redacted)."""
+    pipeline.generate()
+    rows = [
+        ["c-h-1", "+1 212 555 0101", "(212) 555-0102", "2026-11-01T10:00:00Z", "60", "answered", ""],
+        ["c-h-2", "+1 212 555 0103", "+1 212 555 0104", "2026-11-01T10:05:00Z", "60", "answered", ""],
+    ]  # fmt: skip
+    headerless = pipeline.settings.landing_calls / "export_without_header.csv"
+    headerless.write_text("\n".join(",".join(row) for row in rows) + "\n")
+    numbers = {row[i] for row in rows for i in (1, 2)}
+    checks, leaked = _leaks_after_run(pipeline, numbers)
+    assert checks["landing_files_readable"] is False, "the file was rejected and reported"
+    assert leaked == set()
+
+
+def test_call_file_named_after_a_line_number_leaks_nothing(pipeline: Pipeline) -> None:
+    """Per-line exports are often named after the line's number; ingest metadata lists files."""
+    summary = pipeline.generate()
+    calls = read_text_csv(summary.call_files[0])
+    line_number = next(n for n in calls["caller_number"] if n.startswith("+") and " " not in n)
+    original: Path = summary.call_files[0]
+    original.rename(original.with_name(f"cdr_line_{line_number}_2026-11-01.csv"))
+    checks, leaked = _leaks_after_run(pipeline, {line_number})
+    assert all(checks.values())
+    assert leaked == set()
