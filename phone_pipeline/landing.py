@@ -16,21 +16,13 @@ from pathlib import Path
 
 import duckdb
 
+from phone_pipeline.domain.contract import CALL_OPTIONAL_COLUMNS, CALL_REQUIRED_COLUMNS
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.domain.timestamps import started_at_utc_sql
 
 CALL_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # Names of files still being written: the sensor and the loader skip them until renamed.
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
-REQUIRED_CALL_COLUMNS = (
-    "call_id",
-    "caller_number",
-    "callee_number",
-    "started_at",
-    "duration_seconds",
-    "disposition",
-)
-OPTIONAL_CALL_COLUMNS = ("cell_id",)
 
 
 class LandingFileError(ValueError):
@@ -152,7 +144,7 @@ def load_call_file(
     last_date: dt.date,
 ) -> int:
     """Load one call-log file into `raw_calls` and register it, in one transaction."""
-    rows = stage_file(con, path, REQUIRED_CALL_COLUMNS, OPTIONAL_CALL_COLUMNS)
+    rows = stage_file(con, path, CALL_REQUIRED_COLUMNS, CALL_OPTIONAL_COLUMNS)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE landing_timed AS "
         f"SELECT *, {started_at_utc_sql('started_at')} AS started_at_utc FROM landing_stage"
@@ -226,7 +218,7 @@ def call_dates_in_file(path: Path, first_date: dt.date, last_date: dt.date) -> s
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        stage_file(con, path, REQUIRED_CALL_COLUMNS, OPTIONAL_CALL_COLUMNS)
+        stage_file(con, path, CALL_REQUIRED_COLUMNS, CALL_OPTIONAL_COLUMNS)
         con.execute(
             "CREATE TEMP TABLE landing_timed AS "
             f"SELECT {started_at_utc_sql('started_at')} AS started_at_utc FROM landing_stage"

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from phone_pipeline.domain.contract import CALL_REQUIRED_COLUMNS
 from phone_pipeline.landing import (
-    REQUIRED_CALL_COLUMNS,
     call_dates_in_file,
     content_hash,
     ingest_new_files,
@@ -29,7 +29,7 @@ from phone_pipeline.warehouse import prepare_restricted
 FIRST = dt.date(2026, 11, 1)
 LAST = dt.date(2026, 11, 30)
 NOV = {day: dt.date(2026, 11, day) for day in range(1, 31)}
-HEADER = ",".join(REQUIRED_CALL_COLUMNS)
+HEADER = ",".join(CALL_REQUIRED_COLUMNS)
 
 Row = tuple[
     str, str, str, str, str, str
@@ -66,7 +66,7 @@ def write_csv_gz(path: Path, rows: Sequence[Row]) -> Path:
 
 def write_parquet(path: Path, rows: Sequence[Row]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = {name: [row[i] for row in rows] for i, name in enumerate(REQUIRED_CALL_COLUMNS)}
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(CALL_REQUIRED_COLUMNS)}
     pq.write_table(pa.table(columns), path)
     return path
 
@@ -305,7 +305,7 @@ def test_file_missing_a_required_column_is_rejected(
     ingest(con, landing)
     before = (raw_rows(con), con.execute("SELECT * FROM landing_files").fetchall())
 
-    header = ",".join(name for name in REQUIRED_CALL_COLUMNS if name != "disposition")
+    header = ",".join(name for name in CALL_REQUIRED_COLUMNS if name != "disposition")
     bad = landing / "no_disposition.csv"
     bad.write_text(header + "\nb1,212-555-0101,212-555-0102,2026-11-01T10:00:00Z,60\n")
     report = ingest(con, landing)

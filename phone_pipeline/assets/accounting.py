@@ -7,10 +7,9 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
-    ANALYTICS_GROUP,
     DUCKDB_POOL,
-    OWNERS,
     table_metadata,
+    zone_attributes,
     zones_connection,
 )
 from phone_pipeline.checks.accounting import ROW_ACCOUNTING, ROW_ACCOUNTING_CHECKS, accounting_sql
@@ -34,10 +33,7 @@ STAGE_ASSETS = [
     key=ROW_ACCOUNTING,
     deps=STAGE_ASSETS,
     partitions_def=daily_partitions,
-    group_name=ANALYTICS_GROUP,
-    owners=OWNERS,
-    kinds={"duckdb"},
-    tags={"zone": "analytics", "stage": "accounting"},
+    **zone_attributes("analytics", "accounting", kinds=("duckdb",)),
     pool=DUCKDB_POOL,
     check_specs=ROW_ACCOUNTING_CHECKS,
     description=(

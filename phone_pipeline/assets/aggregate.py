@@ -7,10 +7,9 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
-    ANALYTICS_GROUP,
     DUCKDB_POOL,
-    OWNERS,
     table_metadata,
+    zone_attributes,
     zones_connection,
 )
 from phone_pipeline.checks.aggregate import (
@@ -133,10 +132,7 @@ def publish_aggregate(
 _AGGREGATE_STYLE = dict(
     deps=[CALLS_PSEUDONYMIZED],
     partitions_def=daily_partitions,
-    group_name=ANALYTICS_GROUP,
-    owners=OWNERS,
-    kinds={"duckdb"},
-    tags={"zone": "analytics", "stage": "aggregate"},
+    **zone_attributes("analytics", "aggregate"),
     pool=DUCKDB_POOL,
     output_required=False,
 )

@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from phone_pipeline.partitions import daily_partitions
 from phone_pipeline.warehouse import (
     attach_analytics,
     partition_count,
@@ -24,6 +25,33 @@ ANALYTICS_GROUP = "analytics_zone"
 DUCKDB_POOL = "duckdb"
 
 ColumnSources = Mapping[str, Sequence[tuple[dg.AssetKey, str]]]
+_GROUPS = {"restricted": RESTRICTED_GROUP, "analytics": ANALYTICS_GROUP}
+
+
+def zone_attributes(
+    zone: str, stage: str, kinds: tuple[str, ...] = ("duckdb", "pandas")
+) -> dict[str, object]:
+    """What the UI shows of an asset's place: its zone (group and tag), stage, owners, kinds."""
+    return {
+        "group_name": _GROUPS[zone],
+        "owners": OWNERS,
+        "kinds": set(kinds),
+        "tags": {"zone": zone, "stage": stage},
+    }
+
+
+def partitioned_table_spec(
+    key: dg.AssetKey, deps: Sequence[dg.AssetKey], description: str, zone: str, stage: str
+) -> dg.AssetSpec:
+    """One table of a multi-asset stage, daily-partitioned, skipped when its gate fails."""
+    return dg.AssetSpec(
+        key,
+        deps=deps,
+        description=description,
+        partitions_def=daily_partitions,
+        skippable=True,
+        **zone_attributes(zone, stage),
+    )
 
 
 @contextmanager

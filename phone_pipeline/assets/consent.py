@@ -8,11 +8,11 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
-    OWNERS,
-    RESTRICTED_GROUP,
     counts_table,
+    partitioned_table_spec,
     restricted_connection,
     table_metadata,
+    zone_attributes,
 )
 from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
 from phone_pipeline.checks.consent import (
@@ -31,22 +31,18 @@ from phone_pipeline.domain.consent import (
     consent_as_of_sql,
     exclusion_reason_sql,
 )
+from phone_pipeline.domain.contract import CONSENT_OPTIONAL_COLUMNS, CONSENT_REQUIRED_COLUMNS
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.landing import LandingFileError, list_landing_files, sql_date, stage_file
 from phone_pipeline.number_cache import cache_new_numbers
-from phone_pipeline.partitions import daily_partitions, partition_date
+from phone_pipeline.partitions import partition_date
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
 from phone_pipeline.warehouse import replace_partition
-
-CONSENT_FILE_COLUMNS = ("phone_number", "purpose", "status", "recorded_at")
 
 
 @dg.asset(
     key=CONSENT_EVENTS,
-    group_name=RESTRICTED_GROUP,
-    owners=OWNERS,
-    kinds={"duckdb", "csv"},
-    tags={"zone": "restricted", "stage": "consent"},
+    **zone_attributes("restricted", "consent", kinds=("duckdb", "csv")),
     pool=DUCKDB_POOL,
     check_specs=CONSENT_EVENTS_CHECKS,
     description=(
@@ -70,7 +66,13 @@ def consent_events(
         )
         for path in list_landing_files(pipeline_config.landing_consent):
             try:
-                stage_file(con, path, CONSENT_FILE_COLUMNS, ("source",), stage_table="consent_file")
+                stage_file(
+                    con,
+                    path,
+                    CONSENT_REQUIRED_COLUMNS,
+                    CONSENT_OPTIONAL_COLUMNS,
+                    stage_table="consent_file",
+                )
             except LandingFileError as error:
                 unreadable[redact(path.name)] = str(error)
                 context.log.error(f"Consent file not read: {error}")
@@ -157,31 +159,23 @@ EXCLUSIONS_LINEAGE = {
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
+        partitioned_table_spec(
             CONSENTED_CALLS,
-            deps=[CALLS_VALIDATED, CONSENT_EVENTS],
-            description=(
+            [CALLS_VALIDATED, CONSENT_EVENTS],
+            (
                 "Calls whose caller had granted `analytics` consent at the call's time (the latest "
                 "event at or before it). The callee's number is kept only if the callee had "
                 "granted it too; otherwise only country and number type remain. Restricted zone."
             ),
-            group_name=RESTRICTED_GROUP,
-            owners=OWNERS,
-            kinds={"duckdb"},
-            tags={"zone": "restricted", "stage": "consent"},
-            partitions_def=daily_partitions,
-            skippable=True,
+            "restricted",
+            "consent",
         ),
-        dg.AssetSpec(
+        partitioned_table_spec(
             CONSENT_EXCLUSIONS,
-            deps=[CALLS_VALIDATED, CONSENT_EVENTS],
-            description="Validated calls left out of analytics, each with the consent reason.",
-            group_name=RESTRICTED_GROUP,
-            owners=OWNERS,
-            kinds={"duckdb"},
-            tags={"zone": "restricted", "stage": "consent"},
-            partitions_def=daily_partitions,
-            skippable=True,
+            [CALLS_VALIDATED, CONSENT_EVENTS],
+            "Validated calls left out of analytics, each with the consent reason.",
+            "restricted",
+            "consent",
         ),
     ],
     check_specs=CONSENTED_CHECKS,

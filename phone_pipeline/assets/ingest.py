@@ -5,10 +5,9 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
-    OWNERS,
-    RESTRICTED_GROUP,
     restricted_connection,
     table_metadata,
+    zone_attributes,
 )
 from phone_pipeline.checks.common import sql_check, suite_check
 from phone_pipeline.checks.ingest import RAW_CALLS, RAW_CALLS_CHECKS, raw_calls_expectations
@@ -21,10 +20,7 @@ from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
 @dg.asset(
     key=RAW_CALLS,
     partitions_def=daily_partitions,
-    group_name=RESTRICTED_GROUP,
-    owners=OWNERS,
-    kinds={"duckdb", "csv"},
-    tags={"zone": "restricted", "stage": "ingest"},
+    **zone_attributes("restricted", "ingest", kinds=("duckdb", "csv")),
     pool=DUCKDB_POOL,
     check_specs=RAW_CALLS_CHECKS,
     description=(

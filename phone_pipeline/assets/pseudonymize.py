@@ -6,10 +6,9 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
-    ANALYTICS_GROUP,
     DUCKDB_POOL,
-    OWNERS,
     table_metadata,
+    zone_attributes,
     zones_connection,
 )
 from phone_pipeline.assets.reference import CELL_REFERENCE
@@ -43,10 +42,7 @@ PSEUDONYMIZED_LINEAGE = {
     key=CALLS_PSEUDONYMIZED,
     deps=[CONSENTED_CALLS, CELL_REFERENCE],
     partitions_def=daily_partitions,
-    group_name=ANALYTICS_GROUP,
-    owners=OWNERS,
-    kinds={"duckdb", "python"},
-    tags={"zone": "analytics", "stage": "pseudonymize"},
+    **zone_attributes("analytics", "pseudonymize"),
     pool=DUCKDB_POOL,
     check_specs=PSEUDONYMIZED_CHECKS,
     output_required=False,  # a failed gate publishes nothing

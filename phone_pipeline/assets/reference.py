@@ -5,11 +5,11 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
-    OWNERS,
-    RESTRICTED_GROUP,
     restricted_connection,
     table_metadata,
+    zone_attributes,
 )
+from phone_pipeline.domain.contract import CELL_OPTIONAL_COLUMNS, CELL_REQUIRED_COLUMNS
 from phone_pipeline.domain.timestamps import clean_text_sql
 from phone_pipeline.landing import LandingFileError, stage_file
 from phone_pipeline.resources import PipelineConfig
@@ -19,10 +19,7 @@ CELL_REFERENCE = dg.AssetKey(["restricted", "cell_reference"])
 
 @dg.asset(
     key=CELL_REFERENCE,
-    group_name=RESTRICTED_GROUP,
-    owners=OWNERS,
-    kinds={"duckdb", "csv"},
-    tags={"zone": "restricted", "stage": "reference"},
+    **zone_attributes("restricted", "reference", kinds=("duckdb", "csv")),
     pool=DUCKDB_POOL,
     description=(
         "Cells from the optional landing/cells.csv (cell_id, region, latitude, longitude). "
@@ -44,8 +41,8 @@ def cell_reference(
                 stage_file(
                     con,
                     path,
-                    ("cell_id", "region"),
-                    ("latitude", "longitude"),
+                    CELL_REQUIRED_COLUMNS,
+                    CELL_OPTIONAL_COLUMNS,
                     stage_table="cells_file",
                 )
             except LandingFileError as error:

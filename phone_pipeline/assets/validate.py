@@ -8,9 +8,8 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
-    OWNERS,
-    RESTRICTED_GROUP,
     counts_table,
+    partitioned_table_spec,
     restricted_connection,
     table_metadata,
 )
@@ -25,7 +24,7 @@ from phone_pipeline.checks.validate import (
 from phone_pipeline.domain.validation import classify_calls_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.number_cache import cache_new_numbers
-from phone_pipeline.partitions import daily_partitions, partition_date
+from phone_pipeline.partitions import partition_date
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
 from phone_pipeline.warehouse import replace_partition
 
@@ -52,33 +51,25 @@ QUARANTINE_LINEAGE = {
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
+        partitioned_table_spec(
             CALLS_VALIDATED,
-            deps=[RAW_CALLS],
-            description=(
+            [RAW_CALLS],
+            (
                 "Calls whose numbers are valid, in E.164 with country, number type and time "
                 "zones; durations and dispositions checked; one row per call_id. Restricted zone."
             ),
-            group_name=RESTRICTED_GROUP,
-            owners=OWNERS,
-            kinds={"duckdb", "python"},
-            tags={"zone": "restricted", "stage": "validate"},
-            partitions_def=daily_partitions,
-            skippable=True,
+            "restricted",
+            "validate",
         ),
-        dg.AssetSpec(
+        partitioned_table_spec(
             CALLS_QUARANTINE,
-            deps=[RAW_CALLS],
-            description=(
+            [RAW_CALLS],
+            (
                 "Raw rows that failed validation, each with a machine-readable `reason` and a "
                 "`detail`: nothing is dropped. Restricted zone."
             ),
-            group_name=RESTRICTED_GROUP,
-            owners=OWNERS,
-            kinds={"duckdb"},
-            tags={"zone": "restricted", "stage": "validate"},
-            partitions_def=daily_partitions,
-            skippable=True,
+            "restricted",
+            "validate",
         ),
     ],
     check_specs=VALIDATED_CHECKS,

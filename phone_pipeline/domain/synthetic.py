@@ -26,18 +26,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from phonenumbers import PhoneNumber, PhoneNumberFormat
 
-CALL_COLUMNS: tuple[str, ...] = (
-    "call_id",
-    "caller_number",
-    "callee_number",
-    "started_at",
-    "duration_seconds",
-    "disposition",
-    "cell_id",
-)
-CONSENT_COLUMNS: tuple[str, ...] = ("phone_number", "purpose", "status", "recorded_at", "source")
-CELL_COLUMNS: tuple[str, ...] = ("cell_id", "region", "latitude", "longitude")
-
 DISPOSITIONS: tuple[str, ...] = ("answered", "no_answer", "busy", "voicemail", "failed")
 _DISPOSITION_WEIGHTS = (0.65, 0.15, 0.08, 0.08, 0.04)
 # Longest plausible answered call; anything above is junk by construction.

@@ -12,10 +12,8 @@ import phonenumbers
 import pytest
 
 from phone_pipeline.domain import synthetic
+from phone_pipeline.domain.contract import CALL_COLUMNS, CELL_COLUMNS, CONSENT_COLUMNS
 from phone_pipeline.domain.synthetic import (
-    CALL_COLUMNS,
-    CELL_COLUMNS,
-    CONSENT_COLUMNS,
     DISPOSITIONS,
     JUNK_DISPOSITIONS,
     JUNK_NUMBERS,
