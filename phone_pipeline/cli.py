@@ -49,7 +49,14 @@ def _partitions_with_data(settings: Settings) -> list[str]:
 
 
 def _run(settings: Settings, partitions: list[str] | None) -> int:
+    from phone_pipeline.domain.pseudonyms import PseudonymKeyError, decode_key
     from phone_pipeline.instance import ensure_dagster_home
+
+    try:  # say what is wrong before Dagster would, with a traceback, at run start
+        decode_key(os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY"))
+    except PseudonymKeyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
     ensure_dagster_home(settings.dagster_home)
     import dagster as dg

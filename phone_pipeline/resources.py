@@ -62,6 +62,14 @@ COUNTS_ONLY_RESULT_FORMAT = {
     "include_unexpected_rows": False,
 }
 _NUMERIC_RESULT_KEYS = ("element_count", "unexpected_count", "unexpected_percent", "missing_count")
+# Only these expectations observe a count; others (max, mean, ...) observe a value of the data.
+_COUNT_OBSERVING = (
+    "expect_table_row_count_to_be_between",
+    "expect_table_row_count_to_equal",
+    "expect_table_column_count_to_be_between",
+    "expect_table_column_count_to_equal",
+    "expect_column_unique_value_count_to_be_between",
+)
 
 
 @dataclass
@@ -131,7 +139,7 @@ class GreatExpectationsResource(dg.ConfigurableResource):
                 if key in _NUMERIC_RESULT_KEYS and isinstance(value, int | float)
             }
             observed = (item.result or {}).get("observed_value")
-            if isinstance(observed, int | float) and not isinstance(observed, bool):
+            if config.type in _COUNT_OBSERVING and isinstance(observed, int | float):
                 counts["observed_value"] = float(observed)
             outcomes.append(
                 ExpectationOutcome(
