@@ -611,10 +611,11 @@ def _apply_junk(
     duration[bad] = rng.choice(JUNK_ABSURD_DURATIONS, size=bad.shape[0])
     disposition[rows[kind == 4]] = len(DISPOSITIONS)
 
-    # Duplicate ids copy a clean (non-duplicate) earlier row, so each copy really collides.
+    # Duplicate ids copy a clean earlier row (no junk of any kind), so each copy really collides
+    # with a row the pipeline admits; copying a junk row would make the copy the first valid one.
     dup = rows[kind == 5]
     if dup.shape[0]:
-        keep = np.setdiff1d(np.arange(n), dup, assume_unique=True)
+        keep = np.setdiff1d(np.arange(n), rows, assume_unique=True)
         earlier = np.searchsorted(keep, dup)  # clean rows before each duplicate, >= 1 (row 0)
         source = keep[(rng.random(dup.shape[0]) * earlier).astype(np.int64)]
         seq[dup] = seq[source]

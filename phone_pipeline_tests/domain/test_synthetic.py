@@ -66,7 +66,7 @@ def _utc(series: pd.Series) -> pd.Series:
     return out
 
 
-def _defects(calls: pd.DataFrame, region: str) -> pd.Series:
+def _defects(calls: pd.DataFrame, region: str, duplicates: bool = True) -> pd.Series:
     """One boolean per row: does the row carry any of the known junk defects?"""
     caller_ok = calls["caller_number"].map(lambda v: _e164(v, region) is not None)
     callee_ok = calls["callee_number"].map(lambda v: _e164(v, region) is not None)
@@ -78,7 +78,7 @@ def _defects(calls: pd.DataFrame, region: str) -> pd.Series:
         | (duration < 0)
         | (duration > MAX_DURATION_SECONDS)
         | ~calls["disposition"].isin(DISPOSITIONS)
-        | calls.duplicated(["file_date", "call_id"], keep="first")
+        | (duplicates & calls.duplicated(["file_date", "call_id"], keep="first"))
     )
 
 
@@ -185,6 +185,16 @@ def test_junk_rows_are_counted(summary: GenerationSummary, calls: pd.DataFrame) 
     assert calls.duplicated(["file_date", "call_id"]).any()
     # Apart from junk copies, ids are unique across all files.
     assert not calls.loc[~defects, "call_id"].duplicated().any()
+
+
+def test_duplicate_ids_copy_clean_rows(calls: pd.DataFrame) -> None:
+    # A copy of a junk row would be the first valid row with that id, not a duplicate, so the
+    # pipeline would rightly admit it and quarantine one row fewer than `junk_rows` says.
+    copied = calls.duplicated(["file_date", "call_id"], keep=False) & ~calls.duplicated(
+        ["file_date", "call_id"], keep="first"
+    )
+    assert copied.any()
+    assert not _defects(calls, "US", duplicates=False)[copied].any()
 
 
 def test_every_file_keeps_a_valid_timestamp(tmp_path: Path) -> None:
