@@ -95,13 +95,16 @@ def publish_aggregate(
             f"SELECT count(*) FILTER (WHERE NOT suppressed AND distinct_subscribers < {int(min_cell_size)}), "
             "count(*) FILTER (WHERE suppressed), count(*) FROM staged_published"
         ).fetchone()
-        frame = con.execute(
-            "SELECT *, calls IS NULL AND distinct_subscribers IS NULL AS figures_withheld FROM staged_published"
-        ).df()
         checks = [
             suite_check(
-                gx, asset_key, f"{table}_suite", frame, aggregate_expectations(min_cell_size)
-            ),
+                gx,
+                asset_key,
+                f"{table}_suite",
+                con,
+                "SELECT *, calls IS NULL AND distinct_subscribers IS NULL AS figures_withheld "
+                "FROM staged_published",
+                aggregate_expectations(min_cell_size),
+            ),  # fmt: skip
             reconcile_check(
                 asset_key,
                 f"{table}_totals_reconcile",

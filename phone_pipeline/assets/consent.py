@@ -121,22 +121,22 @@ def consent_events(
                 "quarantined_by_reason": counts_table(reasons),
             },
         )
-        frame = con.execute("SELECT e164, purpose, status, recorded_at FROM consent_events").df()
-    yield sql_check(
-        CONSENT_EVENTS,
-        "consent_files_readable",
-        passed=not unreadable,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"unreadable_files": dg.MetadataValue.json(unreadable)},
-    )
-    yield reconcile_check(
-        CONSENT_EVENTS,
-        "consent_registry_rows_reconcile",
-        {"rows read = events + quarantined": (rows_read, events + quarantined)},
-    )
-    yield suite_check(
-        gx, CONSENT_EVENTS, "consent_events_suite", frame, consent_events_expectations()
-    )
+        yield sql_check(
+            CONSENT_EVENTS,
+            "consent_files_readable",
+            passed=not unreadable,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"unreadable_files": dg.MetadataValue.json(unreadable)},
+        )
+        yield reconcile_check(
+            CONSENT_EVENTS,
+            "consent_registry_rows_reconcile",
+            {"rows read = events + quarantined": (rows_read, events + quarantined)},
+        )
+        yield suite_check(
+            gx, CONSENT_EVENTS, "consent_events_suite", con, "SELECT * FROM consent_events",
+            consent_events_expectations(),
+        )  # fmt: skip
 
 
 _FROM_VALIDATED = ("call_date", "call_id", "started_at_utc", "duration_seconds", "disposition",
@@ -229,11 +229,10 @@ def join_consent(
         violations = con.execute(
             consent_violations_sql("consented_calls", "consent_events", day)
         ).fetchone()
-        frame = con.execute(
-            "SELECT caller_e164, callee_e164, callee_identifiable FROM consented_calls WHERE call_date = ?",
-            [call_date],
-        ).df()
-    yield suite_check(gx, CONSENTED_CALLS, "consented_calls_suite", frame, consented_expectations())
+        yield suite_check(
+            gx, CONSENTED_CALLS, "consented_calls_suite", con,
+            f"SELECT * FROM consented_calls WHERE call_date = {day}", consented_expectations(),
+        )  # fmt: skip
     yield sql_check(
         CONSENTED_CALLS,
         "no_consent_violations",

@@ -9,7 +9,7 @@ from phone_pipeline.assets.common import (
     table_metadata,
     zone_attributes,
 )
-from phone_pipeline.checks.common import sql_check, suite_check
+from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
 from phone_pipeline.checks.ingest import RAW_CALLS, RAW_CALLS_CHECKS, raw_calls_expectations
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.landing import ingest_new_files, sql_date
@@ -41,7 +41,6 @@ def raw_calls(
         report = ingest_new_files(con, pipeline_config.landing_calls, first_date, last_date)
         for problem in report.rejected.values():
             context.log.error(f"Landing file not ingested: {problem}")
-        frame = con.execute(f"SELECT * FROM raw_calls WHERE call_date = {sql_date(call_date)}").df()
         files_in_partition = con.execute(
             "SELECT source_file, count(*) FROM raw_calls WHERE call_date = ? GROUP BY 1 ORDER BY 1",
             [call_date],
@@ -60,11 +59,22 @@ def raw_calls(
                 ),
             },
         )
-    yield sql_check(
-        RAW_CALLS,
-        "landing_files_readable",
-        passed=not report.rejected,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"unreadable_files": dg.MetadataValue.json(report.rejected)},
-    )
-    yield suite_check(gx, RAW_CALLS, "raw_calls_suite", frame, raw_calls_expectations())
+        partition_sql = f"SELECT * FROM raw_calls WHERE call_date = {sql_date(call_date)}"
+        rows, distinct_keys = con.execute(
+            f"SELECT count(*), count(DISTINCT (content_hash, source_row)) FROM ({partition_sql})"
+        ).fetchone()
+        yield sql_check(
+            RAW_CALLS,
+            "landing_files_readable",
+            passed=not report.rejected,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"unreadable_files": dg.MetadataValue.json(report.rejected)},
+        )
+        yield reconcile_check(
+            RAW_CALLS,
+            "raw_rows_identified_once",
+            {"rows = distinct (file content hash, row number)": (rows, distinct_keys)},
+        )
+        yield suite_check(
+            gx, RAW_CALLS, "raw_calls_suite", con, partition_sql, raw_calls_expectations()
+        )

@@ -109,10 +109,9 @@ def calls_pseudonymized(
             "SELECT count(*), count(*) FILTER (WHERE date_trunc('hour', call_hour) <> call_hour) "
             "FROM staged_pseudonymized"
         ).fetchone()
-        frame = con.execute("SELECT * FROM staged_pseudonymized").df()
         checks = [
-            suite_check(gx, CALLS_PSEUDONYMIZED, "calls_pseudonymized_suite", frame,
-                        pseudonymized_expectations()),
+            suite_check(gx, CALLS_PSEUDONYMIZED, "calls_pseudonymized_suite", con,
+                        "SELECT * FROM staged_pseudonymized", pseudonymized_expectations()),
             sql_check(
                 CALLS_PSEUDONYMIZED,
                 "no_phone_numbers_in_analytics",

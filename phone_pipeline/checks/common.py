@@ -6,12 +6,13 @@ counts and percentages only, never values: a GX result can quote the phone numbe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-import pandas as pd
+import duckdb
 
+from phone_pipeline.checks.frames import distinct_values_frame
 from phone_pipeline.resources import GreatExpectationsResource, SuiteOutcome
 
 E164_REGEX = r"^\+[1-9][0-9]{6,14}$"
@@ -28,7 +29,7 @@ def warning(asset_key: dg.AssetKey, name: str, description: str) -> dg.AssetChec
 
 def _suite_markdown(outcome: SuiteOutcome) -> str:
     lines = [
-        "| expectation | column | passed | unexpected | of rows |",
+        "| expectation | column | passed | unexpected | of distinct values |",
         "| --- | --- | --- | ---: | ---: |",
     ]
     for item in outcome.expectations:
@@ -44,9 +45,13 @@ def suite_check(
     gx: GreatExpectationsResource,
     asset_key: dg.AssetKey,
     check_name: str,
-    frame: pd.DataFrame,
+    con: duckdb.DuckDBPyConnection,
+    relation_sql: str,
     expectations: list[Any],
 ) -> dg.AssetCheckResult:
+    """Run a stage's suite over the distinct values of `relation_sql` (see checks/frames.py)."""
+    frame = distinct_values_frame(con, relation_sql, expectations)
+    rows = con.execute(f"SELECT count(*) FROM ({relation_sql})").fetchone()[0]
     outcome = gx.validate(check_name, frame, expectations)
     return dg.AssetCheckResult(
         asset_key=asset_key,
@@ -55,7 +60,8 @@ def suite_check(
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "suite": outcome.suite,
-            "rows_validated": outcome.rows,
+            "rows": rows,
+            "distinct_value_rows_validated": outcome.rows,
             "expectations": len(outcome.expectations),
             "failed_expectations": dg.MetadataValue.json(
                 [f"{item.expectation}({item.column or 'table'})" for item in outcome.failed]
@@ -100,6 +106,3 @@ def reconcile_check(
             "broken": dg.MetadataValue.json(broken),
         },
     )
-
-
-ExpectationFactory = Callable[..., list[Any]]

@@ -22,6 +22,11 @@ RAW_CALLS_CHECKS = [
         "Great Expectations: the partition has rows, the contract's columns, and every row is "
         "traceable to its source file and row.",
     ),
+    blocking(
+        RAW_CALLS,
+        "raw_rows_identified_once",
+        "Each row of the partition is one input row: its (file content hash, row number) is unique.",
+    ),
     warning(
         RAW_CALLS,
         "landing_files_readable",
@@ -41,7 +46,6 @@ def raw_calls_expectations() -> list[Any]:
             gxe.ExpectColumnValuesToNotBeNull(column=column)
             for column in ("content_hash", "source_file", "source_row", "call_date")
         ],
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["content_hash", "source_row"]),
         gxe.ExpectColumnValuesToBeInSet(
             column="timestamp_status", value_set=["ok", "unreadable", "out_of_range"]
         ),
