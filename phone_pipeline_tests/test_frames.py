@@ -114,3 +114,16 @@ def test_uniqueness_is_refused(expectation) -> None:
     con.register("calls", table())
     with pytest.raises(ValueError, match="not row-wise"):
         distinct_values_frame(con, "SELECT * FROM calls", [expectation])
+
+
+def test_a_column_checked_only_for_nulls_needs_two_values(gx) -> None:
+    ids = pd.DataFrame({"call_id": [f"c-{i}" for i in range(5000)]})
+    with_null = ids.copy()
+    with_null.loc[4321, "call_id"] = None
+    checks = [gxe.ExpectColumnValuesToNotBeNull(column="call_id")]
+    for full, passes in ((ids, True), (with_null, False)):
+        con = duckdb.connect()
+        con.register("calls", full)
+        frame = distinct_values_frame(con, "SELECT * FROM calls", checks)
+        assert len(frame) == (1 if passes else 2)
+        assert gx.validate("nulls", frame, checks).success is passes

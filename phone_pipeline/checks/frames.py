@@ -19,6 +19,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+# For "not null" only one null and one non-null value can change the verdict.
+NULLNESS_ONLY = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_null")
 NOT_ROW_WISE = (
     "expect_column_values_to_be_unique",
     "expect_compound_columns_to_be_unique",
@@ -52,13 +54,29 @@ def column_groups(expectations: list[Any]) -> list[tuple[str, ...]]:
     return [tuple(sorted(group)) for group in groups]
 
 
+def _group_sql(relation_sql: str, group: tuple[str, ...], expectations: list[Any]) -> str:
+    reading = {
+        expectation.expectation_type
+        for expectation in expectations
+        if set(_expectation_columns(expectation)) & set(group)
+    }
+    if len(group) == 1 and reading <= set(NULLNESS_ONLY):
+        # A column with a million distinct ids needs only: is there a null, is there a value.
+        (column,) = group
+        return (
+            f"SELECT {column} FROM (SELECT {column}, row_number() OVER "
+            f"(PARTITION BY {column} IS NULL) AS nth FROM ({relation_sql})) WHERE nth = 1"
+        )
+    return f"SELECT DISTINCT {', '.join(group)} FROM ({relation_sql})"
+
+
 def distinct_values_frame(
     con: duckdb.DuckDBPyConnection, relation_sql: str, expectations: list[Any]
 ) -> pd.DataFrame:
     """Each group's distinct rows side by side, shorter groups padded with their own first row."""
     schema = con.execute(f"SELECT * FROM ({relation_sql}) LIMIT 0").df()
     parts = [
-        con.execute(f"SELECT DISTINCT {', '.join(group)} FROM ({relation_sql})").df()
+        con.execute(_group_sql(relation_sql, group, expectations)).df()
         for group in column_groups(expectations)
     ]
     length = max((len(part) for part in parts), default=0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -259,19 +259,24 @@ def normalize_numbers(
         geo_col.append(info.geo_region)
         reason_col.append(info.reason)
 
-    # Deduplicate first (dict keeps first-seen order): each distinct string is parsed once.
-    groups: dict[str, list[tuple[str, str]]] = {}
+    # Deduplicate first (dict keeps first-seen order): each distinct string is parsed once, and
+    # strings that differ only in separators ("(212) 555-0123", "212.555.0123") share one parse:
+    # phonenumbers ignores those separators, and logs hold each number in several formats.
+    groups: dict[str, dict[str, list[str]]] = {}
     for raw in dict.fromkeys(raw_numbers):
         if _is_empty(raw):
             append(NumberInfo(raw, reason="empty"))
             continue
         if not isinstance(raw, str):
             raise TypeError(f"raw numbers must be str, got {type(raw).__name__}")
-        text = _prepare(raw, rules)
-        groups.setdefault(_group_key(text, rules), []).append((text, raw))
+        text = _SEPARATORS.sub("", _prepare(raw, rules))
+        groups.setdefault(_group_key(text, rules), {}).setdefault(text, []).append(raw)
 
     for key in sorted(groups):
-        for text, raw in groups[key]:
-            append(describe(text, raw))
+        for text, raws in groups[key].items():
+            info = describe(text, raws[0])
+            append(info)
+            for raw in raws[1:]:
+                append(replace(info, raw_number=raw))
 
     return pd.DataFrame(columns, columns=NUMBER_COLUMNS)

@@ -7,6 +7,7 @@ Australia 02 5550 xxxx / 0491 570 156, Sweden 070-174 06 05..99, plus ranges pho
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -360,6 +361,9 @@ def test_geocoder_not_imported_without_geo_region() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+SEPARATORS = re.compile(r"[\s().\-]+")
+
+
 @pytest.fixture
 def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every text handed to phonenumbers.parse (the real parse still runs)."""
@@ -403,12 +407,48 @@ def test_numbers_are_parsed_grouped_by_country(parse_calls: list[str]) -> None:
     raws = [r for group in zip(uk, au, se, us, intl_us, strict=True) for r in group]
     normalize_numbers(raws, "US", with_geo_region=False)
     calls = list(parse_calls)  # snapshot: the classification below parses again
-    assert sorted(calls) == sorted(raws)
+    # phonenumbers sees each string without its separators (see the test below).
+    by_text = {SEPARATORS.sub("", raw): raw for raw in raws}
+    assert sorted(calls) == sorted(by_text)
 
-    country = {r: normalize_number(r, "US").country for r in raws}
+    country = {text: normalize_number(raw, "US").country for text, raw in by_text.items()}
     codes = [country[text] for text in calls]
     runs = [code for i, code in enumerate(codes) if i == 0 or codes[i - 1] != code]
     assert len(runs) == len(set(runs)), f"calling codes interleaved: {runs}"
+
+
+def test_strings_differing_only_in_separators_share_one_parse(parse_calls: list[str]) -> None:
+    formats = ["(212) 555-0123", "212-555-0123", "212.555.0123", "2125550123", " 212 555 0123 "]
+    df = normalize_numbers(formats, "US")
+    assert len(parse_calls) == 1
+    assert sorted(df["raw_number"]) == sorted(formats)  # every input keeps its own row
+    assert set(df["e164"]) == {"+12125550123"}
+
+
+# Messy spellings of valid and invalid numbers: removing separators must not change any field.
+SEPARATOR_CORPUS = [
+    ("(212) 555-0123", "US"), ("+1 (212) 555-0123", "US"), ("1-212-555-0123", "US"),
+    ("011 44 20 7946 0123", "US"), ("0044 (0)20 7946 0123", "US"), ("+44 (0) 161 496 0123", "US"),
+    ("020 7946 0123", "GB"), ("(020) 7946-0123", "GB"), ("07700 900 123", "GB"),
+    ("+61 (0)2 5550 1234", "AU"), ("0011 44 20 7946 0123", "AU"), ("0491 570 156", "AU"),
+    ("070-174 06 05", "SE"), ("+46 (0)70 174 06 05", "SE"), ("212-555-0123 ext. 12", "US"),
+    ("212 555 0123 x12", "US"), ("1-800-FLOWERS", "US"), ("+1 800 FLOWERS", "US"),
+    ("(12) 34", "US"), ("+999 123 456", "US"), ("555-0123", "US"), ("+44 1234", "US"),
+    ("tel:+1-212-555-0123", "US"), ("+1.212.555.0123", "US"), ("212 - 555 - 0123", "US"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("raw", "region"), SEPARATOR_CORPUS)
+def test_separators_do_not_change_the_result(raw: str, region: str) -> None:
+    # The reference: the raw string parsed alone, separators and all, as phonenumbers sees it.
+    reference = normalize_number(raw, region)
+    batch = normalize_numbers([raw, SEPARATORS.sub("", raw) or raw], region)
+    rows = batch.set_index("raw_number").to_dict("index")
+    got = rows[raw]
+    assert got["e164"] == reference.e164
+    assert got["reason"] == reference.reason
+    assert got["number_type"] == reference.number_type
+    assert got["country"] == reference.country
 
 
 def test_shortcuts_agree_with_phonenumbers_reference() -> None:
@@ -459,3 +499,20 @@ def test_module_exports() -> None:
         "geo_region",
         "reason",
     ]
+
+
+def test_batch_equals_one_by_one_on_a_generated_log(tmp_path) -> None:
+    # Every format the generator writes (and its junk), parsed in a batch with shared parses,
+    # must give exactly what each string parsed alone gives.
+    import datetime as dt
+
+    from phone_pipeline.domain.synthetic import generate
+
+    summary = generate(tmp_path, rows=6_000, days=1, seed=9, start_date=dt.date(2026, 11, 1))
+    calls = pd.read_csv(summary.call_files[0], dtype=str, keep_default_na=False)
+    raws = sorted(set(calls["caller_number"]) | set(calls["callee_number"]))
+    batch = normalize_numbers(raws, "US", with_geo_region=False).set_index("raw_number")
+    assert len(batch) == len(raws)
+    for raw in raws:
+        alone = normalize_number(raw, "US", with_geo_region=False)
+        assert (batch.at[raw, "e164"], batch.at[raw, "reason"]) == (alone.e164, alone.reason), raw
