@@ -118,8 +118,8 @@ def calls_pseudonymized(
                 passed=found[0] == 0 and found[1] == 0,
                 metadata={
                     "text_columns_scanned": dg.MetadataValue.json(text_columns),
-                    "values_equal_to_a_partition_number": found[0],
-                    "values_that_look_like_a_phone_number": found[1],
+                    "distinct_values_equal_to_a_partition_number": found[0],
+                    "distinct_values_that_look_like_a_phone_number": found[1],
                 },
             ),
             reconcile_check(

@@ -55,7 +55,8 @@ def pseudonymized_expectations() -> list[Any]:
 
 
 def phone_numbers_found_sql(staged_table: str, text_columns: list[str], call_date_sql: str) -> str:
-    """Count staged text values that are a number of the partition (raw or E.164) or look like one."""
+    """Distinct staged text values that are a number of the partition (raw or E.164) or look
+    like one."""
     values = ", ".join(text_columns)
     return f"""
         WITH known_numbers AS (
@@ -67,7 +68,8 @@ def phone_numbers_found_sql(staged_table: str, text_columns: list[str], call_dat
                 WHERE call_date = {call_date_sql}
             ) WHERE regexp_matches(number, '[0-9].*[0-9].*[0-9]')  -- junk such as 'N/A' is no number
         ),
-        published_values AS (SELECT unnest([{values}]) AS value FROM {staged_table})
+        -- Each distinct value once: the verdict is the same, and pseudonyms repeat a lot.
+        published_values AS (SELECT DISTINCT unnest([{values}]) AS value FROM {staged_table})
         SELECT count(*) FILTER (WHERE value IN (SELECT number FROM known_numbers)) AS known,
                count(*) FILTER (WHERE regexp_full_match(value, '{PHONE_LIKE_SQL_REGEX}')) AS phone_like
         FROM published_values WHERE value IS NOT NULL
