@@ -118,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--partition", action="append", help="a day (YYYY-MM-DD); repeatable")
     ui = commands.add_parser("ui", help="start the Dagster UI and daemon on this data home")
     ui.add_argument("--port", type=int, default=3000)
+    bench = commands.add_parser("bench", help="benchmark a day of calls (see benchmarks/README.md)")
+    from phone_pipeline import bench as benchmark
+
+    benchmark.add_arguments(bench)
     args = parser.parse_args(argv)
+    if args.command == "bench":  # its own data home under /tmp: no ./data folders
+        return benchmark.main_from_args(args)
 
     settings = load_settings()
     settings.ensure_folders()
