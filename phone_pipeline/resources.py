@@ -157,8 +157,14 @@ class GreatExpectationsResource(dg.ConfigurableResource):
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Resources for a deployment described by `settings` (the Definitions and the tests use it)."""
     return {
-        "restricted_warehouse": DuckDBResource(database=str(settings.restricted_db)),
-        "analytics_warehouse": DuckDBResource(database=str(settings.analytics_db)),
+        "restricted_warehouse": DuckDBResource(
+            database=str(settings.restricted_db),
+            connection_config={"memory_limit": settings.duckdb_memory_limit},
+        ),
+        "analytics_warehouse": DuckDBResource(
+            database=str(settings.analytics_db),
+            connection_config={"memory_limit": settings.duckdb_memory_limit},
+        ),
         "pipeline_config": PipelineConfig(
             data_home=str(settings.home),
             default_region=settings.default_region,

@@ -27,6 +27,7 @@ class Settings:
     partitions_start_date: str
     sensor_interval_seconds: int
     settle_seconds: float
+    duckdb_memory_limit: str
 
     @property
     def landing_calls(self) -> Path:
@@ -69,4 +70,6 @@ def load_settings() -> Settings:
         partitions_start_date=start,
         sensor_interval_seconds=int(_env("PHONE_PIPELINE_SENSOR_INTERVAL_SECONDS", "30")),
         settle_seconds=float(_env("PHONE_PIPELINE_SETTLE_SECONDS", "5")),
+        # DuckDB's default takes 80% of RAM; bounded, it spills to disk instead.
+        duckdb_memory_limit=_env("PHONE_PIPELINE_DUCKDB_MEMORY_LIMIT", "2GB"),
     )

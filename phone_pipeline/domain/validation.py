@@ -58,7 +58,7 @@ def classify_calls_sql(
         LEFT JOIN {number_cache} AS callee
           ON callee.raw_number = raw.callee_number AND callee.default_region = '{default_region}'
     ),
-    row_reasons AS (
+    row_reasons AS MATERIALIZED (
         SELECT *,
                CASE
                  WHEN clean_call_id IS NULL THEN 'missing_call_id'
@@ -74,15 +74,20 @@ def classify_calls_sql(
                END AS row_reason
         FROM parsed
     ),
+    -- Ids seen more than once among otherwise valid rows, with the first occurrence (by load
+    -- order, then row): an aggregate instead of a window over all rows, as repeats are rare.
+    repeated_ids AS (
+        SELECT clean_call_id, min((load_order, source_row)) AS first_occurrence
+        FROM row_reasons WHERE row_reason IS NULL
+        GROUP BY clean_call_id HAVING count(*) > 1
+    ),
     ranked AS (
-        SELECT *,
-               CASE WHEN row_reason IS NULL THEN row_number() OVER (
-                   PARTITION BY clean_call_id, row_reason IS NULL ORDER BY load_order, source_row
-               ) END AS occurrence
-        FROM row_reasons
+        SELECT row_reasons.*, repeated_ids.first_occurrence
+        FROM row_reasons LEFT JOIN repeated_ids USING (clean_call_id)
     )
-    SELECT *,
-           CASE WHEN row_reason IS NULL AND occurrence > 1 THEN 'duplicate_call_id'
+    SELECT * EXCLUDE (first_occurrence),
+           CASE WHEN row_reason IS NULL AND first_occurrence IS NOT NULL
+                     AND (load_order, source_row) <> first_occurrence THEN 'duplicate_call_id'
                 ELSE row_reason END AS reason,
            CASE WHEN row_reason = 'invalid_caller_number' THEN caller_reason
                 WHEN row_reason = 'invalid_callee_number' THEN callee_reason
