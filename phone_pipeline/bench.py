@@ -40,6 +40,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from phone_pipeline.settings import load_settings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROWS = 1_000_000
 DEFAULT_SEED = 42
@@ -154,6 +156,7 @@ def run_benchmark(
             "many_country_callee_share": MANY_COUNTRY_CALLEE_SHARE if many_countries else 0.0,
             "junk_share": JUNK_SHARE,
             "default_region": DEFAULT_REGION,
+            "duckdb_memory_limit": load_settings().duckdb_memory_limit,
             "cold_partition": COLD_DAY.isoformat(),
             "warm_partition": WARM_DAY.isoformat(),
             "naive_sample_rows": min(rows, NAIVE_SAMPLE_ROWS),
@@ -282,7 +285,12 @@ def _child_env(work: Path) -> dict[str, str]:
     env["DAGSTER_HOME"] = str(work / "dagster_home")
     env["GX_ANALYTICS_ENABLED"] = "False"
     env["PYTHONUNBUFFERED"] = "1"
-    for name in ("PHONE_PIPELINE_PSEUDONYM_KEY", "PHONE_PIPELINE_PSEUDONYM_KEY_VERSION"):
+    # Kept: the key, and DuckDB's memory limit, a resource knob worth benchmarking.
+    for name in (
+        "PHONE_PIPELINE_PSEUDONYM_KEY",
+        "PHONE_PIPELINE_PSEUDONYM_KEY_VERSION",
+        "PHONE_PIPELINE_DUCKDB_MEMORY_LIMIT",
+    ):
         if os.environ.get(name):
             env[name] = os.environ[name]
     if "PHONE_PIPELINE_PSEUDONYM_KEY" not in env:
