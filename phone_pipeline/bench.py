@@ -782,7 +782,7 @@ def mix_many_regions(path: Path, examples: dict[str, Any], seed: int) -> dict[st
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    from phone_pipeline.domain.synthetic import JUNK_NUMBERS
+    from phone_pipeline.domain.synthetic import JUNK_NUMBERS, atomic_csv
 
     strings = pa.array(examples["strings"], pa.string())
     region_codes = {region: i for i, region in enumerate(examples["regions"])}
@@ -803,12 +803,10 @@ def mix_many_regions(path: Path, examples: dict[str, Any], seed: int) -> dict[st
             quoted_strings_can_be_null=False,
         ),
     )
-    part = path.with_name(path.name + ".part")
-    writer = None
     counter = 0
     caller_rows = callee_rows = 0
     regions_used: set[int] = set()
-    try:
+    with atomic_csv(path) as write:
         for batch in reader:
             n = batch.num_rows
             columns = {name: batch.column(name) for name in batch.schema.names}
@@ -832,20 +830,15 @@ def mix_many_regions(path: Path, examples: dict[str, Any], seed: int) -> dict[st
                 else:
                     callee_rows += k
             table = pa.table(columns)
-            if writer is None:
-                writer = pacsv.CSVWriter(str(part), table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    os.replace(part, path)
+            write(table)
     return {"caller_rows": caller_rows, "callee_rows": callee_rows, "regions": len(regions_used)}
 
 
 def write_example_consent(path: Path, examples: dict[str, Any], first_day: dt.date) -> None:
     """An `analytics` grant for every example number, a month before the first day."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
+
+    from phone_pipeline.domain.synthetic import atomic_csv
 
     when = dt.datetime.combine(first_day - dt.timedelta(days=30), dt.time(9), dt.UTC)
     n = len(examples["e164"])
@@ -858,9 +851,8 @@ def write_example_consent(path: Path, examples: dict[str, Any], first_day: dt.da
             "source": pa.array(["web-form"] * n, pa.string()),
         }
     )
-    part = path.with_name(path.name + ".part")
-    pacsv.write_csv(table, str(part))
-    os.replace(part, path)
+    with atomic_csv(path) as write:
+        write(table)
 
 
 def _sql_text(value: object) -> str:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -510,9 +511,7 @@ def _write_day(
     ts_lookup = _timestamp_lookup(day)
     call_prefix = f"c-{day:%Y%m%d}-"
     width = max(7, len(str(n)))
-    part = path.with_name(path.name + ".part")
-    writer = None
-    try:
+    with atomic_csv(path) as write:
         for lo in range(0, n, _WRITE_CHUNK_ROWS):
             hi = min(n, lo + _WRITE_CHUNK_ROWS)
             cell_idx = cell[lo:hi].astype(np.int32)
@@ -533,13 +532,7 @@ def _write_day(
                     ),
                 }
             )
-            if writer is None:
-                writer = pacsv.CSVWriter(str(part), table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    os.replace(part, path)
+            write(table)
     return n_junk
 
 
@@ -701,8 +694,27 @@ def _consent_table(
     )
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    """Write to <name>.part then rename: a folder sensor never sees a half-written file."""
+@contextmanager
+def atomic_csv(path: Path) -> Iterator[Callable[[pa.Table], None]]:
+    """Write tables to <name>.part, renamed to <name> only when complete: a folder sensor never
+    sees a half-written file. Yields a function that appends one table (all of one schema)."""
     part = path.with_name(path.name + ".part")
-    pacsv.write_csv(table, str(part))
+    writer: pacsv.CSVWriter | None = None
+
+    def write(table: pa.Table) -> None:
+        nonlocal writer
+        if writer is None:
+            writer = pacsv.CSVWriter(str(part), table.schema)
+        writer.write_table(table)
+
+    try:
+        yield write
+    finally:
+        if writer is not None:
+            writer.close()
     os.replace(part, path)
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    with atomic_csv(path) as write:
+        write(table)
