@@ -195,21 +195,37 @@ def ingest_new_files(
     not registered, so that a corrected file is picked up next time; nothing loaded is touched."""
     report = IngestReport()
     known = {row[0] for row in con.execute("SELECT content_hash FROM landing_files").fetchall()}
+    hashed = {
+        (name, size, mtime): file_hash
+        for name, size, mtime, file_hash in con.execute(
+            "SELECT file_name, file_size, mtime_ns, content_hash FROM landing_file_signatures"
+        ).fetchall()
+    }
     for path in list_landing_files(folder):
-        file_hash = content_hash(path)
-        if file_hash in known:
+        stat = path.stat()
+        signature = (path.name, stat.st_size, stat.st_mtime_ns)
+        # Same name, size and modification time as a file hashed before: the same content
+        # (rsync's rule); anything else is hashed again.
+        file_hash = hashed.get(signature) or content_hash(path)
+        if file_hash not in known:
+            try:
+                report.rows_loaded += load_call_file(con, path, file_hash, first_date, last_date)
+            except LandingFileError as error:
+                name = redact(path.name)
+                while name in report.rejected:  # two names redacted alike must not hide a problem
+                    name += "'"
+                report.rejected[name] = str(error)
+                continue
+            known.add(file_hash)
+            report.loaded.append(path.name)
+        else:
             report.already_loaded.append(path.name)
-            continue
-        try:
-            report.rows_loaded += load_call_file(con, path, file_hash, first_date, last_date)
-        except LandingFileError as error:
-            name = redact(path.name)
-            while name in report.rejected:  # two names redacted alike must not hide a problem
-                name += "'"
-            report.rejected[name] = str(error)
-            continue
-        known.add(file_hash)
-        report.loaded.append(path.name)
+        if signature not in hashed:
+            con.execute(
+                "INSERT OR IGNORE INTO landing_file_signatures VALUES (?, ?, ?, ?)",
+                [*signature, file_hash],
+            )
+            hashed[signature] = file_hash
     return report
 
 

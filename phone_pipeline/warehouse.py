@@ -20,6 +20,11 @@ RESTRICTED_TABLES: dict[str, str] = {
         content_hash VARCHAR PRIMARY KEY, file_name VARCHAR NOT NULL, file_size BIGINT NOT NULL,
         rows BIGINT NOT NULL, anchor_date DATE NOT NULL, load_order BIGINT NOT NULL,
         registered_at TIMESTAMPTZ NOT NULL""",
+    # Name, size and mtime of landing files already hashed: a partition run then hashes only
+    # files that are new or changed, not every file of the landing folder again.
+    "landing_file_signatures": """
+        file_name VARCHAR NOT NULL, file_size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL,
+        content_hash VARCHAR NOT NULL, PRIMARY KEY (file_name, file_size, mtime_ns)""",
     "raw_calls": """
         call_date DATE NOT NULL, content_hash VARCHAR NOT NULL, source_file VARCHAR NOT NULL,
         source_row BIGINT NOT NULL, call_id VARCHAR, caller_number VARCHAR, callee_number VARCHAR,

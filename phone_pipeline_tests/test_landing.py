@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import shutil
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -587,3 +588,27 @@ def test_every_input_row_lands_exactly_once(con: duckdb.DuckDBPyConnection, land
         ).fetchone()[0]
         == 0
     )
+
+
+def test_files_seen_before_are_not_hashed_again(
+    con: duckdb.DuckDBPyConnection, landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phone_pipeline import landing as landing_module
+
+    path = landing / "calls_2026-11-01.csv"
+    path.write_text(HEADER + "\nc1,+12125550101,+12125550102,2026-11-01T10:00:00Z,60,answered\n")
+    assert ingest(con, landing).loaded == [path.name]
+
+    hashed: list[str] = []
+    real_hash = landing_module.content_hash
+    monkeypatch.setattr(
+        landing_module, "content_hash", lambda p: hashed.append(p.name) or real_hash(p)
+    )
+    again = ingest(con, landing)
+    assert again.already_loaded == [path.name] and hashed == []  # known by name, size, mtime
+
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touched
+    touched = ingest(con, landing)
+    assert touched.already_loaded == [path.name] and hashed == [path.name]  # same content
+    assert count(con, "raw_calls") == 1
