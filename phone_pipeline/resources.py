@@ -156,15 +156,21 @@ class GreatExpectationsResource(dg.ConfigurableResource):
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Resources for a deployment described by `settings` (the Definitions and the tests use it)."""
+    # One resource per zone file; stages attach the others to a restricted connection.
+    zone_files = {
+        "restricted_warehouse": settings.restricted_db,
+        "analytics_warehouse": settings.analytics_db,
+        "compliance_warehouse": settings.compliance_db,
+        "shareable_warehouse": settings.shareable_db,
+    }
     return {
-        "restricted_warehouse": DuckDBResource(
-            database=str(settings.restricted_db),
-            connection_config={"memory_limit": settings.duckdb_memory_limit},
-        ),
-        "analytics_warehouse": DuckDBResource(
-            database=str(settings.analytics_db),
-            connection_config={"memory_limit": settings.duckdb_memory_limit},
-        ),
+        **{
+            name: DuckDBResource(
+                database=str(path),
+                connection_config={"memory_limit": settings.duckdb_memory_limit},
+            )
+            for name, path in zone_files.items()
+        },
         "pipeline_config": PipelineConfig(
             data_home=str(settings.home),
             default_region=settings.default_region,

@@ -50,6 +50,14 @@ class Settings:
         return self.home / "warehouse" / "analytics.duckdb"
 
     @property
+    def compliance_db(self) -> Path:
+        return self.home / "warehouse" / "compliance.duckdb"
+
+    @property
+    def shareable_db(self) -> Path:
+        return self.home / "warehouse" / "shareable.duckdb"
+
+    @property
     def dagster_home(self) -> Path:
         return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster_home")
 

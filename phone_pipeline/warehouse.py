@@ -1,9 +1,15 @@
-"""The two DuckDB zones and how a partition is written to them.
+"""The DuckDB zones and how a partition is written to them.
 
-`restricted.duckdb` holds everything with raw or E.164 numbers; `analytics.duckdb` holds only
-pseudonymised rows and aggregates, so that it can be handed out. Tables are created up front with
-fixed schemas, so an empty partition gives empty tables, never a missing one. A partition is
-replaced in one transaction (delete its rows, insert the new ones): a failure leaves the old rows.
+Each zone is one file, so that its audience is set by who may read that file:
+- `restricted.duckdb`: everything with raw or E.164 numbers (the pipeline's operators only);
+- `analytics.duckdb`: pseudonymised rows and aggregates, no number (internal analysts);
+- `compliance.duckdb`: contact-pressure findings named by pseudonym (the compliance audience);
+- `shareable.duckdb`: only datasets whose re-identification risk passed the gate.
+The other zones are attached to a restricted connection under their names, so rows move between
+zones without passing through Python. Tables are created up front with fixed schemas, so an empty
+partition gives empty tables, never a missing one; a column added to a schema later is added to
+existing files too. A partition is replaced in one transaction (delete its rows, insert the new
+ones): a failure leaves the old rows.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ from pathlib import Path
 
 import duckdb
 
-ANALYTICS = "analytics"  # the catalog name the analytics file is attached under
+# The catalog names the attached zone files go under.
+ANALYTICS = "analytics"
+COMPLIANCE = "compliance"
+SHAREABLE = "shareable"
 
 RESTRICTED_TABLES: dict[str, str] = {
     "landing_files": """
@@ -92,31 +101,56 @@ ANALYTICS_TABLES: dict[str, str] = {
 }
 
 
+COMPLIANCE_TABLES: dict[str, str] = {}
+
+SHAREABLE_TABLES: dict[str, str] = {}
+
+ATTACHED_ZONE_TABLES: dict[str, dict[str, str]] = {
+    ANALYTICS: ANALYTICS_TABLES,
+    COMPLIANCE: COMPLIANCE_TABLES,
+    SHAREABLE: SHAREABLE_TABLES,
+}
+
+
 def _quoted(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
 def prepare_restricted(con: duckdb.DuckDBPyConnection) -> None:
-    """Session settings and the restricted tables (created once, never altered in place)."""
+    """Session settings and the restricted tables."""
     con.execute("SET TimeZone = 'UTC'")
-    for table, columns in RESTRICTED_TABLES.items():
-        con.execute(f"CREATE TABLE IF NOT EXISTS main.{table} ({columns})")
+    ensure_tables(con, None, RESTRICTED_TABLES)
 
 
-def attach_analytics(con: duckdb.DuckDBPyConnection, analytics_path: Path | str) -> None:
-    """Attach the shareable zone as `analytics` on a restricted connection and create its tables.
+def ensure_tables(
+    con: duckdb.DuckDBPyConnection, catalog: str | None, tables: dict[str, str]
+) -> None:
+    """Create missing tables in `catalog` (None: the connection's own file), and add columns a
+    newer schema has to tables made by an older one (nullable: older rows have no value)."""
+    prefix = f"{catalog}.main." if catalog else "main."
+    for table, columns in tables.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {prefix}{table} ({columns})")
+        existing = {name for name, _ in table_columns(con, f"{prefix}{table}")}
+        con.execute(f"CREATE OR REPLACE TEMP TABLE expected_schema ({columns})")
+        for name, kind in table_columns(con, "temp.main.expected_schema"):
+            if name not in existing:
+                con.execute(f"ALTER TABLE {prefix}{table} ADD COLUMN {name} {kind}")
+    con.execute("DROP TABLE IF EXISTS temp.main.expected_schema")
 
-    One connection over both files lets a stage read restricted rows and publish derived rows
+
+def attach_zone(con: duckdb.DuckDBPyConnection, zone: str, path: Path | str) -> None:
+    """Attach a zone's file under its name on a restricted connection and create its tables.
+
+    One connection over several files lets a stage read restricted rows and publish derived rows
     without moving them through Python.
     """
-    Path(analytics_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     attached = {
         row[0] for row in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
     }
-    if ANALYTICS not in attached:
-        con.execute(f"ATTACH {_quoted(analytics_path)} AS {ANALYTICS}")
-    for table, columns in ANALYTICS_TABLES.items():
-        con.execute(f"CREATE TABLE IF NOT EXISTS {ANALYTICS}.{table} ({columns})")
+    if zone not in attached:
+        con.execute(f"ATTACH {_quoted(path)} AS {zone}")
+    ensure_tables(con, zone, ATTACHED_ZONE_TABLES[zone])
 
 
 def replace_partition(

@@ -11,7 +11,10 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.partitions import daily_partitions
 from phone_pipeline.warehouse import (
-    attach_analytics,
+    ANALYTICS,
+    COMPLIANCE,
+    SHAREABLE,
+    attach_zone,
     partition_count,
     prepare_restricted,
     table_columns,
@@ -25,7 +28,14 @@ ANALYTICS_GROUP = "analytics_zone"
 DUCKDB_POOL = "duckdb"
 
 ColumnSources = Mapping[str, Sequence[tuple[dg.AssetKey, str]]]
-_GROUPS = {"restricted": RESTRICTED_GROUP, "analytics": ANALYTICS_GROUP}
+COMPLIANCE_GROUP = "compliance_zone"
+SHAREABLE_GROUP = "shareable_zone"
+_GROUPS = {
+    "restricted": RESTRICTED_GROUP,
+    "analytics": ANALYTICS_GROUP,
+    "compliance": COMPLIANCE_GROUP,
+    "shareable": SHAREABLE_GROUP,
+}
 
 
 def zone_attributes(
@@ -64,11 +74,17 @@ def restricted_connection(restricted: DuckDBResource) -> Iterator[duckdb.DuckDBP
 
 @contextmanager
 def zones_connection(
-    restricted: DuckDBResource, analytics: DuckDBResource
+    restricted: DuckDBResource,
+    analytics: DuckDBResource | None = None,
+    compliance: DuckDBResource | None = None,
+    shareable: DuckDBResource | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The restricted file with the analytics file attached as `analytics`."""
+    """The restricted file with the other zones given attached under their names."""
     with restricted_connection(restricted) as con:
-        attach_analytics(con, analytics.database)
+        for zone, resource in ((ANALYTICS, analytics), (COMPLIANCE, compliance),
+                               (SHAREABLE, shareable)):  # fmt: skip
+            if resource is not None:
+                attach_zone(con, zone, resource.database)
         yield con
 
 

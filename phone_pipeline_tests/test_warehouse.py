@@ -1,0 +1,38 @@
+"""The zone files: tables created up front, and schemas that grow without losing rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from phone_pipeline.warehouse import ATTACHED_ZONE_TABLES, attach_zone, ensure_tables
+
+
+def test_a_newer_schema_adds_its_columns_to_an_existing_table(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "zone.duckdb"))
+    ensure_tables(con, None, {"calls": "call_id VARCHAR NOT NULL, rows BIGINT"})
+    con.execute("INSERT INTO calls VALUES ('a', 1)")
+
+    ensure_tables(con, None, {"calls": "call_id VARCHAR NOT NULL, rows BIGINT, campaign VARCHAR"})
+
+    assert con.execute("SELECT * FROM calls").fetchall() == [("a", 1, None)]
+    assert [row[0] for row in con.execute("DESCRIBE calls").fetchall()] == [
+        "call_id",
+        "rows",
+        "campaign",
+    ]
+
+
+def test_every_attached_zone_gets_its_own_file_and_tables(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "restricted.duckdb"))
+    for zone in ATTACHED_ZONE_TABLES:
+        attach_zone(con, zone, tmp_path / f"{zone}.duckdb")
+        attach_zone(con, zone, tmp_path / f"{zone}.duckdb")  # a second time changes nothing
+    tables = {
+        (row[0], row[1])
+        for row in con.execute("SELECT database_name, table_name FROM duckdb_tables()").fetchall()
+    }
+    for zone, zone_tables in ATTACHED_ZONE_TABLES.items():
+        assert (tmp_path / f"{zone}.duckdb").exists()
+        assert {(zone, table) for table in zone_tables} <= tables
