@@ -10,21 +10,22 @@ from phone_pipeline.assets import (
     consent,
     ingest,
     pseudonymize,
+    record,
     reference,
     validate,
 )
-from phone_pipeline.jobs import call_pipeline_job
+from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job
 from phone_pipeline.resources import build_resources
 from phone_pipeline.schedules import daily_reprocess_schedule
-from phone_pipeline.sensors import landing_calls_sensor
+from phone_pipeline.sensors import landing_calls_sensor, record_after_failed_run
 from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting]
+        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, record]
     ),
-    jobs=[call_pipeline_job],
-    sensors=[landing_calls_sensor],
+    jobs=[call_pipeline_job, record_of_processing_job],
+    sensors=[landing_calls_sensor, record_after_failed_run],
     schedules=[daily_reprocess_schedule],
     resources=build_resources(load_settings()),
     # Steps run one after another in the run's process: faster to start than a process per step,

@@ -1,4 +1,5 @@
-"""The one job: every stage of a day partition, the registry refreshes included."""
+"""The jobs: every stage of a day partition (the registry refreshes included), and the record of
+processing alone, for when a run failed before reaching it."""
 
 from __future__ import annotations
 
@@ -12,4 +13,10 @@ call_pipeline_job = dg.define_asset_job(
         "with the consent registry and cell reference refreshed first. Every stage is gated by "
         "blocking checks: a failed gate stops the stages after it."
     ),
+)
+
+record_of_processing_job = dg.define_asset_job(
+    "record_of_processing_job",
+    selection=dg.AssetSelection.assets(["governance", "record_of_processing"]),
+    description="Regenerates the record of processing alone (after a failed pipeline run).",
 )

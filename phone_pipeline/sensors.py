@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from phone_pipeline.domain.redaction import redact
-from phone_pipeline.jobs import call_pipeline_job
+from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job
 from phone_pipeline.landing import (
     LandingFileError,
     call_dates_in_file,
@@ -123,3 +123,16 @@ def landing_calls_sensor(context: dg.SensorEvaluationContext, pipeline_config: P
     return dg.SensorResult(
         run_requests=requests, cursor=json.dumps(plan.cursor), skip_reason=skip_reason
     )
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[call_pipeline_job],
+    request_job=record_of_processing_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "A failed gate stops a run before its last step, the record of processing: this "
+        "regenerates the record so that it shows the failure as the latest evidence."
+    ),
+)
+def record_after_failed_run(context: dg.RunFailureSensorContext) -> dg.RunRequest:
+    return dg.RunRequest(run_key=context.dagster_run.run_id)

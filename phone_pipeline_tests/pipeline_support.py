@@ -28,6 +28,13 @@ from phone_pipeline_tests.conftest import TEST_KEY, Pipeline
 # Every asset of the job writes one of these; the checks evaluated per run must cover them all.
 ALL_ASSETS = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
 ALL_CHECKS = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+# The assets that are DuckDB tables (the others are documents, such as the record of processing).
+TABLE_ASSETS = {
+    spec.key.to_user_string()
+    for assets_def in defs.resolve_asset_graph().assets_defs
+    for spec in assets_def.specs
+    if "duckdb" in spec.kinds
+}
 PARTITIONED_TABLES = (
     "raw_calls",
     "calls_validated",

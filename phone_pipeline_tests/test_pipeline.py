@@ -25,6 +25,7 @@ from phone_pipeline_tests.pipeline_support import (
     ALL_CHECKS,
     ANALYTICS_TABLES,
     PARTITIONED_TABLES,
+    TABLE_ASSETS,
     accounting,
     count,
     module_pipeline,
@@ -636,7 +637,7 @@ def test_min_cell_size_is_configurable(
 
 def test_materializations_carry_lineage_metadata(full_run: FullRun) -> None:
     instance = full_run.pipeline.instance
-    graph_keys = [dg.AssetKey.from_user_string(key) for key in sorted(ALL_ASSETS)]
+    graph_keys = [dg.AssetKey.from_user_string(key) for key in sorted(TABLE_ASSETS)]
     schemas: dict[dg.AssetKey, set[str]] = {}
     events = {}
     for key in graph_keys:

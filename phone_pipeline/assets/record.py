@@ -1,0 +1,184 @@
+"""Record of processing: regenerated at the end of every run from the pipeline's own definitions
+(zones, schemas, checks) and the latest result of every check, shown in the UI and written to
+`<data home>/records/record_of_processing.md`."""
+
+import dataclasses
+import datetime as dt
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from phone_pipeline.assets.common import OWNERS
+from phone_pipeline.checks.accounting import ROW_ACCOUNTING
+from phone_pipeline.domain.record import (
+    Evidence,
+    ProcessingRecord,
+    Purpose,
+    Safeguard,
+    Zone,
+    render_markdown,
+)
+from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
+from phone_pipeline.settings import load_settings
+from phone_pipeline.warehouse import ATTACHED_ZONE_TABLES, RESTRICTED_TABLES, ddl_column_names
+
+RECORD_OF_PROCESSING = dg.AssetKey(["governance", "record_of_processing"])
+
+PURPOSES = (
+    Purpose(
+        "analytics",
+        "Network coverage, service quality and contact statistics from call logs.",
+        "Consent of the caller for `analytics`, as of each call's time; callees appear only "
+        "when they consented too.",
+    ),
+    Purpose(
+        "accountability",
+        "Validating every received record and accounting for it (admitted, quarantined or "
+        "excluded with a reason); evidence for this record.",
+        "Legal obligation (GDPR Art. 5(2), accountability).",
+    ),
+)
+
+# Who may read each zone's file; the files' permissions are how a deployment enforces it.
+ZONE_AUDIENCES = {
+    "restricted": "Pipeline operators only (raw and E.164 numbers).",
+    "analytics": "Internal analysts. Pseudonymised rows are still personal data.",
+    "compliance": "The compliance team (findings named by pseudonym).",
+    "shareable": "Recipients outside the team, for datasets that passed the re-identification "
+    "risk gate.",
+}
+
+# What each stage does for privacy, keyed by the `stage` tag its assets carry. The checks of
+# those assets are the evidence. A stage missing here still appears, under its own name.
+STAGE_SAFEGUARDS = {
+    "ingest": ("Completeness", "Every landing row is loaded once, identified by file content "
+               "hash and row; unreadable files are reported, not dropped."),
+    "validate": ("Accuracy and quarantine", "Numbers normalised to E.164 with phonenumbers; "
+                 "invalid rows quarantined with a reason, never silently dropped."),
+    "consent": ("Lawfulness: consent as of call time", "Each call is joined to the caller's "
+                "latest consent event at or before the call; withdrawn or missing consent "
+                "excludes the call with a stated reason."),
+    "pseudonymize": ("Pseudonymisation and minimisation", "Numbers replaced by keyed "
+                     "HMAC-SHA256 pseudonyms (key from the environment, versioned); times "
+                     "truncated to the hour, cells to regions, call ids dropped; gates run on "
+                     "staged rows before anything is written."),
+    "aggregate": ("Small-cell suppression", "Cells with fewer distinct subscribers than the "
+                  "minimum keep their key but publish no figures."),
+    "accounting": ("Accountability: row accounting", "Received = quarantined + excluded + "
+                   "admitted at every stage, per partition."),
+}  # fmt: skip
+
+
+def _zones(retention: dict[str, str]) -> list[Zone]:
+    schemas = {"restricted": RESTRICTED_TABLES, **ATTACHED_ZONE_TABLES}
+    return [
+        Zone(
+            name=zone,
+            file_name=f"warehouse/{zone}.duckdb",
+            audience=ZONE_AUDIENCES.get(zone, "(not declared)"),
+            shareable=zone == "shareable",
+            retention=retention.get(zone, "kept until deleted (no retention configured)"),
+            tables={table: ddl_column_names(ddl) for table, ddl in tables.items()},
+        )
+        for zone, tables in schemas.items()
+    ]
+
+
+def _safeguards(context: dg.AssetExecutionContext) -> list[Safeguard]:
+    # The whole graph of the Definitions, not the run's job: a run of the record alone (after a
+    # failed run) must still list every check. Imported here: definitions.py imports this module.
+    from phone_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    evidence_by_stage: dict[str, list[Evidence]] = {}
+    partition_of_run: dict[str, str | None] = {}  # checks of a partitioned run: its partition
+    for check_key in sorted(graph.asset_check_keys, key=lambda key: key.to_user_string()):
+        spec = graph.get_check_spec(check_key)
+        stage = graph.get(check_key.asset_key).tags.get("stage", "other")
+        latest = context.instance.get_latest_asset_check_evaluation_record(check_key)
+        evaluation = latest.evaluation if latest else None
+        if not isinstance(evaluation, dg.AssetCheckEvaluation):
+            evaluation = None  # planned but never evaluated (its step was skipped)
+        if evaluation and latest.run_id not in partition_of_run:
+            run = context.instance.get_run_by_id(latest.run_id)
+            partition_of_run[latest.run_id] = run.tags.get("dagster/partition") if run else None
+        evidence_by_stage.setdefault(stage, []).append(
+            Evidence(
+                check=check_key.name,
+                asset=check_key.asset_key.to_user_string(),
+                description=spec.description or "",
+                blocking=spec.blocking,
+                passed=evaluation.passed if evaluation else None,
+                evaluated_at=(
+                    dt.datetime.fromtimestamp(latest.create_timestamp, dt.UTC)
+                    if evaluation
+                    else None
+                ),
+                partition=(latest.partition or partition_of_run[latest.run_id])
+                if evaluation
+                else None,
+            )
+        )
+    ordered = list(STAGE_SAFEGUARDS) + sorted(set(evidence_by_stage) - set(STAGE_SAFEGUARDS))
+    return [
+        Safeguard(
+            *STAGE_SAFEGUARDS.get(stage, (stage, "(no description declared for this stage)")),
+            evidence=evidence_by_stage.get(stage, []),
+        )
+        for stage in ordered
+    ]
+
+
+def _settings_in_force(key_version: int) -> dict[str, str]:
+    # Settings hold no secret (the key is read by its resource only); the key's version is shown.
+    settings = load_settings()
+    in_force = {
+        field.name: str(getattr(settings, field.name)) for field in dataclasses.fields(settings)
+    }
+    return {**in_force, "pseudonym_key_version": str(key_version)}
+
+
+@dg.asset(
+    key=RECORD_OF_PROCESSING,
+    deps=[ROW_ACCOUNTING],  # last in every run, so its evidence includes this run's checks
+    group_name="governance",
+    owners=OWNERS,
+    kinds={"markdown"},
+    tags={"stage": "record"},
+    description=(
+        "GDPR Art. 30 style record of processing, regenerated on every run from the pipeline's "
+        "own definitions: purposes, categories of data per zone, recipients, retention, "
+        "safeguards and the latest result of every check that evidences them. Also written to "
+        "`records/record_of_processing.md` in the data home."
+    ),
+)
+def record_of_processing(
+    context: dg.AssetExecutionContext,
+    pipeline_config: PipelineConfig,
+    pseudonym_key: PseudonymKeyResource,
+) -> dg.MaterializeResult:
+    record = ProcessingRecord(
+        controller=os.environ.get("PHONE_PIPELINE_CONTROLLER", "").strip()
+        or "(set PHONE_PIPELINE_CONTROLLER)",
+        generated_at=dt.datetime.now(dt.UTC),
+        purposes=PURPOSES,
+        zones=_zones({}),
+        safeguards=_safeguards(context),
+        settings=_settings_in_force(pseudonym_key.key_version),
+    )
+    markdown = render_markdown(record)
+    path = Path(pipeline_config.data_home) / "records" / "record_of_processing.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".md.part")
+    partial.write_text(markdown, encoding="utf-8")
+    partial.replace(path)  # readers never see half a record
+    return dg.MaterializeResult(
+        metadata={
+            "record": dg.MetadataValue.md(markdown),
+            "path": dg.MetadataValue.path(str(path)),
+            "safeguards": dg.MetadataValue.json(
+                {safeguard.name: safeguard.status for safeguard in record.safeguards}
+            ),
+        }
+    )
