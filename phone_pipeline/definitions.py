@@ -11,21 +11,22 @@ from phone_pipeline.assets import (
     ingest,
     pseudonymize,
     reference,
+    retention,
     validate,
 )
-from phone_pipeline.jobs import call_pipeline_job
+from phone_pipeline.jobs import call_pipeline_job, retention_sweep_job
 from phone_pipeline.resources import build_resources
-from phone_pipeline.schedules import daily_reprocess_schedule
+from phone_pipeline.schedules import daily_reprocess_schedule, daily_retention_schedule
 from phone_pipeline.sensors import landing_calls_sensor
 from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting]
+        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, retention]
     ),
-    jobs=[call_pipeline_job],
+    jobs=[call_pipeline_job, retention_sweep_job],
     sensors=[landing_calls_sensor],
-    schedules=[daily_reprocess_schedule],
+    schedules=[daily_reprocess_schedule, daily_retention_schedule],
     resources=build_resources(load_settings()),
     # Steps run one after another in the run's process: faster to start than a process per step,
     # and DuckDB allows one writer per file anyway.

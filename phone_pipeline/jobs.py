@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import dagster as dg
 
+from phone_pipeline.assets.retention import RETENTION_SWEEP
+
 call_pipeline_job = dg.define_asset_job(
     "call_pipeline",
-    selection=dg.AssetSelection.all(),
+    # The retention sweep is not a day partition's stage: it has its own job and schedule.
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(RETENTION_SWEEP),
     description=(
         "Ingest -> validate -> consent -> pseudonymize -> aggregate -> row accounting for one day, "
         "with the consent registry and cell reference refreshed first. Every stage is gated by "
         "blocking checks: a failed gate stops the stages after it."
     ),
+)
+
+retention_sweep_job = dg.define_asset_job(
+    "retention_sweep",
+    selection=dg.AssetSelection.assets(RETENTION_SWEEP),
+    description="Deletes the partitions past each zone's retention and logs what it deleted.",
 )
