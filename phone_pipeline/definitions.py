@@ -12,21 +12,32 @@ from phone_pipeline.assets import (
     pseudonymize,
     record,
     reference,
+    retention,
     validate,
 )
-from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job
+from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job, retention_sweep_job
 from phone_pipeline.resources import build_resources
-from phone_pipeline.schedules import daily_reprocess_schedule
+from phone_pipeline.schedules import daily_reprocess_schedule, daily_retention_schedule
 from phone_pipeline.sensors import landing_calls_sensor, record_after_failed_run
 from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, record]
+        [
+            ingest,
+            validate,
+            consent,
+            reference,
+            pseudonymize,
+            aggregate,
+            accounting,
+            retention,
+            record,
+        ]
     ),
-    jobs=[call_pipeline_job, record_of_processing_job],
+    jobs=[call_pipeline_job, record_of_processing_job, retention_sweep_job],
     sensors=[landing_calls_sensor, record_after_failed_run],
-    schedules=[daily_reprocess_schedule],
+    schedules=[daily_reprocess_schedule, daily_retention_schedule],
     resources=build_resources(load_settings()),
     # Steps run one after another in the run's process: faster to start than a process per step,
     # and DuckDB allows one writer per file anyway.

@@ -1,13 +1,16 @@
-"""The jobs: every stage of a day partition (the registry refreshes included), and the record of
-processing alone, for when a run failed before reaching it."""
+"""The jobs: every stage of a day partition (the registry refreshes included), the retention
+sweep, and the record of processing alone (for when a run failed before reaching it)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from phone_pipeline.assets.retention import RETENTION_SWEEP
+
 call_pipeline_job = dg.define_asset_job(
     "call_pipeline",
-    selection=dg.AssetSelection.all(),
+    # The retention sweep is not a day partition's stage: it has its own job and schedule.
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(RETENTION_SWEEP),
     description=(
         "Ingest -> validate -> consent -> pseudonymize -> aggregate -> row accounting for one day, "
         "with the consent registry and cell reference refreshed first. Every stage is gated by "
@@ -19,4 +22,10 @@ record_of_processing_job = dg.define_asset_job(
     "record_of_processing_job",
     selection=dg.AssetSelection.assets(["governance", "record_of_processing"]),
     description="Regenerates the record of processing alone (after a failed pipeline run).",
+)
+
+retention_sweep_job = dg.define_asset_job(
+    "retention_sweep",
+    selection=dg.AssetSelection.assets(RETENTION_SWEEP),
+    description="Deletes the partitions past each zone's retention and logs what it deleted.",
 )

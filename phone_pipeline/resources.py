@@ -26,6 +26,9 @@ class PipelineConfig(dg.ConfigurableResource):
     max_quarantine_share: float = 0.2
     max_call_seconds: int = 86_400
     partitions_start_date: str = "2024-01-01"
+    retention_restricted_days: int = 90
+    retention_pseudonymized_days: int = 396
+    retention_aggregates_days: int = 0
 
     @property
     def landing_calls(self) -> Path:
@@ -178,6 +181,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             max_quarantine_share=settings.max_quarantine_share,
             max_call_seconds=settings.max_call_seconds,
             partitions_start_date=settings.partitions_start_date,
+            retention_restricted_days=settings.retention_restricted_days,
+            retention_pseudonymized_days=settings.retention_pseudonymized_days,
+            retention_aggregates_days=settings.retention_aggregates_days,
         ),
         "pseudonym_key": PseudonymKeyResource(
             key=dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEY"),

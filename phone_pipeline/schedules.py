@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from phone_pipeline.jobs import call_pipeline_job
+from phone_pipeline.jobs import call_pipeline_job, retention_sweep_job
 from phone_pipeline.partitions import partition_range
 
 
@@ -24,3 +24,23 @@ def daily_reprocess_schedule(context: dg.ScheduleEvaluationContext):
     if previous_day < first_date:
         return dg.SkipReason(f"{previous_day} is before the first partition ({first_date})")
     return dg.RunRequest(partition_key=previous_day.isoformat())
+
+
+@dg.schedule(
+    job=retention_sweep_job,
+    cron_schedule="0 4 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "At 04:00 UTC (after the daily re-run), deletes the partitions past each zone's retention "
+        "as of the tick's date and logs the deleted row counts in analytics.retention_log."
+    ),
+)
+def daily_retention_schedule(context: dg.ScheduleEvaluationContext):
+    as_of = context.scheduled_execution_time.astimezone(dt.UTC).date()
+    return dg.RunRequest(
+        run_key=f"retention-{as_of.isoformat()}",
+        run_config={
+            "ops": {"restricted__retention_sweep": {"config": {"as_of": as_of.isoformat()}}}
+        },
+    )

@@ -98,6 +98,11 @@ ANALYTICS_TABLES: dict[str, str] = {
     "row_accounting": """
         call_date DATE NOT NULL, stage VARCHAR NOT NULL, outcome VARCHAR NOT NULL,
         reason VARCHAR, rows BIGINT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL""",
+    # One row per table per retention sweep: what was deleted (counts only, never rows).
+    "retention_log": """
+        swept_at TIMESTAMPTZ NOT NULL, run_id VARCHAR NOT NULL, as_of DATE NOT NULL,
+        zone VARCHAR NOT NULL, table_name VARCHAR NOT NULL, retention_days INTEGER NOT NULL,
+        cutoff DATE, rows_deleted BIGINT NOT NULL""",
 }
 
 

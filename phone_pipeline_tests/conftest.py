@@ -19,6 +19,13 @@ from phone_pipeline.settings import Settings, load_settings
 
 TEST_KEY = "7f" * 32  # a 256-bit test key; real keys come from the environment
 DAY = dt.date(2026, 11, 1)
+# The tests' fixed days age out of any retention as real time passes: tests keep every partition
+# unless they test retention itself (test_retention.py sets its own).
+NO_RETENTION = {
+    "retention_restricted_days": 0,
+    "retention_pseudonymized_days": 0,
+    "retention_aggregates_days": 0,
+}
 
 
 @pytest.fixture
@@ -26,7 +33,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", TEST_KEY)
     monkeypatch.setenv("PHONE_PIPELINE_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    configured = replace(load_settings(), home=tmp_path / "data")
+    configured = replace(load_settings(), home=tmp_path / "data", **NO_RETENTION)
     configured.ensure_folders()
     return configured
 

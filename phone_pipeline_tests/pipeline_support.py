@@ -23,17 +23,19 @@ import pytest
 from phone_pipeline.definitions import defs
 from phone_pipeline.domain.pseudonyms import Pseudonymizer, decode_key
 from phone_pipeline.settings import load_settings
-from phone_pipeline_tests.conftest import TEST_KEY, Pipeline
+from phone_pipeline_tests.conftest import NO_RETENTION, TEST_KEY, Pipeline
 
-# Every asset of the job writes one of these; the checks evaluated per run must cover them all.
-ALL_ASSETS = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-ALL_CHECKS = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
-# The assets that are DuckDB tables (the others are documents, such as the record of processing).
+# Every asset of the call_pipeline job writes one of these; the checks evaluated per run must cover them all.
+_CALL_PIPELINE_LAYER = defs.resolve_job_def("call_pipeline").asset_layer
+ALL_ASSETS = {key.to_user_string() for key in _CALL_PIPELINE_LAYER.executable_asset_keys}
+ALL_CHECKS = {key.name for key in _CALL_PIPELINE_LAYER.asset_graph.asset_check_keys}
+# The assets of the job that are DuckDB tables (the others are documents, such as the record of
+# processing).
 TABLE_ASSETS = {
     spec.key.to_user_string()
     for assets_def in defs.resolve_asset_graph().assets_defs
     for spec in assets_def.specs
-    if "duckdb" in spec.kinds
+    if "duckdb" in spec.kinds and spec.key.to_user_string() in ALL_ASSETS
 }
 PARTITIONED_TABLES = (
     "raw_calls",
@@ -57,7 +59,7 @@ def module_pipeline(home: Path, key: str = TEST_KEY, **overrides: Any) -> Iterat
         patch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", key)
         patch.setenv("PHONE_PIPELINE_HOME", str(home / "data"))
         patch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
-        settings = replace(load_settings(), home=home / "data", **overrides)
+        settings = replace(load_settings(), home=home / "data", **{**NO_RETENTION, **overrides})
         settings.ensure_folders()
         with dg.instance_for_test() as instance:
             yield Pipeline(settings=settings, instance=instance)

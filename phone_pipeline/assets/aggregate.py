@@ -12,6 +12,7 @@ from phone_pipeline.assets.common import (
     zone_attributes,
     zones_connection,
 )
+from phone_pipeline.assets.retention import retention_refusal
 from phone_pipeline.checks.aggregate import (
     CALL_VOLUME_BY_COUNTRY,
     CALL_VOLUME_HOURLY,
@@ -20,6 +21,7 @@ from phone_pipeline.checks.aggregate import (
 )
 from phone_pipeline.checks.common import reconcile_check, suite_check
 from phone_pipeline.checks.pseudonymize import CALLS_PSEUDONYMIZED
+from phone_pipeline.domain.retention import PSEUDONYMIZED
 from phone_pipeline.domain.suppression import suppress_small_cells_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
@@ -158,6 +160,7 @@ def call_volume_hourly(
     pipeline_config: PipelineConfig,
     gx: GreatExpectationsResource,
 ):
+    retention_refusal(pipeline_config, (PSEUDONYMIZED,), partition_date(context))
     yield from publish_aggregate(
         context, restricted_warehouse, analytics_warehouse, gx, pipeline_config.min_cell_size,
         CALL_VOLUME_HOURLY, ["call_hour", "region"],
@@ -180,6 +183,9 @@ def call_volume_by_country(
     pipeline_config: PipelineConfig,
     gx: GreatExpectationsResource,
 ):
+    # Past the pseudonymised retention the source rows are gone: a rebuild would empty the
+    # aggregates that are kept longer.
+    retention_refusal(pipeline_config, (PSEUDONYMIZED,), partition_date(context))
     yield from publish_aggregate(
         context, restricted_warehouse, analytics_warehouse, gx, pipeline_config.min_cell_size,
         CALL_VOLUME_BY_COUNTRY, ["caller_country", "caller_number_type"],

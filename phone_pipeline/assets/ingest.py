@@ -9,9 +9,11 @@ from phone_pipeline.assets.common import (
     table_metadata,
     zone_attributes,
 )
+from phone_pipeline.assets.retention import retention_policy, retention_refusal, today_utc
 from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
 from phone_pipeline.checks.ingest import RAW_CALLS, RAW_CALLS_CHECKS, raw_calls_expectations
 from phone_pipeline.domain.redaction import redact
+from phone_pipeline.domain.retention import RESTRICTED
 from phone_pipeline.landing import ingest_new_files, sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date, partition_range
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
@@ -36,7 +38,14 @@ def raw_calls(
     gx: GreatExpectationsResource,
 ):
     call_date = partition_date(context)
+    # A partition past retention stays deleted, even while its landing files are still there.
+    retention_refusal(pipeline_config, (RESTRICTED,), call_date)
     first_date, last_date = partition_range()
+    # Rows of new files older than the retention cutoff are loaded as out of range (and so
+    # quarantined as `started_at_out_of_range`), never into a deleted partition.
+    cutoff = retention_policy(pipeline_config).cutoff(RESTRICTED, today_utc())
+    if cutoff is not None:
+        first_date = max(first_date, cutoff)
     with restricted_connection(restricted_warehouse) as con:
         report = ingest_new_files(con, pipeline_config.landing_calls, first_date, last_date)
         for problem in report.rejected.values():

@@ -12,6 +12,7 @@ from phone_pipeline.assets.common import (
     zones_connection,
 )
 from phone_pipeline.assets.reference import CELL_REFERENCE
+from phone_pipeline.assets.retention import retention_refusal
 from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
 from phone_pipeline.checks.consent import CONSENTED_CALLS
 from phone_pipeline.checks.pseudonymize import (
@@ -20,9 +21,14 @@ from phone_pipeline.checks.pseudonymize import (
     phone_numbers_found_sql,
     pseudonymized_expectations,
 )
+from phone_pipeline.domain.retention import PSEUDONYMIZED, RESTRICTED
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
-from phone_pipeline.resources import GreatExpectationsResource, PseudonymKeyResource
+from phone_pipeline.resources import (
+    GreatExpectationsResource,
+    PipelineConfig,
+    PseudonymKeyResource,
+)
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
 PSEUDONYMIZED_LINEAGE = {
@@ -58,9 +64,13 @@ def calls_pseudonymized(
     analytics_warehouse: DuckDBResource,
     pseudonym_key: PseudonymKeyResource,
     gx: GreatExpectationsResource,
+    pipeline_config: PipelineConfig,
 ):
     pseudonymizer = pseudonym_key.pseudonymizer()  # fails early, and clearly, without a key
     call_date = partition_date(context)
+    # Past the restricted retention the source rows are gone: a rebuild would wipe rows the
+    # pseudonymised zone still keeps; past its own retention it would bring rows back.
+    retention_refusal(pipeline_config, (RESTRICTED, PSEUDONYMIZED), call_date)
     day = sql_date(call_date)
     with zones_connection(restricted_warehouse, analytics_warehouse) as con:
         numbers = [

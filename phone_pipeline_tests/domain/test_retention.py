@@ -1,0 +1,61 @@
+"""Unit tests for phone_pipeline.domain.retention: cutoffs, boundaries, refusals, the SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from phone_pipeline.domain.retention import (
+    AGGREGATES,
+    PSEUDONYMIZED,
+    RESTRICTED,
+    RetentionPolicy,
+    delete_expired_sql,
+    expired_rows_sql,
+    retention_cutoff,
+)
+
+TODAY = dt.date(2026, 11, 23)
+
+
+def test_cutoff_is_today_minus_the_days_and_zero_keeps_everything() -> None:
+    assert retention_cutoff(TODAY, 90) == dt.date(2026, 8, 25)
+    assert retention_cutoff(TODAY, 1) == dt.date(2026, 11, 22)
+    assert retention_cutoff(TODAY, 0) is None
+    with pytest.raises(ValueError):
+        retention_cutoff(TODAY, -1)
+    with pytest.raises(ValueError):
+        RetentionPolicy(restricted_days=-5)
+
+
+@pytest.mark.parametrize(
+    ("zone", "days"), [(RESTRICTED, 90), (PSEUDONYMIZED, 396), (AGGREGATES, 30)]
+)
+def test_partition_at_the_cutoff_is_kept_the_day_before_is_refused(zone: str, days: int) -> None:
+    policy = RetentionPolicy(restricted_days=90, pseudonymized_days=396, aggregates_days=30)
+    cutoff = TODAY - dt.timedelta(days=days)
+    assert policy.cutoff(zone, TODAY) == cutoff
+    assert policy.refusal(zone, cutoff, TODAY) is None
+    assert policy.refusal(zone, TODAY, TODAY) is None
+    reason = policy.refusal(zone, cutoff - dt.timedelta(days=1), TODAY)
+    assert reason is not None
+    assert zone in reason and str(cutoff) in reason and f"{days} days" in reason
+
+
+def test_zero_days_never_refuses() -> None:
+    policy = RetentionPolicy(restricted_days=0, pseudonymized_days=0, aggregates_days=0)
+    assert policy.refusal(RESTRICTED, dt.date(2000, 1, 1), TODAY) is None
+
+
+def test_expired_rows_sql_counts_and_deletes_only_rows_before_the_cutoff() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (call_date DATE, n INTEGER)")
+    days = [dt.date(2026, 8, 23), dt.date(2026, 8, 24), dt.date(2026, 8, 25), dt.date(2026, 8, 26)]
+    con.executemany("INSERT INTO t VALUES (?, ?)", [[day, 1] for day in days for _ in range(3)])
+    cutoff = dt.date(2026, 8, 25)
+    assert con.execute(expired_rows_sql("t", cutoff)).fetchone()[0] == 6
+    con.execute(delete_expired_sql("t", cutoff))
+    remaining = con.execute("SELECT call_date, count(*) FROM t GROUP BY 1 ORDER BY 1").fetchall()
+    assert remaining == [(dt.date(2026, 8, 25), 3), (dt.date(2026, 8, 26), 3)]

@@ -1,0 +1,208 @@
+"""Retention through Dagster on real DuckDB files: the scheduled sweep deletes exactly the
+partitions past each zone's cutoff and logs the counts; stages refuse to rebuild such partitions
+from landing files that are still there."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from phone_pipeline.assets.aggregate import call_volume_hourly
+from phone_pipeline.assets.pseudonymize import calls_pseudonymized
+from phone_pipeline.definitions import defs
+from phone_pipeline.domain.retention import RETENTION_TABLES
+from phone_pipeline.resources import build_resources
+from phone_pipeline.schedules import daily_retention_schedule
+from phone_pipeline_tests.conftest import DAY, Pipeline, check_results
+from phone_pipeline_tests.pipeline_support import (
+    count,
+    module_pipeline,
+    read_text_csv,
+    step_failures,
+    write_csv_atomically,
+)
+
+RESTRICTED_DAYS = 15
+PSEUDONYMIZED_DAYS = 25
+# Partitions cloned from DAY's real rows: DAY - 1 is one day past the restricted cutoff (DAY),
+# DAY - 10 sits exactly on the pseudonymised cutoff, DAY - 11 is one day past it.
+CLONED_OFFSETS = (1, 10, 11)
+AS_OF = DAY + dt.timedelta(days=RESTRICTED_DAYS)
+OLD_DAY = dt.date(2025, 1, 1)  # past a 90- or 396-day retention whenever the tests run
+
+
+def _clone_partitions(pipeline: Pipeline) -> dict[str, int]:
+    """Copy DAY's rows of every swept table to the cloned days; rows per table per day."""
+    import duckdb
+
+    per_day = {}
+    con = duckdb.connect(str(pipeline.settings.restricted_db))
+    try:
+        con.execute(f"ATTACH '{pipeline.settings.analytics_db}' AS analytics")
+        for table in [table for tables in RETENTION_TABLES.values() for table in tables]:
+            per_day[table] = count(con, f"SELECT count(*) FROM {table} WHERE call_date = ?", [DAY])
+            for offset in CLONED_OFFSETS:
+                con.execute(
+                    f"INSERT INTO {table} SELECT * REPLACE (CAST(? AS DATE) AS call_date) "
+                    f"FROM {table} WHERE call_date = ?",
+                    [DAY - dt.timedelta(days=offset), DAY],
+                )
+    finally:
+        con.close()
+    return per_day
+
+
+def _sweep(pipeline: Pipeline, run_config: dict) -> dg.ExecuteInProcessResult:
+    # The partitions were built without retention (their fixed days would be past it today);
+    # the sweep runs with it.
+    settings = replace(
+        pipeline.settings,
+        retention_restricted_days=RESTRICTED_DAYS,
+        retention_pseudonymized_days=PSEUDONYMIZED_DAYS,
+        retention_aggregates_days=0,
+    )
+    return defs.resolve_job_def("retention_sweep").execute_in_process(
+        run_config=run_config,
+        instance=pipeline.instance,
+        resources=build_resources(settings),
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory):
+    with module_pipeline(tmp_path_factory.mktemp("retention")) as pipeline:
+        pipeline.generate()
+        assert pipeline.run().success
+        per_day = _clone_partitions(pipeline)
+        tick = dt.datetime.combine(AS_OF, dt.time(4, 0), tzinfo=dt.UTC)
+        request = daily_retention_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
+        result = _sweep(pipeline, request.run_config)
+        yield pipeline, per_day, request, result
+
+
+def test_schedule_requests_a_sweep_as_of_its_tick(swept) -> None:
+    _, _, request, result = swept
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == f"retention-{AS_OF}"
+    assert result.success
+    assert check_results(result) == {"retention_holds": True}
+
+
+def test_each_zone_keeps_its_cutoff_day_and_deletes_the_day_before(swept) -> None:
+    pipeline, per_day, _, _ = swept
+    with pipeline.restricted() as con:
+        for table in RETENTION_TABLES["restricted"]:
+            days = dict(
+                con.execute(f"SELECT call_date, count(*) FROM {table} GROUP BY 1").fetchall()
+            )
+            # cutoff = DAY: kept; DAY - 1, - 10, - 11: deleted (empty partitions have no rows)
+            assert days == ({DAY: per_day[table]} if per_day[table] else {}), table
+    with pipeline.analytics() as con:
+        days = dict(
+            con.execute("SELECT call_date, count(*) FROM calls_pseudonymized GROUP BY 1").fetchall()
+        )
+        n = per_day["analytics.calls_pseudonymized"]
+        assert n > 0
+        kept = [DAY, DAY - dt.timedelta(days=1), DAY - dt.timedelta(days=10)]
+        assert days == dict.fromkeys(kept, n)
+        for table in RETENTION_TABLES["aggregates"]:
+            name = table.split(".")[-1]
+            assert count(con, f"SELECT count(*) FROM {name}") == 4 * per_day[table], name
+
+
+def test_retention_log_and_metadata_hold_the_counts(swept) -> None:
+    pipeline, per_day, _, result = swept
+    with pipeline.analytics() as con:
+        log = con.execute(
+            "SELECT zone, table_name, retention_days, cutoff, rows_deleted, as_of, run_id "
+            "FROM retention_log"
+        ).fetchall()
+    assert len(log) == sum(len(tables) for tables in RETENTION_TABLES.values())
+    by_table = {row[1]: row for row in log}
+    for table in RETENTION_TABLES["restricted"]:
+        assert by_table[table][2:5] == (RESTRICTED_DAYS, DAY, 3 * per_day[table])
+    assert by_table["analytics.calls_pseudonymized"][2:5] == (
+        PSEUDONYMIZED_DAYS,
+        DAY - dt.timedelta(days=10),
+        per_day["analytics.calls_pseudonymized"],
+    )
+    for table in RETENTION_TABLES["aggregates"]:
+        assert by_table[table][2:5] == (0, None, 0)
+    assert {row[5] for row in log} == {AS_OF} and {row[6] for row in log} == {result.run_id}
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["rows_deleted"].value == sum(row[4] for row in log) > 0
+    assert metadata["as_of"].value == AS_OF.isoformat()
+
+
+def test_a_second_sweep_deletes_nothing_and_a_future_date_is_refused(swept) -> None:
+    pipeline, _, request, _ = swept
+    again = _sweep(pipeline, request.run_config)
+    assert again.success
+    with pipeline.analytics() as con:
+        assert count(con, "SELECT sum(rows_deleted) FROM retention_log WHERE run_id = ?",
+                     [again.run_id]) == 0  # fmt: skip
+    future = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=2)
+    config = {"ops": {"restricted__retention_sweep": {"config": {"as_of": future.isoformat()}}}}
+    refused = _sweep(pipeline, config)
+    assert not refused.success
+    assert "after today" in "\n".join(step_failures(refused).values())
+
+
+def test_a_partition_past_retention_is_not_rebuilt_from_its_landing_file(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.settings = replace(
+        pipeline.settings, retention_restricted_days=90, retention_pseudonymized_days=396
+    )
+    pipeline.generate(start_date=OLD_DAY)
+    result = pipeline.run(OLD_DAY)
+    assert not result.success
+    failures = step_failures(result)
+    assert "restricted__raw_calls" in failures
+    assert "beyond the restricted zone's retention" in failures["restricted__raw_calls"]
+    with pipeline.restricted() as con:
+        assert count(con, "SELECT count(*) FROM raw_calls") == 0
+        assert count(con, "SELECT count(*) FROM landing_files") == 0
+    # The later stages refuse on their own too (materialised alone, they would empty or
+    # re-create a partition that retention deleted).
+    for asset, zone in ((calls_pseudonymized, "restricted"), (call_volume_hourly, "pseudonymized")):
+        alone = dg.materialize(
+            [asset],
+            partition_key=OLD_DAY.isoformat(),
+            instance=pipeline.instance,
+            resources=build_resources(pipeline.settings),
+            raise_on_error=False,
+        )
+        assert not alone.success
+        assert f"beyond the {zone} zone's retention" in "\n".join(step_failures(alone).values())
+
+
+def test_old_rows_in_a_new_file_are_quarantined_not_loaded_into_a_deleted_partition(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.settings = replace(pipeline.settings, retention_restricted_days=90)
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    summary = pipeline.generate(start_date=yesterday, junk_share=0.0)
+    path = summary.call_files[0]
+    frame = read_text_csv(path)
+    old = frame.iloc[[0]].assign(call_id="old-call-1", started_at="2025-01-01T10:00:00Z")
+    write_csv_atomically(pd.concat([frame, old], ignore_index=True), path)
+    result = pipeline.run(yesterday)
+    assert result.success, step_failures(result)
+    with pipeline.restricted() as con:
+        assert count(con, "SELECT count(*) FROM raw_calls WHERE call_date < ?", [yesterday]) == 0
+        assert (
+            count(
+                con,
+                "SELECT count(*) FROM calls_quarantine WHERE call_id = 'old-call-1' "
+                "AND reason = 'started_at_out_of_range' AND call_date = ?",
+                [yesterday],
+            )
+            == 1
+        )
