@@ -11,6 +11,7 @@ from phone_pipeline.assets import (
     ingest,
     pseudonymize,
     reference,
+    risk,
     validate,
 )
 from phone_pipeline.jobs import call_pipeline_job
@@ -21,7 +22,7 @@ from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting]
+        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, risk]
     ),
     jobs=[call_pipeline_job],
     sensors=[landing_calls_sensor],

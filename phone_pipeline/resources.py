@@ -14,6 +14,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.domain.pseudonyms import Pseudonymizer, decode_key
+from phone_pipeline.domain.risk import RiskLimits
 from phone_pipeline.settings import Settings
 
 
@@ -26,6 +27,19 @@ class PipelineConfig(dg.ConfigurableResource):
     max_quarantine_share: float = 0.2
     max_call_seconds: int = 86_400
     partitions_start_date: str = "2024-01-01"
+    # The shareable zone's risk gate: k (0: min_cell_size), limits, unicity sample size.
+    risk_k: int = 0
+    max_share_below_k: float = 0.0
+    max_unicity: float = 0.05
+    unicity_sample_size: int = 10_000
+
+    @property
+    def risk_limits(self) -> RiskLimits:
+        return RiskLimits(
+            k=self.risk_k or self.min_cell_size,
+            max_share_below_k=self.max_share_below_k,
+            max_unicity=self.max_unicity,
+        )
 
     @property
     def landing_calls(self) -> Path:
@@ -178,6 +192,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             max_quarantine_share=settings.max_quarantine_share,
             max_call_seconds=settings.max_call_seconds,
             partitions_start_date=settings.partitions_start_date,
+            risk_k=settings.risk_k or 0,
+            max_share_below_k=settings.max_share_below_k,
+            max_unicity=settings.max_unicity,
+            unicity_sample_size=settings.unicity_sample_size,
         ),
         "pseudonym_key": PseudonymKeyResource(
             key=dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEY"),

@@ -28,6 +28,11 @@ class Settings:
     sensor_interval_seconds: int
     settle_seconds: float
     duckdb_memory_limit: str
+    # Re-identification risk gate of the shareable zone (see domain/risk.py); None: min_cell_size.
+    risk_k: int | None = None
+    max_share_below_k: float = 0.0
+    max_unicity: float = 0.05
+    unicity_sample_size: int = 10_000
 
     @property
     def landing_calls(self) -> Path:
@@ -80,4 +85,8 @@ def load_settings() -> Settings:
         settle_seconds=float(_env("PHONE_PIPELINE_SETTLE_SECONDS", "5")),
         # DuckDB's default takes 80% of RAM; bounded, it spills to disk instead.
         duckdb_memory_limit=_env("PHONE_PIPELINE_DUCKDB_MEMORY_LIMIT", "2GB"),
+        risk_k=int(_env("PHONE_PIPELINE_RISK_K", "0")) or None,
+        max_share_below_k=float(_env("PHONE_PIPELINE_MAX_SHARE_BELOW_K", "0")),
+        max_unicity=float(_env("PHONE_PIPELINE_MAX_UNICITY", "0.05")),
+        unicity_sample_size=int(_env("PHONE_PIPELINE_UNICITY_SAMPLE_SIZE", "10000")),
     )

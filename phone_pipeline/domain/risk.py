@@ -25,6 +25,12 @@ unicity (de Montjoye et al., "Unique in the Crowd", Scientific Reports 3:1376, 2
     is exact (margin 0). The random draws come from a seed derived from the partition and the
     dataset, so a re-run gives the same figures.
 
+differencing (aggregates with suppressed cells)
+    The additive figures of a table's suppressed cells, taken together, are the day's total minus
+    its published cells, and the day's total can be read off another table of the same calls.
+    So the suppressed cells together must describe at least k subscribers (or none), or their sum
+    describes fewer than k people: `suppressed_cells_subscribers` counts them.
+
 The gate compares the measures with configured limits (`RiskLimits`) and says, measure by measure,
 why a dataset may not be published. Nothing here imports Dagster.
 """
@@ -52,6 +58,7 @@ SUBSCRIBERS = "subscribers"
 GROUP_SIZE = "group_size"
 SHARE_BELOW_K = "share_below_k"
 UNICITY = "unicity"
+SUPPRESSED_SUBSCRIBERS = "suppressed_cells_subscribers"
 
 
 # --- k-anonymity ----------------------------------------------------------------------------------
@@ -305,9 +312,13 @@ class RiskMeasure:
 
 
 def risk_measures(
-    dataset: str, k_anonymity: KAnonymity, unicity: Sequence[UnicityEstimate] | None
+    dataset: str,
+    k_anonymity: KAnonymity,
+    unicity: Sequence[UnicityEstimate] | None,
+    suppressed_subscribers: int | None = None,
 ) -> list[RiskMeasure]:
-    """The rows for one dataset; `unicity=None` means the dataset carries no traces."""
+    """The rows for one dataset; `unicity=None` means the dataset carries no traces, and
+    `suppressed_subscribers=None` that it suppresses no cells."""
     total = k_anonymity.subscribers
     rows = [
         RiskMeasure(dataset, SUBSCRIBERS, None, None, float(total), total),
@@ -320,6 +331,13 @@ def risk_measures(
             k_anonymity.subscribers_below_k,
         ),
     ]  # fmt: skip
+    if suppressed_subscribers is not None:
+        rows.append(
+            RiskMeasure(
+                dataset, SUPPRESSED_SUBSCRIBERS, None, None, float(suppressed_subscribers),
+                suppressed_subscribers,
+            )
+        )  # fmt: skip
     if unicity is None:
         rows += [
             RiskMeasure(dataset, UNICITY, p, None, None, None, applicable=False)
@@ -371,6 +389,13 @@ def gate_decision(measures: Sequence[RiskMeasure], limits: RiskLimits) -> GateDe
                 f"unicity (p={measure.parameter}) = {_share(measure.value)} "
                 f"(of {measure.subscribers} subscribers, {measure.sampled} sampled) "
                 f"> limit {_share(limits.max_unicity)}"
+            )
+    for measure in measures:
+        if measure.measure == SUPPRESSED_SUBSCRIBERS and 0 < (measure.subscribers or 0) < limits.k:
+            reasons.append(
+                f"suppressed_cells_subscribers = {measure.subscribers} (< k={limits.k}): the "
+                "suppressed cells' summed figures, derivable from the day's total, describe fewer "
+                "than k subscribers"
             )
     return GateDecision(passed=not reasons, reasons=tuple(reasons))
 
