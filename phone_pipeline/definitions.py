@@ -12,6 +12,7 @@ from phone_pipeline.assets import (
     pseudonymize,
     reference,
     risk,
+    shareable,
     validate,
 )
 from phone_pipeline.jobs import call_pipeline_job
@@ -22,7 +23,7 @@ from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, risk]
+        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, risk, shareable]
     ),
     jobs=[call_pipeline_job],
     sensors=[landing_calls_sensor],

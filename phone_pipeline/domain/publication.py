@@ -19,8 +19,8 @@ and the calls in suppressed cells per aggregate, i.e. the day's total and the su
 total: with one suppressed cell in a table, that cell's calls would be read off directly. The
 aggregates themselves still allow some differencing (the additive figures of a table's suppressed
 cells, taken together, are the day's total, read off the other table, minus its published
-cells); the risk asset measures how many subscribers those suppressed cells describe together
-(`suppressed_cells_subscribers`) and the gate withholds a table where that is between 1 and k-1.
+cells): the k-anonymity of an aggregate therefore counts the suppressed cells' subscribers as one
+more group, so a table whose suppressed cells describe 1 to k-1 subscribers fails the gate.
 """
 
 from __future__ import annotations
@@ -72,40 +72,57 @@ CALLS_PSEUDONYMIZED = Candidate(
 
 # Aggregates: a subscriber is described by every published (not suppressed) cell they called in;
 # the cell's key is the quasi-identifier and its size is the cell's distinct subscribers.
-# Suppressed cells show their key only (that someone called), no figure, so they describe no one.
-# Aggregates carry no traces: unicity is not applicable.
+# Suppressed cells show their key only, no figure, but their additive figures taken together are
+# the day's total (read off another table of the same calls) minus the published cells: so the
+# subscribers of all suppressed cells together form one more group (differencing), marked by a
+# constant key. Aggregates carry no traces: unicity is not applicable.
+SUPPRESSED_GROUP = "(suppressed cells)"
+
 _HOURLY_CELLS = """
-        SELECT calls.caller_pseudonym AS subscriber, cells.call_hour, cells.region
+        SELECT calls.caller_pseudonym AS subscriber,
+               CASE WHEN NOT cells.suppressed THEN cells.call_hour END AS call_hour,
+               CASE WHEN cells.suppressed THEN '{marker}' ELSE cells.region END AS region
         FROM {analytics}.calls_pseudonymized AS calls
         JOIN {analytics}.call_volume_hourly AS cells
           ON cells.call_date = calls.call_date AND cells.call_hour = calls.call_hour
-         AND cells.region = calls.region AND {suppressed} cells.suppressed
-        WHERE calls.call_date = {day}
+         AND cells.region = calls.region
+        WHERE calls.call_date = {day} {only_suppressed}
 """
-CALL_VOLUME_HOURLY = Candidate(
-    name="call_volume_hourly",
-    quasi_identifiers=("call_hour", "region"),
-    has_traces=False,
-    relation_template=_HOURLY_CELLS.replace("{suppressed}", "NOT"),
-    suppressed_template=_HOURLY_CELLS.replace("{suppressed}", ""),
-)
-
 _COUNTRY_CELLS = """
-        SELECT calls.caller_pseudonym AS subscriber, cells.caller_country, cells.caller_number_type
+        SELECT calls.caller_pseudonym AS subscriber,
+               CASE WHEN cells.suppressed THEN '{marker}' ELSE cells.caller_country END
+                   AS caller_country,
+               CASE WHEN cells.suppressed THEN '{marker}' ELSE cells.caller_number_type END
+                   AS caller_number_type
         FROM {analytics}.calls_pseudonymized AS calls
         JOIN {analytics}.call_volume_by_country AS cells
           ON cells.call_date = calls.call_date
          AND cells.caller_country = coalesce(calls.caller_country, 'unknown')
          AND cells.caller_number_type = coalesce(calls.caller_number_type, 'unknown')
-         AND {suppressed} cells.suppressed
-        WHERE calls.call_date = {day}
+        WHERE calls.call_date = {day} {only_suppressed}
 """
+
+
+def _cells(template: str, only_suppressed: bool) -> str:
+    return template.replace("{marker}", SUPPRESSED_GROUP).replace(
+        "{only_suppressed}", "AND cells.suppressed" if only_suppressed else ""
+    )
+
+
+CALL_VOLUME_HOURLY = Candidate(
+    name="call_volume_hourly",
+    quasi_identifiers=("call_hour", "region"),
+    has_traces=False,
+    relation_template=_cells(_HOURLY_CELLS, only_suppressed=False),
+    suppressed_template=_cells(_HOURLY_CELLS, only_suppressed=True),
+)
+
 CALL_VOLUME_BY_COUNTRY = Candidate(
     name="call_volume_by_country",
     quasi_identifiers=("caller_country", "caller_number_type"),
     has_traces=False,
-    relation_template=_COUNTRY_CELLS.replace("{suppressed}", "NOT"),
-    suppressed_template=_COUNTRY_CELLS.replace("{suppressed}", ""),
+    relation_template=_cells(_COUNTRY_CELLS, only_suppressed=False),
+    suppressed_template=_cells(_COUNTRY_CELLS, only_suppressed=True),
 )
 
 CANDIDATES: list[Candidate] = [CALLS_PSEUDONYMIZED, CALL_VOLUME_HOURLY, CALL_VOLUME_BY_COUNTRY]
