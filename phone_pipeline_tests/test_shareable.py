@@ -243,3 +243,39 @@ def test_shareable_zone_is_in_its_own_group(scene: Scene) -> None:
         node = graph.get(shareable_key(dataset))
         assert node.group_name == "shareable_zone"
         assert "risk" in (node.description or "")
+
+
+def test_risk_measured_on_other_rows_is_an_error_and_withdraws(pipeline: Pipeline) -> None:
+    """The analytics partition changed after its risk was measured (a run of the pseudonymize
+    step alone, say): the gate fails as an error, blocks, and the stale copy is withdrawn."""
+    from phone_pipeline.assets.shareable import publish_shareable
+    from phone_pipeline.resources import build_resources
+
+    pipeline.generate()
+    assert pipeline.run().success  # the tests' lenient limits: everything published
+    shareable_db = str(pipeline.settings.shareable_db)
+    with duckdb.connect(shareable_db, read_only=True) as con:
+        published = count(con, "SELECT count(*) FROM calls_pseudonymized")
+    assert published > 0
+    with duckdb.connect(str(pipeline.settings.analytics_db)) as con:
+        con.execute(
+            "DELETE FROM calls_pseudonymized WHERE rowid = (SELECT min(rowid) FROM calls_pseudonymized)"
+        )
+    result = dg.materialize(
+        [publish_shareable],
+        partition_key=DAY.isoformat(),
+        instance=pipeline.instance,
+        resources=build_resources(pipeline.settings),
+        raise_on_error=False,
+    )
+    assert not result.success, "an unmeasured risk is an error, not a decision"
+    gate = check_evaluation(result, risk_gate_name("calls_pseudonymized"))
+    assert gate.passed is False and gate.severity == dg.AssetCheckSeverity.ERROR
+    assert f"measured on {published} rows, the partition now has {published - 1}" in (
+        gate.metadata["reasons"].value
+    )
+    assert gate.metadata["withdrawn_rows"].value == published
+    with duckdb.connect(shareable_db, read_only=True) as con:
+        assert count(con, "SELECT count(*) FROM calls_pseudonymized") == 0
+        # The aggregates' risk was measured on the rows they still have: they stay published.
+        assert count(con, "SELECT count(*) FROM call_volume_hourly") > 0
