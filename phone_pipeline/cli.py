@@ -147,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     _generate(settings, args)
     code = _run(settings, None)
     print(
-        f"\nResults:\n  shareable zone: {settings.analytics_db} (calls_pseudonymized, "
-        "call_volume_hourly, call_volume_by_country, row_accounting)\n"
+        f"\nResults:\n  shareable zone: {settings.shareable_db} (the datasets whose "
+        "re-identification risk passed the gate; see analytics.shareable_publications)\n"
+        f"  analytics zone (internal): {settings.analytics_db} (calls_pseudonymized, "
+        "call_volume_hourly, call_volume_by_country, row_accounting, reidentification_risk)\n"
         f"  restricted zone: {settings.restricted_db} (raw_calls, calls_validated, "
         "calls_quarantine, consent_events, consented_calls, ...)\n"
         "Open the UI (runs, lineage, checks): .venv/bin/phone-pipeline ui   then http://127.0.0.1:3000"

@@ -13,6 +13,8 @@ from phone_pipeline.assets import (
     record,
     reference,
     retention,
+    risk,
+    shareable,
     validate,
 )
 from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job, retention_sweep_job
@@ -31,6 +33,8 @@ defs = dg.Definitions(
             pseudonymize,
             aggregate,
             accounting,
+            risk,
+            shareable,
             retention,
             record,
         ]

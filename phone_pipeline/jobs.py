@@ -12,7 +12,8 @@ call_pipeline_job = dg.define_asset_job(
     # The retention sweep is not a day partition's stage: it has its own job and schedule.
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(RETENTION_SWEEP),
     description=(
-        "Ingest -> validate -> consent -> pseudonymize -> aggregate -> row accounting for one day, "
+        "Ingest -> validate -> consent -> pseudonymize -> aggregate -> row accounting -> "
+        "re-identification risk -> shareable zone for one day, "
         "with the consent registry and cell reference refreshed first. Every stage is gated by "
         "blocking checks: a failed gate stops the stages after it."
     ),

@@ -14,6 +14,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.domain.pseudonyms import Pseudonymizer, decode_key
+from phone_pipeline.domain.risk import RiskLimits
 from phone_pipeline.settings import Settings
 
 
@@ -29,6 +30,19 @@ class PipelineConfig(dg.ConfigurableResource):
     retention_restricted_days: int = 90
     retention_pseudonymized_days: int = 396
     retention_aggregates_days: int = 0
+    # The shareable zone's risk gate: k (0: min_cell_size), limits, unicity sample size.
+    risk_k: int = 0
+    max_share_below_k: float = 0.0
+    max_unicity: float = 0.05
+    unicity_sample_size: int = 10_000
+
+    @property
+    def risk_limits(self) -> RiskLimits:
+        return RiskLimits(
+            k=self.risk_k or self.min_cell_size,
+            max_share_below_k=self.max_share_below_k,
+            max_unicity=self.max_unicity,
+        )
 
     @property
     def landing_calls(self) -> Path:
@@ -184,6 +198,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             retention_restricted_days=settings.retention_restricted_days,
             retention_pseudonymized_days=settings.retention_pseudonymized_days,
             retention_aggregates_days=settings.retention_aggregates_days,
+            risk_k=settings.risk_k or 0,
+            max_share_below_k=settings.max_share_below_k,
+            max_unicity=settings.max_unicity,
+            unicity_sample_size=settings.unicity_sample_size,
         ),
         "pseudonym_key": PseudonymKeyResource(
             key=dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEY"),

@@ -32,6 +32,11 @@ class Settings:
     retention_restricted_days: int = 90
     retention_pseudonymized_days: int = 396
     retention_aggregates_days: int = 0
+    # Re-identification risk gate of the shareable zone (see domain/risk.py); None: min_cell_size.
+    risk_k: int | None = None
+    max_share_below_k: float = 0.0
+    max_unicity: float = 0.05
+    unicity_sample_size: int = 10_000
 
     @property
     def landing_calls(self) -> Path:
@@ -89,4 +94,8 @@ def load_settings() -> Settings:
             _env("PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS", "396")
         ),
         retention_aggregates_days=int(_env("PHONE_PIPELINE_RETENTION_AGGREGATES_DAYS", "0")),
+        risk_k=int(_env("PHONE_PIPELINE_RISK_K", "0")) or None,
+        max_share_below_k=float(_env("PHONE_PIPELINE_MAX_SHARE_BELOW_K", "0")),
+        max_unicity=float(_env("PHONE_PIPELINE_MAX_UNICITY", "0.05")),
+        unicity_sample_size=int(_env("PHONE_PIPELINE_UNICITY_SAMPLE_SIZE", "10000")),
     )

@@ -2,9 +2,11 @@
 
 Each zone is one file, so that its audience is set by who may read that file:
 - `restricted.duckdb`: everything with raw or E.164 numbers (the pipeline's operators only);
-- `analytics.duckdb`: pseudonymised rows and aggregates, no number (internal analysts);
+- `analytics.duckdb`: pseudonymised rows and aggregates, no number (internal analysts only:
+  pseudonymised rows are still personal data, GDPR Art. 4(5));
 - `compliance.duckdb`: contact-pressure findings named by pseudonym (the compliance audience);
-- `shareable.duckdb`: only datasets whose re-identification risk passed the gate.
+- `shareable.duckdb`: copies of analytics partitions whose measured re-identification risk
+  passed the gate (`analytics.reidentification_risk`, limits in settings); the file to hand out.
 The other zones are attached to a restricted connection under their names, so rows move between
 zones without passing through Python. Tables are created up front with fixed schemas, so an empty
 partition gives empty tables, never a missing one; a column added to a schema later is added to
@@ -103,12 +105,28 @@ ANALYTICS_TABLES: dict[str, str] = {
         swept_at TIMESTAMPTZ NOT NULL, run_id VARCHAR NOT NULL, as_of DATE NOT NULL,
         zone VARCHAR NOT NULL, table_name VARCHAR NOT NULL, retention_days INTEGER NOT NULL,
         cutoff DATE, rows_deleted BIGINT NOT NULL""",
+    # Re-identification risk per candidate dataset of the shareable zone (domain/risk.py):
+    # counts of subscribers and shares, never pseudonyms.
+    "reidentification_risk": """
+        call_date DATE NOT NULL, dataset VARCHAR NOT NULL, measure VARCHAR NOT NULL,
+        parameter INTEGER, parameter_upper INTEGER, value DOUBLE, subscribers BIGINT,
+        sampled BIGINT, margin_95 DOUBLE, applicable BOOLEAN NOT NULL, dataset_rows BIGINT NOT NULL,
+        recorded_at TIMESTAMPTZ NOT NULL""",
+    # The latest publication decision per partition and dataset: published, withheld, withdrawn.
+    "shareable_publications": """
+        call_date DATE NOT NULL, dataset VARCHAR NOT NULL, decision VARCHAR NOT NULL,
+        reasons VARCHAR, published_rows BIGINT NOT NULL, withdrawn_rows BIGINT NOT NULL,
+        recorded_at TIMESTAMPTZ NOT NULL""",
 }
 
 
 COMPLIANCE_TABLES: dict[str, str] = {}
 
-SHAREABLE_TABLES: dict[str, str] = {}
+# Copies of analytics tables, one partition at a time, once their risk passed the gate.
+SHAREABLE_TABLES: dict[str, str] = {
+    name: ANALYTICS_TABLES[name]
+    for name in ("calls_pseudonymized", "call_volume_hourly", "call_volume_by_country")
+}
 
 ATTACHED_ZONE_TABLES: dict[str, dict[str, str]] = {
     ANALYTICS: ANALYTICS_TABLES,

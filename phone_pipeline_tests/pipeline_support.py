@@ -23,7 +23,7 @@ import pytest
 from phone_pipeline.definitions import defs
 from phone_pipeline.domain.pseudonyms import Pseudonymizer, decode_key
 from phone_pipeline.settings import load_settings
-from phone_pipeline_tests.conftest import NO_RETENTION, TEST_KEY, Pipeline
+from phone_pipeline_tests.conftest import LENIENT_RISK_LIMITS, NO_RETENTION, TEST_KEY, Pipeline
 
 # Every asset of the call_pipeline job writes one of these; the checks evaluated per run must cover them all.
 _CALL_PIPELINE_LAYER = defs.resolve_job_def("call_pipeline").asset_layer
@@ -59,6 +59,8 @@ def module_pipeline(home: Path, key: str = TEST_KEY, **overrides: Any) -> Iterat
         patch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", key)
         patch.setenv("PHONE_PIPELINE_HOME", str(home / "data"))
         patch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
+        for name, value in LENIENT_RISK_LIMITS.items():
+            patch.setenv(name, value)
         settings = replace(load_settings(), home=home / "data", **{**NO_RETENTION, **overrides})
         settings.ensure_folders()
         with dg.instance_for_test() as instance:

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import phonenumbers
 import pytest
@@ -650,13 +651,18 @@ def test_materializations_carry_lineage_metadata(full_run: FullRun) -> None:
 
     unpartitioned = {"restricted/cell_reference", "restricted/consent_events"}
     source_like = {"restricted/raw_calls", "analytics/row_accounting", *unpartitioned}
-    with full_run.pipeline.restricted() as restricted, full_run.pipeline.analytics() as analytics:
+    shareable_db = str(full_run.pipeline.settings.shareable_db)
+    with (
+        full_run.pipeline.restricted() as restricted,
+        full_run.pipeline.analytics() as analytics,
+        duckdb.connect(shareable_db, read_only=True) as shareable,
+    ):
         for key, materialization in events.items():
             name = key.to_user_string()
             metadata = materialization.metadata
             if name not in unpartitioned:
                 assert materialization.partition == DAY.isoformat()
-                con = analytics if key.path[0] == "analytics" else restricted
+                con = {"analytics": analytics, "shareable": shareable}.get(key.path[0], restricted)
                 rows = count(con, f"SELECT count(*) FROM {key.path[-1]} WHERE call_date = ?", [DAY])
                 assert metadata["dagster/partition_row_count"].value == rows, name
                 assert {c.name for c in metadata["dagster/column_schema"].value.columns} == {

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import pytest
 
@@ -27,10 +28,12 @@ PHONE_LIKE = re.compile(r"\+?\d[\d\s().\-/]{5,}\d")
 PSEUDONYM = re.compile(r"v[0-9]+:[0-9a-f]{32}")
 
 
-def analytics_texts(pipeline: Pipeline) -> list[str]:
-    """Every VARCHAR value of every table of analytics.duckdb, plus table and column names."""
+def analytics_texts(pipeline: Pipeline, database: Path | None = None) -> list[str]:
+    """Every VARCHAR value of every table of analytics.duckdb (or of `database`, another zone
+    file), plus table and column names."""
     texts: list[str] = []
-    with pipeline.analytics() as con:
+    connection = duckdb.connect(str(database), read_only=True) if database else pipeline.analytics()
+    with connection as con:
         columns = con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_catalog = current_database()"
@@ -124,14 +127,24 @@ def test_no_input_number_in_any_analytics_value(scene: LeakScene) -> None:
     assert [text for text in others if PHONE_LIKE.search(text)] == []
 
 
+def test_no_input_number_in_any_shareable_value(scene: LeakScene) -> None:
+    """The shareable zone (every dataset published: the tests' risk limits are lenient)."""
+    texts = analytics_texts(scene.pipeline, scene.pipeline.settings.shareable_db)
+    assert any(PSEUDONYM.fullmatch(text) for text in texts), "row-level calls were published"
+    assert numbers_found(scene.numbers, texts) == set()
+    others = [text for text in texts if not PSEUDONYM.fullmatch(text)]
+    assert [text for text in others if PHONE_LIKE.search(text)] == []
+
+
 def test_no_input_number_in_the_analytics_file_bytes(scene: LeakScene) -> None:
     """Belt and braces: not even deleted or uncompressed leftovers in the file itself."""
     warehouse = scene.pipeline.settings.analytics_db.parent
     blobs = [
         path.read_bytes()
         for path in warehouse.iterdir()
-        if path.is_file() and path.name.startswith("analytics")
+        if path.is_file() and path.name.startswith(("analytics", "shareable"))
     ]
+    assert len(blobs) >= 2
     found = {number for number in scene.numbers for blob in blobs if number.encode() in blob}
     assert found == set()
     assert not any(TEST_KEY.encode() in blob for blob in blobs)

@@ -21,6 +21,8 @@ def test_a_run_writes_the_record_with_evidence_from_its_own_checks(pipeline: Pip
 
     path = pipeline.settings.home / "records" / "record_of_processing.md"
     markdown = path.read_text(encoding="utf-8")
+    assert "raw_calls: 0 days" not in markdown  # the tests keep every partition: no limit
+    assert "raw_calls: kept (no limit set)" in markdown
     for zone in ("restricted", "analytics", "compliance", "shareable"):
         assert f"| {zone} | `warehouse/{zone}.duckdb` |" in markdown
     # Every gate of this run passed, so every stage's safeguard is proven by this run's checks.

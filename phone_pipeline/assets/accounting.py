@@ -39,7 +39,8 @@ STAGE_ASSETS = [
     description=(
         "Per partition: rows received, quarantined (per reason), excluded (per reason), admitted "
         "and published at each stage, and how published rows fall into aggregate cells. Counts "
-        "only; shareable."
+        "only; internal: never copied to the shareable zone, because its counts of calls in "
+        "suppressed cells would let a reader recover suppressed figures by differencing."
     ),
 )
 def row_accounting(

@@ -1,5 +1,7 @@
 """Stage 4, pseudonymize: keyed pseudonyms, hour-level times, minimised columns; written to the
-shareable analytics file only after its gates passed on the staged rows (write, audit, publish)."""
+internal analytics file only after its gates passed on the staged rows (write, audit, publish).
+Pseudonymised rows are still personal data: they reach the shareable zone only through the
+re-identification risk gate (assets/shareable.py)."""
 
 import dagster as dg
 import pandas as pd
@@ -53,7 +55,9 @@ PSEUDONYMIZED_LINEAGE = {
     check_specs=PSEUDONYMIZED_CHECKS,
     output_required=False,  # a failed gate publishes nothing
     description=(
-        "One row per admitted call, shareable zone: caller and (consenting) callee replaced by "
+        "One row per admitted call, internal analytics zone (pseudonymised rows are still personal "
+        "data; shared only if its re-identification risk passes the gate): caller and (consenting) "
+        "callee replaced by "
         "keyed HMAC-SHA256 pseudonyms `v<key version>:<128 bits hex>`, time truncated to the hour, "
         "region instead of cell, no call_id. Published only after its gates passed."
     ),

@@ -10,7 +10,9 @@ from pathlib import Path
 import dagster as dg
 
 from phone_pipeline.assets.common import OWNERS
+from phone_pipeline.assets.retention import retention_policy
 from phone_pipeline.checks.accounting import ROW_ACCOUNTING
+from phone_pipeline.checks.risk import SHAREABLE_PUBLICATIONS
 from phone_pipeline.domain.record import (
     Evidence,
     ProcessingRecord,
@@ -19,6 +21,7 @@ from phone_pipeline.domain.record import (
     Zone,
     render_markdown,
 )
+from phone_pipeline.domain.retention import RETENTION_TABLES, RetentionPolicy
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
 from phone_pipeline.settings import load_settings
 from phone_pipeline.warehouse import ATTACHED_ZONE_TABLES, RESTRICTED_TABLES, ddl_column_names
@@ -67,7 +70,30 @@ STAGE_SAFEGUARDS = {
                   "minimum keep their key but publish no figures."),
     "accounting": ("Accountability: row accounting", "Received = quarantined + excluded + "
                    "admitted at every stage, per partition."),
+    "risk": ("Re-identification risk measured", "k-anonymity (each subscriber counted once) and "
+             "unicity for p = 1..4 (time, place) points, per candidate dataset and partition."),
+    "publish": ("Risk-gated sharing", "A dataset's partition reaches the shareable zone only "
+                "when its measured risk is within the configured limits; a partition that no "
+                "longer passes is withdrawn."),
+    "retention": ("Storage limitation: retention", "A daily sweep deletes partitions past each "
+                  "zone's retention and logs the counts; stages refuse to rebuild them."),
 }  # fmt: skip
+
+
+def _retention_by_file_zone(policy: RetentionPolicy) -> dict[str, str]:
+    """What the retention sweep keeps, described per zone file (tables are `zone.table`, or bare
+    for the restricted file)."""
+    described: dict[str, list[str]] = {}
+    for retention_zone, tables in RETENTION_TABLES.items():
+        days = policy.days_by_zone()[retention_zone]
+        kept = f"{days} days" if days else "kept (no limit set)"
+        for table in tables:
+            zone, _, name = table.rpartition(".")
+            described.setdefault(zone or "restricted", []).append(f"{name}: {kept}")
+    return {
+        zone: "; ".join(items) + "; other tables: not swept (registries, logs)"
+        for zone, items in described.items()
+    }
 
 
 def _zones(retention: dict[str, str]) -> list[Zone]:
@@ -78,7 +104,7 @@ def _zones(retention: dict[str, str]) -> list[Zone]:
             file_name=f"warehouse/{zone}.duckdb",
             audience=ZONE_AUDIENCES.get(zone, "(not declared)"),
             shareable=zone == "shareable",
-            retention=retention.get(zone, "kept until deleted (no retention configured)"),
+            retention=retention.get(zone, "not swept by the retention job"),
             tables={table: ddl_column_names(ddl) for table, ddl in tables.items()},
         )
         for zone, tables in schemas.items()
@@ -110,6 +136,7 @@ def _safeguards(context: dg.AssetExecutionContext) -> list[Safeguard]:
                 description=spec.description or "",
                 blocking=spec.blocking,
                 passed=evaluation.passed if evaluation else None,
+                severity=evaluation.severity.value if evaluation else "ERROR",
                 evaluated_at=(
                     dt.datetime.fromtimestamp(latest.create_timestamp, dt.UTC)
                     if evaluation
@@ -141,7 +168,9 @@ def _settings_in_force(key_version: int) -> dict[str, str]:
 
 @dg.asset(
     key=RECORD_OF_PROCESSING,
-    deps=[ROW_ACCOUNTING],  # last in every run, so its evidence includes this run's checks
+    # Last in every run, so its evidence includes this run's checks. Not on the shareable copies:
+    # a withheld dataset yields no copy, and that would skip the record.
+    deps=[ROW_ACCOUNTING, SHAREABLE_PUBLICATIONS],
     group_name="governance",
     owners=OWNERS,
     kinds={"markdown"},
@@ -163,7 +192,7 @@ def record_of_processing(
         or "(set PHONE_PIPELINE_CONTROLLER)",
         generated_at=dt.datetime.now(dt.UTC),
         purposes=PURPOSES,
-        zones=_zones({}),
+        zones=_zones(_retention_by_file_zone(retention_policy(pipeline_config))),
         safeguards=_safeguards(context),
         settings=_settings_in_force(pseudonym_key.key_version),
     )

@@ -82,6 +82,9 @@ class Evidence:
     passed: bool | None = None
     evaluated_at: dt.datetime | None = None
     partition: str | None = None
+    # A failed WARN result is a finding (say, a dataset withheld from sharing by its gate): the
+    # safeguard worked. Only a failed ERROR result means the safeguard did not hold.
+    severity: str = "ERROR"
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,12 @@ class Safeguard:
         some check has not run yet (a safeguard is not claimed without evidence)."""
         if not self.evidence:
             return "no check declared"
-        if any(item.passed is False for item in self.evidence):
+        if any(item.passed is False and item.severity == "ERROR" for item in self.evidence):
             return "FAILED"
         if any(item.passed is None for item in self.evidence):
             return "unproven"
-        return "held"
+        findings = sum(1 for item in self.evidence if item.passed is False)
+        return f"held, {findings} finding(s)" if findings else "held"
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ def render_markdown(record: ProcessingRecord) -> str:
         ]
         for item in safeguard.evidence:
             result = {True: "passed", False: "FAILED", None: "not evaluated yet"}[item.passed]
+            if item.passed is False and item.severity != "ERROR":
+                result = "finding (warning)"
             lines.append(
                 f"| `{item.check}` | `{item.asset}` | {'blocking' if item.blocking else 'warning'} "
                 f"| {result} | {_when(item.evaluated_at)} | {item.partition or '-'} "

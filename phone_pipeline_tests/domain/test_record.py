@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from phone_pipeline.domain.record import (
     Evidence,
@@ -73,3 +74,9 @@ def test_the_markdown_names_zones_recipients_retention_and_evidence() -> None:
         "| `a_check` | `analytics/table` | blocking | FAILED | 2026-11-01 03:00 UTC |" in markdown
     )
     assert "| min_cell_size | 5 |" in markdown
+
+
+def test_a_warning_is_a_finding_not_a_failed_safeguard() -> None:
+    withheld = replace(_evidence(False), severity="WARN")
+    assert Safeguard("s", "m", [_evidence(True), withheld]).status == "held, 1 finding(s)"
+    assert Safeguard("s", "m", [withheld, _evidence(False)]).status == "FAILED"

@@ -1,0 +1,128 @@
+"""The datasets that may be published to the shareable zone, and what their risk is measured on.
+
+Each candidate is a table of the analytics zone (pseudonymised, internal) with a copy of the same
+name and schema in the shareable zone. For each, `risk_relation` gives, for one partition, the
+records an outsider could link to a person, one row per (subscriber, record):
+
+- `subscriber`: the pseudonym the record belongs to (the risk counts pseudonyms, never prints them);
+- the quasi-identifier columns: what the published dataset shows about that record and an outsider
+  can know (when, where, the number's country and type). Duration, disposition and the callee are
+  what re-identification would reveal, so they are not quasi-identifiers;
+- `trace_time`, `trace_place` (datasets with traces only): the (hour, region) point of the record.
+
+To add an output (say a differentially private aggregate), append a `Candidate` whose relation
+yields the records its published figures describe; the risk asset and the publication gate pick
+it up, and the shareable zone needs its table in `warehouse.SHAREABLE_TABLES`.
+
+What is deliberately NOT a candidate: `row_accounting`. Its counts include the published calls
+and the calls in suppressed cells per aggregate, i.e. the day's total and the suppressed cells'
+total: with one suppressed cell in a table, that cell's calls would be read off directly. The
+aggregates themselves still allow some differencing (the additive figures of a table's suppressed
+cells, taken together, are the day's total, read off the other table, minus its published
+cells): the k-anonymity of an aggregate therefore counts the suppressed cells' subscribers as one
+more group, so a table whose suppressed cells describe 1 to k-1 subscribers fails the gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from phone_pipeline.warehouse import ANALYTICS
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str  # table name in the analytics and shareable zones
+    quasi_identifiers: tuple[str, ...]
+    has_traces: bool  # whether the relation carries (trace_time, trace_place) points
+    relation_template: str  # a SELECT over the analytics zone with `{day}` for the partition
+    # Aggregates with suppression: the same records, but of the suppressed cells (differencing).
+    suppressed_template: str | None = None
+
+    def risk_relation(self, day_sql: str) -> str:
+        return "(" + self.relation_template.format(day=day_sql, analytics=ANALYTICS) + ")"
+
+    def suppressed_relation(self, day_sql: str) -> str | None:
+        if self.suppressed_template is None:
+            return None
+        return "(" + self.suppressed_template.format(day=day_sql, analytics=ANALYTICS) + ")"
+
+
+# Row-level calls: the caller's records (hour, region, their number's country and type) and the
+# consenting callee's (hour, their number's country and type; the region is the caller's, so it
+# is no point of the callee's trace). A person who is both is one subscriber. Traces are the
+# caller's (hour, region) points: received calls would add time-only points, so the unicity
+# measured is a lower bound.
+CALLS_PSEUDONYMIZED = Candidate(
+    name="calls_pseudonymized",
+    quasi_identifiers=("role", "call_hour", "place", "country", "number_type"),
+    has_traces=True,
+    relation_template="""
+        SELECT caller_pseudonym AS subscriber, 'caller' AS role, call_hour, region AS place,
+               caller_country AS country, caller_number_type AS number_type,
+               call_hour AS trace_time, region AS trace_place
+        FROM {analytics}.calls_pseudonymized WHERE call_date = {day}
+        UNION ALL
+        SELECT callee_pseudonym, 'callee', call_hour, NULL, callee_country, callee_number_type,
+               NULL, NULL
+        FROM {analytics}.calls_pseudonymized
+        WHERE call_date = {day} AND callee_pseudonym IS NOT NULL
+    """,
+)
+
+# Aggregates: a subscriber is described by every published (not suppressed) cell they called in;
+# the cell's key is the quasi-identifier and its size is the cell's distinct subscribers.
+# Suppressed cells show their key only, no figure, but their additive figures taken together are
+# the day's total (read off another table of the same calls) minus the published cells: so the
+# subscribers of all suppressed cells together form one more group (differencing), marked by a
+# constant key. Aggregates carry no traces: unicity is not applicable.
+SUPPRESSED_GROUP = "(suppressed cells)"
+
+_HOURLY_CELLS = """
+        SELECT calls.caller_pseudonym AS subscriber,
+               CASE WHEN NOT cells.suppressed THEN cells.call_hour END AS call_hour,
+               CASE WHEN cells.suppressed THEN '{marker}' ELSE cells.region END AS region
+        FROM {analytics}.calls_pseudonymized AS calls
+        JOIN {analytics}.call_volume_hourly AS cells
+          ON cells.call_date = calls.call_date AND cells.call_hour = calls.call_hour
+         AND cells.region = calls.region
+        WHERE calls.call_date = {day} {only_suppressed}
+"""
+_COUNTRY_CELLS = """
+        SELECT calls.caller_pseudonym AS subscriber,
+               CASE WHEN cells.suppressed THEN '{marker}' ELSE cells.caller_country END
+                   AS caller_country,
+               CASE WHEN cells.suppressed THEN '{marker}' ELSE cells.caller_number_type END
+                   AS caller_number_type
+        FROM {analytics}.calls_pseudonymized AS calls
+        JOIN {analytics}.call_volume_by_country AS cells
+          ON cells.call_date = calls.call_date
+         AND cells.caller_country = coalesce(calls.caller_country, 'unknown')
+         AND cells.caller_number_type = coalesce(calls.caller_number_type, 'unknown')
+        WHERE calls.call_date = {day} {only_suppressed}
+"""
+
+
+def _cells(template: str, only_suppressed: bool) -> str:
+    return template.replace("{marker}", SUPPRESSED_GROUP).replace(
+        "{only_suppressed}", "AND cells.suppressed" if only_suppressed else ""
+    )
+
+
+CALL_VOLUME_HOURLY = Candidate(
+    name="call_volume_hourly",
+    quasi_identifiers=("call_hour", "region"),
+    has_traces=False,
+    relation_template=_cells(_HOURLY_CELLS, only_suppressed=False),
+    suppressed_template=_cells(_HOURLY_CELLS, only_suppressed=True),
+)
+
+CALL_VOLUME_BY_COUNTRY = Candidate(
+    name="call_volume_by_country",
+    quasi_identifiers=("caller_country", "caller_number_type"),
+    has_traces=False,
+    relation_template=_cells(_COUNTRY_CELLS, only_suppressed=False),
+    suppressed_template=_cells(_COUNTRY_CELLS, only_suppressed=True),
+)
+
+CANDIDATES: list[Candidate] = [CALLS_PSEUDONYMIZED, CALL_VOLUME_HOURLY, CALL_VOLUME_BY_COUNTRY]
