@@ -8,6 +8,7 @@ from phone_pipeline.assets import (
     accounting,
     aggregate,
     consent,
+    dnc,
     ingest,
     pseudonymize,
     reference,
@@ -21,7 +22,7 @@ from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting]
+        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, dnc]
     ),
     jobs=[call_pipeline_job],
     sensors=[landing_calls_sensor],

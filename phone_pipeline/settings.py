@@ -28,6 +28,14 @@ class Settings:
     sensor_interval_seconds: int
     settle_seconds: float
     duckdb_memory_limit: str
+    # Responsible contact (compliance zone): frequency caps, permitted local window, abandonment.
+    max_calls_24h: int = 3
+    max_calls_7d: int = 7
+    permitted_window: str = "08:00-21:00"
+    max_abandonment_rate: float = 0.03
+    # Fairness report: a group is flagged at this ratio to the rest, from this many rows.
+    fairness_ratio: float = 2.0
+    fairness_min_group_rows: int = 50
 
     @property
     def landing_calls(self) -> Path:
@@ -36,6 +44,10 @@ class Settings:
     @property
     def landing_consent(self) -> Path:
         return self.home / "landing" / "consent"
+
+    @property
+    def landing_dnc(self) -> Path:
+        return self.home / "landing" / "dnc"
 
     @property
     def cells_file(self) -> Path:
@@ -80,4 +92,10 @@ def load_settings() -> Settings:
         settle_seconds=float(_env("PHONE_PIPELINE_SETTLE_SECONDS", "5")),
         # DuckDB's default takes 80% of RAM; bounded, it spills to disk instead.
         duckdb_memory_limit=_env("PHONE_PIPELINE_DUCKDB_MEMORY_LIMIT", "2GB"),
+        max_calls_24h=int(_env("PHONE_PIPELINE_MAX_CALLS_24H", "3")),
+        max_calls_7d=int(_env("PHONE_PIPELINE_MAX_CALLS_7D", "7")),
+        permitted_window=_env("PHONE_PIPELINE_PERMITTED_CALL_WINDOW", "08:00-21:00"),
+        max_abandonment_rate=float(_env("PHONE_PIPELINE_MAX_ABANDONMENT_RATE", "0.03")),
+        fairness_ratio=float(_env("PHONE_PIPELINE_FAIRNESS_RATIO", "2.0")),
+        fairness_min_group_rows=int(_env("PHONE_PIPELINE_FAIRNESS_MIN_GROUP_ROWS", "50")),
     )

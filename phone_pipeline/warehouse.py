@@ -38,7 +38,7 @@ RESTRICTED_TABLES: dict[str, str] = {
         call_date DATE NOT NULL, content_hash VARCHAR NOT NULL, source_file VARCHAR NOT NULL,
         source_row BIGINT NOT NULL, call_id VARCHAR, caller_number VARCHAR, callee_number VARCHAR,
         started_at VARCHAR, duration_seconds VARCHAR, disposition VARCHAR, cell_id VARCHAR,
-        started_at_utc TIMESTAMPTZ, timestamp_status VARCHAR NOT NULL""",
+        started_at_utc TIMESTAMPTZ, timestamp_status VARCHAR NOT NULL, campaign_id VARCHAR""",
     "number_cache": """
         raw_number VARCHAR NOT NULL, default_region VARCHAR NOT NULL, e164 VARCHAR,
         country VARCHAR, number_type VARCHAR, time_zones VARCHAR[], geo_region VARCHAR,
@@ -49,12 +49,13 @@ RESTRICTED_TABLES: dict[str, str] = {
         caller_e164 VARCHAR NOT NULL, caller_country VARCHAR, caller_number_type VARCHAR,
         caller_time_zones VARCHAR[], caller_geo_region VARCHAR,
         callee_e164 VARCHAR NOT NULL, callee_country VARCHAR, callee_number_type VARCHAR,
-        callee_time_zones VARCHAR[], source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL""",
+        callee_time_zones VARCHAR[], source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
+        campaign_id VARCHAR""",
     "calls_quarantine": """
         call_date DATE NOT NULL, reason VARCHAR NOT NULL, detail VARCHAR,
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL, call_id VARCHAR,
         caller_number VARCHAR, callee_number VARCHAR, started_at VARCHAR,
-        duration_seconds VARCHAR, disposition VARCHAR, cell_id VARCHAR""",
+        duration_seconds VARCHAR, disposition VARCHAR, cell_id VARCHAR, campaign_id VARCHAR""",
     "consent_events": """
         e164 VARCHAR NOT NULL, purpose VARCHAR NOT NULL, status VARCHAR NOT NULL,
         recorded_at TIMESTAMPTZ NOT NULL, source VARCHAR, source_file VARCHAR NOT NULL,
@@ -71,10 +72,17 @@ RESTRICTED_TABLES: dict[str, str] = {
         caller_e164 VARCHAR NOT NULL, caller_country VARCHAR, caller_number_type VARCHAR,
         caller_geo_region VARCHAR, callee_e164 VARCHAR, callee_identifiable BOOLEAN NOT NULL,
         callee_country VARCHAR, callee_number_type VARCHAR, source_file VARCHAR NOT NULL,
-        source_row BIGINT NOT NULL""",
+        source_row BIGINT NOT NULL, campaign_id VARCHAR""",
     "consent_exclusions": """
         call_date DATE NOT NULL, reason VARCHAR NOT NULL, call_id VARCHAR NOT NULL,
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL""",
+    # The national do-not-call registry (landing/dnc), refreshed in full each run.
+    "dnc_registry": """
+        e164 VARCHAR NOT NULL, listed_at TIMESTAMPTZ NOT NULL, source_file VARCHAR NOT NULL,
+        source_row BIGINT NOT NULL""",
+    "dnc_quarantine": """
+        reason VARCHAR NOT NULL, detail VARCHAR, source_file VARCHAR NOT NULL,
+        source_row BIGINT NOT NULL, phone_number VARCHAR, listed_at VARCHAR""",
 }
 
 _CELL_FIGURES = """
