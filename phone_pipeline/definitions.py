@@ -7,6 +7,7 @@ import dagster as dg
 from phone_pipeline.assets import (
     accounting,
     aggregate,
+    compliance,
     consent,
     dnc,
     ingest,
@@ -22,7 +23,7 @@ from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, dnc]
+        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, dnc, compliance]
     ),
     jobs=[call_pipeline_job],
     sensors=[landing_calls_sensor],

@@ -109,7 +109,23 @@ ANALYTICS_TABLES: dict[str, str] = {
 }
 
 
-COMPLIANCE_TABLES: dict[str, str] = {}
+COMPLIANCE_TABLES: dict[str, str] = {
+    # Responsible contact, per day; people only as pseudonyms (see domain/contact.py).
+    "contact_pressure": """
+        call_date DATE NOT NULL, callee_pseudonym VARCHAR NOT NULL, scope VARCHAR NOT NULL,
+        campaign_id VARCHAR, calls BIGINT NOT NULL, max_calls_24h BIGINT NOT NULL,
+        max_calls_7d BIGINT NOT NULL, over_24h_cap BOOLEAN NOT NULL, over_7d_cap BOOLEAN NOT NULL""",
+    "quiet_hours": """
+        call_date DATE NOT NULL, callee_pseudonym VARCHAR NOT NULL, campaign_id VARCHAR,
+        window_status VARCHAR NOT NULL, calls BIGINT NOT NULL""",
+    "abandonment_rates": """
+        call_date DATE NOT NULL, campaign_id VARCHAR, live_answered_calls BIGINT NOT NULL,
+        abandoned_calls BIGINT NOT NULL, abandonment_rate DOUBLE, over_limit BOOLEAN NOT NULL""",
+    "dnc_call_findings": """
+        call_date DATE NOT NULL, callee_pseudonym VARCHAR NOT NULL, campaign_id VARCHAR,
+        calls BIGINT NOT NULL, first_call_at TIMESTAMPTZ NOT NULL,
+        listed_since TIMESTAMPTZ NOT NULL""",
+}
 
 SHAREABLE_TABLES: dict[str, str] = {}
 
