@@ -13,6 +13,7 @@ from phone_pipeline.assets import (
     ingest,
     pseudonymize,
     reference,
+    scrub,
     validate,
 )
 from phone_pipeline.jobs import call_pipeline_job
@@ -23,7 +24,18 @@ from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, dnc, compliance]
+        [
+            ingest,
+            validate,
+            consent,
+            reference,
+            pseudonymize,
+            aggregate,
+            accounting,
+            dnc,
+            compliance,
+            scrub,
+        ]
     ),
     jobs=[call_pipeline_job],
     sensors=[landing_calls_sensor],

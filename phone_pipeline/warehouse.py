@@ -83,6 +83,10 @@ RESTRICTED_TABLES: dict[str, str] = {
     "dnc_quarantine": """
         reason VARCHAR NOT NULL, detail VARCHAR, source_file VARCHAR NOT NULL,
         source_row BIGINT NOT NULL, phone_number VARCHAR, listed_at VARCHAR""",
+    # What a dialer scrubs against before marketing calls (domain/scrub.py), rebuilt each run.
+    "dnc_scrub_list": """
+        e164 VARCHAR NOT NULL, reason VARCHAR NOT NULL, since TIMESTAMPTZ NOT NULL,
+        recorded_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (e164, reason)""",
 }
 
 _CELL_FIGURES = """
