@@ -10,6 +10,7 @@ from phone_pipeline.assets import (
     compliance,
     consent,
     dnc,
+    fairness,
     ingest,
     pseudonymize,
     reference,
@@ -33,6 +34,7 @@ defs = dg.Definitions(
             aggregate,
             accounting,
             dnc,
+            fairness,
             compliance,
             scrub,
         ]

@@ -110,6 +110,12 @@ ANALYTICS_TABLES: dict[str, str] = {
     "row_accounting": """
         call_date DATE NOT NULL, stage VARCHAR NOT NULL, outcome VARCHAR NOT NULL,
         reason VARCHAR, rows BIGINT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL""",
+    # The pipeline's own fairness: per measure and caller group (domain/fairness.py). Counts only.
+    "fairness_rates": """
+        call_date DATE NOT NULL, measure VARCHAR NOT NULL, country VARCHAR NOT NULL,
+        number_type VARCHAR NOT NULL, rows BIGINT NOT NULL, affected BIGINT NOT NULL,
+        rate DOUBLE, rest_rate DOUBLE, overall_rate DOUBLE, ratio_to_rest DOUBLE,
+        flagged BOOLEAN NOT NULL""",
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
@@ -89,6 +90,43 @@ def test_generated_days_materialise_the_compliance_zone(generated) -> None:
         # Some listed numbers were called after their listing: the finding must be visible.
         assert count(con, "SELECT count(*) FROM dnc_call_findings") > 0
     assert check_results(results[0])["no_calls_after_dnc_listing"] is False
+
+
+def test_fairness_report_covers_every_row_and_shows_a_plot(generated) -> None:
+    pipeline, results = generated
+    assert all("analytics/fairness_rates" in materialized(result) for result in results)
+    with pipeline.restricted() as restricted, pipeline.analytics() as analytics:
+        for day in (DAY, DAY + dt.timedelta(days=1)):
+            rows = dict(
+                analytics.execute(
+                    "SELECT measure, sum(rows) FROM fairness_rates WHERE call_date = ? GROUP BY 1",
+                    [day],
+                ).fetchall()
+            )
+            affected = dict(
+                analytics.execute(
+                    "SELECT measure, sum(affected) FROM fairness_rates WHERE call_date = ? "
+                    "GROUP BY 1",
+                    [day],
+                ).fetchall()
+            )
+            expected = {
+                "quarantine": ("raw_calls", "calls_quarantine"),
+                "consent_exclusion": ("calls_validated", "consent_exclusions"),
+            }
+            for measure, (whole, part) in expected.items():
+                sql = "SELECT count(*) FROM {} WHERE call_date = ?"
+                assert rows[measure] == count(restricted, sql.format(whole), [day]), measure
+                assert affected[measure] == count(restricted, sql.format(part), [day]), measure
+            assert rows["suppression"] == count(
+                analytics, "SELECT count(*) FROM calls_pseudonymized WHERE call_date = ?", [day]
+            )
+    event = pipeline.instance.get_latest_materialization_event(
+        dg.AssetKey(["analytics", "fairness_rates"])
+    )
+    metadata = event.asset_materialization.metadata
+    assert metadata["plot"].value.startswith("![fairness rates](data:image/png;base64,")
+    assert metadata["rates"].value.startswith("| measure | country |")
 
 
 def test_second_day_counts_reach_back_into_the_first(generated) -> None:
