@@ -3,6 +3,7 @@ the `abandoned` disposition, and the do-not-call registry (landing/dnc) with its
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 
 from phone_pipeline_tests.conftest import Pipeline, check_results, materialized
@@ -76,3 +77,21 @@ def test_dnc_registry_admits_listings_and_quarantines_bad_rows(pipeline: Pipelin
     # A date alone is no instant (the same rule as call times): quarantined, not guessed.
     assert listings == [("+12125550111", pd.Timestamp("2026-10-01").date())]
     assert reasons == ["bad_listed_at", "bad_listed_at", "invalid_phone_number"]
+
+
+def test_warehouse_from_before_campaigns_gains_the_column(pipeline: Pipeline) -> None:
+    """A restricted file written before `campaign_id` existed: the next run adds the column."""
+    pipeline.generate()
+    assert pipeline.run().success
+    tables = ("raw_calls", "calls_validated", "calls_quarantine", "consented_calls")
+    with duckdb.connect(str(pipeline.settings.restricted_db)) as con:
+        for table in tables:
+            con.execute(f"ALTER TABLE {table} DROP COLUMN campaign_id")
+    result = pipeline.run()
+    assert result.success and all(check_results(result).values())
+    with pipeline.restricted() as con:
+        for table in tables:
+            columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+            assert columns[-1] == "campaign_id", table
+        # The partition was rewritten from raw rows that lost their campaign: no value, no error.
+        assert count(con, "SELECT count(*) FROM calls_validated") > 0
