@@ -7,13 +7,17 @@ import dagster as dg
 from phone_pipeline.assets import (
     accounting,
     aggregate,
+    compliance,
     consent,
+    dnc,
+    fairness,
     ingest,
     pseudonymize,
     record,
     reference,
     retention,
     risk,
+    scrub,
     shareable,
     validate,
 )
@@ -37,6 +41,10 @@ defs = dg.Definitions(
             shareable,
             retention,
             record,
+            dnc,
+            fairness,
+            compliance,
+            scrub,
         ]
     ),
     jobs=[call_pipeline_job, record_of_processing_job, retention_sweep_job],

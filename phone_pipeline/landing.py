@@ -173,7 +173,8 @@ def load_call_file(
                         ELSE {sql_date(anchor)} END AS call_date,
                    {_quoted(file_hash)} AS content_hash, {_quoted(path.name)} AS source_file,
                    source_row, call_id, caller_number, callee_number, started_at,
-                   duration_seconds, disposition, cell_id, started_at_utc, timestamp_status
+                   duration_seconds, disposition, cell_id, started_at_utc, timestamp_status,
+                   campaign_id
             FROM (SELECT *, {status} AS timestamp_status FROM landing_stage)
             """
         )

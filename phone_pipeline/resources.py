@@ -56,6 +56,10 @@ class PipelineConfig(dg.ConfigurableResource):
     def cells_file(self) -> Path:
         return Path(self.data_home) / "landing" / "cells.csv"
 
+    @property
+    def landing_dnc(self) -> Path:
+        return Path(self.data_home) / "landing" / "dnc"
+
 
 class PseudonymKeyResource(dg.ConfigurableResource):
     """The HMAC key (from the environment through `dg.EnvVar`) and its version.
@@ -210,4 +214,24 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             else 1,
         ),
         "gx": GreatExpectationsResource(),
+        "contact_rules": ContactRules(
+            max_calls_24h=settings.max_calls_24h,
+            max_calls_7d=settings.max_calls_7d,
+            permitted_window=settings.permitted_window,
+            max_abandonment_rate=settings.max_abandonment_rate,
+            fairness_ratio=settings.fairness_ratio,
+            fairness_min_group_rows=settings.fairness_min_group_rows,
+        ),
     }
+
+
+class ContactRules(dg.ConfigurableResource):
+    """Responsible-contact rules (defaults as in the issue): frequency caps, the permitted window
+    in the callee's local time, the abandonment limit, and when the fairness report flags a group."""
+
+    max_calls_24h: int = 3  # more than this many calls to one callee in 24 hours is flagged
+    max_calls_7d: int = 7  # more than this many in 7 days is flagged
+    permitted_window: str = "08:00-21:00"  # local time, start inclusive, end exclusive
+    max_abandonment_rate: float = 0.03  # a campaign-day strictly above it is a finding
+    fairness_ratio: float = 2.0
+    fairness_min_group_rows: int = 50

@@ -37,6 +37,14 @@ class Settings:
     max_share_below_k: float = 0.0
     max_unicity: float = 0.05
     unicity_sample_size: int = 10_000
+    # Responsible contact (compliance zone): frequency caps, permitted local window, abandonment.
+    max_calls_24h: int = 3
+    max_calls_7d: int = 7
+    permitted_window: str = "08:00-21:00"
+    max_abandonment_rate: float = 0.03
+    # Fairness report: a group is flagged at this ratio to the rest, from this many rows.
+    fairness_ratio: float = 2.0
+    fairness_min_group_rows: int = 50
 
     @property
     def landing_calls(self) -> Path:
@@ -45,6 +53,10 @@ class Settings:
     @property
     def landing_consent(self) -> Path:
         return self.home / "landing" / "consent"
+
+    @property
+    def landing_dnc(self) -> Path:
+        return self.home / "landing" / "dnc"
 
     @property
     def cells_file(self) -> Path:
@@ -98,4 +110,10 @@ def load_settings() -> Settings:
         max_share_below_k=float(_env("PHONE_PIPELINE_MAX_SHARE_BELOW_K", "0")),
         max_unicity=float(_env("PHONE_PIPELINE_MAX_UNICITY", "0.05")),
         unicity_sample_size=int(_env("PHONE_PIPELINE_UNICITY_SAMPLE_SIZE", "10000")),
+        max_calls_24h=int(_env("PHONE_PIPELINE_MAX_CALLS_24H", "3")),
+        max_calls_7d=int(_env("PHONE_PIPELINE_MAX_CALLS_7D", "7")),
+        permitted_window=_env("PHONE_PIPELINE_PERMITTED_CALL_WINDOW", "08:00-21:00"),
+        max_abandonment_rate=float(_env("PHONE_PIPELINE_MAX_ABANDONMENT_RATE", "0.03")),
+        fairness_ratio=float(_env("PHONE_PIPELINE_FAIRNESS_RATIO", "2.0")),
+        fairness_min_group_rows=int(_env("PHONE_PIPELINE_FAIRNESS_MIN_GROUP_ROWS", "50")),
     )

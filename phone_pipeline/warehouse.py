@@ -40,7 +40,7 @@ RESTRICTED_TABLES: dict[str, str] = {
         call_date DATE NOT NULL, content_hash VARCHAR NOT NULL, source_file VARCHAR NOT NULL,
         source_row BIGINT NOT NULL, call_id VARCHAR, caller_number VARCHAR, callee_number VARCHAR,
         started_at VARCHAR, duration_seconds VARCHAR, disposition VARCHAR, cell_id VARCHAR,
-        started_at_utc TIMESTAMPTZ, timestamp_status VARCHAR NOT NULL""",
+        started_at_utc TIMESTAMPTZ, timestamp_status VARCHAR NOT NULL, campaign_id VARCHAR""",
     "number_cache": """
         raw_number VARCHAR NOT NULL, default_region VARCHAR NOT NULL, e164 VARCHAR,
         country VARCHAR, number_type VARCHAR, time_zones VARCHAR[], geo_region VARCHAR,
@@ -51,12 +51,13 @@ RESTRICTED_TABLES: dict[str, str] = {
         caller_e164 VARCHAR NOT NULL, caller_country VARCHAR, caller_number_type VARCHAR,
         caller_time_zones VARCHAR[], caller_geo_region VARCHAR,
         callee_e164 VARCHAR NOT NULL, callee_country VARCHAR, callee_number_type VARCHAR,
-        callee_time_zones VARCHAR[], source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL""",
+        callee_time_zones VARCHAR[], source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
+        campaign_id VARCHAR""",
     "calls_quarantine": """
         call_date DATE NOT NULL, reason VARCHAR NOT NULL, detail VARCHAR,
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL, call_id VARCHAR,
         caller_number VARCHAR, callee_number VARCHAR, started_at VARCHAR,
-        duration_seconds VARCHAR, disposition VARCHAR, cell_id VARCHAR""",
+        duration_seconds VARCHAR, disposition VARCHAR, cell_id VARCHAR, campaign_id VARCHAR""",
     "consent_events": """
         e164 VARCHAR NOT NULL, purpose VARCHAR NOT NULL, status VARCHAR NOT NULL,
         recorded_at TIMESTAMPTZ NOT NULL, source VARCHAR, source_file VARCHAR NOT NULL,
@@ -73,10 +74,21 @@ RESTRICTED_TABLES: dict[str, str] = {
         caller_e164 VARCHAR NOT NULL, caller_country VARCHAR, caller_number_type VARCHAR,
         caller_geo_region VARCHAR, callee_e164 VARCHAR, callee_identifiable BOOLEAN NOT NULL,
         callee_country VARCHAR, callee_number_type VARCHAR, source_file VARCHAR NOT NULL,
-        source_row BIGINT NOT NULL""",
+        source_row BIGINT NOT NULL, campaign_id VARCHAR""",
     "consent_exclusions": """
         call_date DATE NOT NULL, reason VARCHAR NOT NULL, call_id VARCHAR NOT NULL,
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL""",
+    # The national do-not-call registry (landing/dnc), refreshed in full each run.
+    "dnc_registry": """
+        e164 VARCHAR NOT NULL, listed_at TIMESTAMPTZ NOT NULL, source_file VARCHAR NOT NULL,
+        source_row BIGINT NOT NULL""",
+    "dnc_quarantine": """
+        reason VARCHAR NOT NULL, detail VARCHAR, source_file VARCHAR NOT NULL,
+        source_row BIGINT NOT NULL, phone_number VARCHAR, listed_at VARCHAR""",
+    # What a dialer scrubs against before marketing calls (domain/scrub.py), rebuilt each run.
+    "dnc_scrub_list": """
+        e164 VARCHAR NOT NULL, reason VARCHAR NOT NULL, since TIMESTAMPTZ NOT NULL,
+        recorded_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (e164, reason)""",
 }
 
 _CELL_FIGURES = """
@@ -117,10 +129,32 @@ ANALYTICS_TABLES: dict[str, str] = {
         call_date DATE NOT NULL, dataset VARCHAR NOT NULL, decision VARCHAR NOT NULL,
         reasons VARCHAR, published_rows BIGINT NOT NULL, withdrawn_rows BIGINT NOT NULL,
         recorded_at TIMESTAMPTZ NOT NULL""",
+    # The pipeline's own fairness: per measure and caller group (domain/fairness.py). Counts only.
+    "fairness_rates": """
+        call_date DATE NOT NULL, measure VARCHAR NOT NULL, country VARCHAR NOT NULL,
+        number_type VARCHAR NOT NULL, rows BIGINT NOT NULL, affected BIGINT NOT NULL,
+        rate DOUBLE, rest_rate DOUBLE, overall_rate DOUBLE, ratio_to_rest DOUBLE,
+        flagged BOOLEAN NOT NULL""",
 }
 
 
-COMPLIANCE_TABLES: dict[str, str] = {}
+COMPLIANCE_TABLES: dict[str, str] = {
+    # Responsible contact, per day; people only as pseudonyms (see domain/contact.py).
+    "contact_pressure": """
+        call_date DATE NOT NULL, callee_pseudonym VARCHAR NOT NULL, scope VARCHAR NOT NULL,
+        campaign_id VARCHAR, calls BIGINT NOT NULL, max_calls_24h BIGINT NOT NULL,
+        max_calls_7d BIGINT NOT NULL, over_24h_cap BOOLEAN NOT NULL, over_7d_cap BOOLEAN NOT NULL""",
+    "quiet_hours": """
+        call_date DATE NOT NULL, callee_pseudonym VARCHAR NOT NULL, campaign_id VARCHAR,
+        window_status VARCHAR NOT NULL, calls BIGINT NOT NULL""",
+    "abandonment_rates": """
+        call_date DATE NOT NULL, campaign_id VARCHAR, live_answered_calls BIGINT NOT NULL,
+        abandoned_calls BIGINT NOT NULL, abandonment_rate DOUBLE, over_limit BOOLEAN NOT NULL""",
+    "dnc_call_findings": """
+        call_date DATE NOT NULL, callee_pseudonym VARCHAR NOT NULL, campaign_id VARCHAR,
+        calls BIGINT NOT NULL, first_call_at TIMESTAMPTZ NOT NULL,
+        listed_since TIMESTAMPTZ NOT NULL""",
+}
 
 # Copies of analytics tables, one partition at a time, once their risk passed the gate.
 SHAREABLE_TABLES: dict[str, str] = {

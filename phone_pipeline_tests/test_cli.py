@@ -41,6 +41,7 @@ CALL_COLUMNS = (
     "duration_seconds",
     "disposition",
     "cell_id",
+    "campaign_id",
 )
 CONSENT_COLUMNS = ("phone_number", "purpose", "status", "recorded_at", "source")
 

@@ -29,7 +29,14 @@ CONSENT_AND_LATER_STEPS = (
     "analytics__row_accounting",
 )
 # Reported but deliberately not blocking: one unreadable file must not stop every partition.
-WARNING_CHECKS = {"landing_files_readable", "consent_files_readable"}
+WARNING_CHECKS = {
+    "landing_files_readable",
+    "consent_files_readable",
+    "dnc_files_readable",
+    # Findings about dialling behaviour (checks/compliance.py says why they do not block).
+    "abandonment_within_limit",
+    "no_calls_after_dnc_listing",
+}
 
 
 def analytics_state(pipeline: Pipeline) -> tuple[str, dict]:

@@ -649,20 +649,25 @@ def test_materializations_carry_lineage_metadata(full_run: FullRun) -> None:
         assert isinstance(schema, dg.TableSchema)
         schemas[key] = {column.name for column in schema.columns}
 
-    unpartitioned = {"restricted/cell_reference", "restricted/consent_events"}
-    source_like = {"restricted/raw_calls", "analytics/row_accounting", *unpartitioned}
-    shareable_db = str(full_run.pipeline.settings.shareable_db)
+    unpartitioned = {"restricted/cell_reference", "restricted/consent_events",
+                     "restricted/dnc_registry", "restricted/dnc_scrub_list"}  # fmt: skip
+    source_like = {"restricted/raw_calls", "analytics/row_accounting",
+                   "restricted/cell_reference", "restricted/consent_events",
+                   "restricted/dnc_registry"}  # fmt: skip
+    settings = full_run.pipeline.settings
     with (
         full_run.pipeline.restricted() as restricted,
         full_run.pipeline.analytics() as analytics,
-        duckdb.connect(shareable_db, read_only=True) as shareable,
+        duckdb.connect(str(settings.compliance_db), read_only=True) as compliance,
+        duckdb.connect(str(settings.shareable_db), read_only=True) as shareable,
     ):
+        zones = {"analytics": analytics, "compliance": compliance, "shareable": shareable}
         for key, materialization in events.items():
             name = key.to_user_string()
             metadata = materialization.metadata
             if name not in unpartitioned:
                 assert materialization.partition == DAY.isoformat()
-                con = {"analytics": analytics, "shareable": shareable}.get(key.path[0], restricted)
+                con = zones.get(key.path[0], restricted)
                 rows = count(con, f"SELECT count(*) FROM {key.path[-1]} WHERE call_date = ?", [DAY])
                 assert metadata["dagster/partition_row_count"].value == rows, name
                 assert {c.name for c in metadata["dagster/column_schema"].value.columns} == {
@@ -719,9 +724,11 @@ def test_too_short_pseudonym_key_fails_the_pseudonymize_step(
     result = pipeline.run()
     assert not result.success
     failures = step_failures(result)
-    assert set(failures) == {"analytics__calls_pseudonymized"}
-    assert "PHONE_PIPELINE_PSEUDONYM_KEY" in failures["analytics__calls_pseudonymized"]
-    assert weak_key not in failures["analytics__calls_pseudonymized"]
+    # Both steps that pseudonymise (analytics and the compliance zone) refuse the key.
+    assert set(failures) == {"analytics__calls_pseudonymized", "contact_compliance"}
+    for failure in failures.values():
+        assert "PHONE_PIPELINE_PSEUDONYM_KEY" in failure
+        assert weak_key not in failure
     assert published_rows(pipeline) == 0
     assert published_rows(pipeline, "row_accounting") == 0
 

@@ -142,7 +142,7 @@ def consent_events(
 _FROM_VALIDATED = ("call_date", "call_id", "started_at_utc", "duration_seconds", "disposition",
                    "cell_id", "caller_e164", "caller_country", "caller_number_type",
                    "caller_geo_region", "callee_country", "callee_number_type", "source_file",
-                   "source_row")  # fmt: skip
+                   "source_row", "campaign_id")  # fmt: skip
 CONSENTED_LINEAGE = {
     **{column: [(CALLS_VALIDATED, column)] for column in _FROM_VALIDATED},
     "callee_e164": [(CALLS_VALIDATED, "callee_e164"), (CONSENT_EVENTS, "status")],
@@ -274,7 +274,7 @@ def _write_consent_outcome(con: duckdb.DuckDBPyConnection, call_date: dt.date) -
                        caller_e164, caller_country, caller_number_type, caller_geo_region,
                        CASE WHEN callee_consent THEN callee_e164 END AS callee_e164,
                        coalesce(callee_consent, false) AS callee_identifiable,
-                       callee_country, callee_number_type, source_file, source_row
+                       callee_country, callee_number_type, source_file, source_row, campaign_id
                 FROM consent_joined WHERE caller_consent""",
             "consent_exclusions": f"""
                 SELECT call_date, {exclusion_reason_sql("caller_consent")} AS reason, call_id,

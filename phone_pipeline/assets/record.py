@@ -10,9 +10,17 @@ from pathlib import Path
 import dagster as dg
 
 from phone_pipeline.assets.common import OWNERS
+from phone_pipeline.assets.fairness import FAIRNESS_RATES
 from phone_pipeline.assets.retention import retention_policy
 from phone_pipeline.checks.accounting import ROW_ACCOUNTING
+from phone_pipeline.checks.compliance import (
+    ABANDONMENT_RATES,
+    CONTACT_PRESSURE,
+    DNC_CALL_FINDINGS,
+    QUIET_HOURS,
+)
 from phone_pipeline.checks.risk import SHAREABLE_PUBLICATIONS
+from phone_pipeline.checks.scrub import DNC_SCRUB_LIST
 from phone_pipeline.domain.record import (
     Evidence,
     ProcessingRecord,
@@ -34,6 +42,17 @@ PURPOSES = (
         "Network coverage, service quality and contact statistics from call logs.",
         "Consent of the caller for `analytics`, as of each call's time; callees appear only "
         "when they consented too.",
+    ),
+    Purpose(
+        "compliance",
+        "Protecting called people: contact pressure, calls at intrusive hours, abandoned calls, "
+        "calls to do-not-call numbers, computed for every valid call.",
+        "Legal obligation (telemarketing and do-not-call rules); no consent needed.",
+    ),
+    Purpose(
+        "marketing (suppression only)",
+        "The do-not-call scrub list a dialer checks before a marketing call.",
+        "Legal obligation: honouring withdrawn or missing `marketing` consent and DNC listings.",
     ),
     Purpose(
         "accountability",
@@ -75,6 +94,15 @@ STAGE_SAFEGUARDS = {
     "publish": ("Risk-gated sharing", "A dataset's partition reaches the shareable zone only "
                 "when its measured risk is within the configured limits; a partition that no "
                 "longer passes is withdrawn."),
+    "contact": ("Responsible contact", "Calls per callee over rolling 24 h and 7 d caps, calls "
+                "outside the permitted window in the callee's local time, abandonment per "
+                "campaign, calls after a do-not-call listing; compliance zone, by pseudonym."),
+    "dnc": ("Do-not-call registry", "Listings normalised like every number; unreadable rows "
+            "quarantined with a reason."),
+    "scrub": ("Do-not-call scrub list", "Every number that must not be called for marketing "
+              "now, rebuilt on every run so that a withdrawal counts at the next run."),
+    "fairness": ("Fairness of the pipeline", "Quarantine, consent-exclusion and suppression "
+                 "rates per country and number type, compared with the rest."),
     "retention": ("Storage limitation: retention", "A daily sweep deletes partitions past each "
                   "zone's retention and logs the counts; stages refuse to rebuild them."),
 }  # fmt: skip
@@ -170,7 +198,16 @@ def _settings_in_force(key_version: int) -> dict[str, str]:
     key=RECORD_OF_PROCESSING,
     # Last in every run, so its evidence includes this run's checks. Not on the shareable copies:
     # a withheld dataset yields no copy, and that would skip the record.
-    deps=[ROW_ACCOUNTING, SHAREABLE_PUBLICATIONS],
+    deps=[
+        ROW_ACCOUNTING,
+        SHAREABLE_PUBLICATIONS,
+        FAIRNESS_RATES,
+        DNC_SCRUB_LIST,
+        CONTACT_PRESSURE,
+        QUIET_HOURS,
+        ABANDONMENT_RATES,
+        DNC_CALL_FINDINGS,
+    ],  # fmt: skip
     group_name="governance",
     owners=OWNERS,
     kinds={"markdown"},

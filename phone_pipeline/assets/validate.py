@@ -21,6 +21,7 @@ from phone_pipeline.checks.validate import (
     VALIDATED_CHECKS,
     validated_expectations,
 )
+from phone_pipeline.domain.timestamps import clean_text_sql
 from phone_pipeline.domain.validation import classify_calls_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.number_cache import cache_new_numbers
@@ -35,6 +36,7 @@ VALIDATED_LINEAGE = {
     "duration_seconds": [(RAW_CALLS, "duration_seconds")],
     "disposition": [(RAW_CALLS, "disposition")],
     "cell_id": [(RAW_CALLS, "cell_id")],
+    "campaign_id": [(RAW_CALLS, "campaign_id")],
     **{f"caller_{field}": [(RAW_CALLS, "caller_number")] for field in
        ("e164", "country", "number_type", "time_zones", "geo_region")},
     **{f"callee_{field}": [(RAW_CALLS, "callee_number")] for field in
@@ -45,7 +47,8 @@ VALIDATED_LINEAGE = {
 QUARANTINE_LINEAGE = {
     column: [(RAW_CALLS, column)]
     for column in ("call_date", "source_file", "source_row", "call_id", "caller_number",
-                   "callee_number", "started_at", "duration_seconds", "disposition", "cell_id")
+                   "callee_number", "started_at", "duration_seconds", "disposition", "cell_id",
+                   "campaign_id")
 }  # fmt: skip
 
 
@@ -171,17 +174,19 @@ def _write_validation(con: duckdb.DuckDBPyConnection, call_date: dt.date) -> dic
         con,
         call_date,
         {
-            "calls_validated": """
+            "calls_validated": f"""
                 SELECT call_date, clean_call_id AS call_id, started_at_utc,
                        CAST(duration_int AS INTEGER) AS duration_seconds,
                        clean_disposition AS disposition, clean_cell_id AS cell_id,
                        caller_e164, caller_country, caller_number_type, caller_time_zones,
                        caller_geo_region, callee_e164, callee_country, callee_number_type,
-                       callee_time_zones, source_file, source_row
+                       callee_time_zones, source_file, source_row,
+                       {clean_text_sql("campaign_id")} AS campaign_id
                 FROM classified_calls WHERE reason IS NULL""",
             "calls_quarantine": """
                 SELECT call_date, reason, detail, source_file, source_row, call_id, caller_number,
-                       callee_number, started_at, duration_seconds, disposition, cell_id
+                       callee_number, started_at, duration_seconds, disposition, cell_id,
+                       campaign_id
                 FROM classified_calls WHERE reason IS NOT NULL""",
         },
     )

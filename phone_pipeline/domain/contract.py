@@ -10,7 +10,8 @@ CALL_REQUIRED_COLUMNS: tuple[str, ...] = (
     "duration_seconds",
     "disposition",
 )
-CALL_OPTIONAL_COLUMNS: tuple[str, ...] = ("cell_id",)
+# `campaign_id` (added later, optional): older files without it keep working.
+CALL_OPTIONAL_COLUMNS: tuple[str, ...] = ("cell_id", "campaign_id")
 CALL_COLUMNS = CALL_REQUIRED_COLUMNS + CALL_OPTIONAL_COLUMNS
 
 CONSENT_REQUIRED_COLUMNS: tuple[str, ...] = ("phone_number", "purpose", "status", "recorded_at")
@@ -20,3 +21,8 @@ CONSENT_COLUMNS = CONSENT_REQUIRED_COLUMNS + CONSENT_OPTIONAL_COLUMNS
 CELL_REQUIRED_COLUMNS: tuple[str, ...] = ("cell_id", "region")
 CELL_OPTIONAL_COLUMNS: tuple[str, ...] = ("latitude", "longitude")
 CELL_COLUMNS = CELL_REQUIRED_COLUMNS + CELL_OPTIONAL_COLUMNS
+
+# National do-not-call registry files (landing/dnc/*.csv), optional.
+DNC_REQUIRED_COLUMNS: tuple[str, ...] = ("phone_number", "listed_at")
+DNC_OPTIONAL_COLUMNS: tuple[str, ...] = ()
+DNC_COLUMNS = DNC_REQUIRED_COLUMNS + DNC_OPTIONAL_COLUMNS

@@ -27,8 +27,20 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from phonenumbers import PhoneNumber, PhoneNumberFormat
 
-DISPOSITIONS: tuple[str, ...] = ("answered", "no_answer", "busy", "voicemail", "failed")
+# The first five are drawn with _DISPOSITION_WEIGHTS; `abandoned` is made from answered campaign
+# calls by a separate random stream (see _add_campaigns), so the original draws are unchanged.
+DISPOSITIONS: tuple[str, ...] = (
+    "answered", "no_answer", "busy", "voicemail", "failed", "abandoned",
+)  # fmt: skip
 _DISPOSITION_WEIGHTS = (0.65, 0.15, 0.08, 0.08, 0.04)
+_ABANDONED = DISPOSITIONS.index("abandoned")
+_JUNK_DISPOSITION = len(DISPOSITIONS)  # index of JUNK_DISPOSITIONS[0] in _DISPOSITION_DICT
+
+# Outbound campaigns: about half the calls belong to one, and 0.5% of their answered calls are
+# abandoned (well below the 3% limit, so generated days pass; tests craft the breaches).
+CAMPAIGNS: tuple[str, ...] = ("cmp-renewals", "cmp-survey")
+_CAMPAIGN_SHARE = 0.5
+_ABANDONED_SHARE = 0.005
 # Longest plausible answered call; anything above is junk by construction.
 MAX_DURATION_SECONDS = 4 * 3600
 
@@ -132,6 +144,7 @@ class GenerationSummary:
     start_date: datetime.date
     subscribers: int
     junk_rows: int
+    dnc_file: Path | None = None
 
 
 def is_fictional(e164: str) -> bool:
@@ -181,8 +194,13 @@ def generate(
     default_region: str = "US",
     junk_share: float = 0.03,
     subscribers: int | None = None,
+    dnc_share: float = 0.0,
 ) -> GenerationSummary:
-    """Write call files (one per day), consent events and cells under ``data_home/landing``."""
+    """Write call files (one per day), consent events and cells under ``data_home/landing``.
+
+    With `dnc_share` > 0, also a do-not-call registry file listing about that share of the
+    subscribers (some before the period, some during it) in ``landing/dnc``.
+    """
     if default_region not in SUPPORTED_REGIONS:
         raise ValueError(f"default_region must be one of {SUPPORTED_REGIONS}, not {default_region}")
     if days < 1 or rows < days:
@@ -201,6 +219,9 @@ def generate(
     consent_dir.mkdir(parents=True, exist_ok=True)
 
     rng = np.random.default_rng(seed)
+    # Campaigns, abandonment and the do-not-call registry draw from their own stream, so that
+    # adding them left every earlier draw (and every figure tests assert) as it was.
+    contact_rng = np.random.default_rng([seed, 5])
     parties = _choose_parties(rng, default_region, rows, days, subscribers)
     cells = _build_cells(rng)
     cells_file = data_home / "landing" / "cells.csv"
@@ -222,12 +243,18 @@ def generate(
         day = start_date + datetime.timedelta(days=offset)
         path = calls_dir / f"calls_{day.isoformat()}.csv"
         junk_rows += _write_day(
-            rng, path, day, n_day, junk_share, parties, activity_p, home_region, home_cell, cells
-        )
+            rng, path, day, n_day, junk_share, parties, activity_p, home_region, home_cell, cells,
+            contact_rng,
+        )  # fmt: skip
         call_files.append(path)
 
     consent_file = consent_dir / "consent_events.csv"
     _write_atomic(_consent_table(rng, parties, start_date, days), consent_file)
+    dnc_file = None
+    if dnc_share > 0:
+        dnc_file = data_home / "landing" / "dnc" / "dnc_registry.csv"
+        dnc_file.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(_dnc_table(contact_rng, parties, start_date, days, dnc_share), dnc_file)
 
     return GenerationSummary(
         call_files=call_files,
@@ -238,6 +265,7 @@ def generate(
         start_date=start_date,
         subscribers=n_sub,
         junk_rows=junk_rows,
+        dnc_file=dnc_file,
     )
 
 
@@ -451,6 +479,7 @@ def _write_day(
     home_region: np.ndarray,
     home_cell: np.ndarray,
     cells: dict,
+    contact_rng: np.random.Generator,
 ) -> int:
     """Generate one day's calls, write them atomically, return the number of junk rows."""
     n_sub = parties.n_subscribers
@@ -486,7 +515,9 @@ def _write_day(
         rng, parties.domestic[callee], _DOMESTIC_FORMAT_P, _FOREIGN_FORMAT_P
     )
 
-    disposition = rng.choice(len(DISPOSITIONS), size=n, p=_DISPOSITION_WEIGHTS).astype(np.int8)
+    disposition = rng.choice(len(_DISPOSITION_WEIGHTS), size=n, p=_DISPOSITION_WEIGHTS).astype(
+        np.int8
+    )
     answered = np.clip(np.rint(rng.lognormal(np.log(150.0), 0.9, n)), 1, MAX_DURATION_SECONDS)
     voicemail = rng.integers(8, 60, n)
     duration = np.where(disposition == 0, answered, np.where(disposition == 3, voicemail, 0))
@@ -507,6 +538,8 @@ def _write_day(
         rng, n, junk_share, caller_code, callee_code, ts_code, duration, disposition, seq,
         n_parties=n_parties,
     )  # fmt: skip
+
+    campaign = _add_campaigns(contact_rng, disposition, duration)
 
     ts_lookup = _timestamp_lookup(day)
     call_prefix = f"c-{day:%Y%m%d}-"
@@ -530,6 +563,9 @@ def _write_day(
                     "cell_id": pa.DictionaryArray.from_arrays(
                         pa.array(cell_idx, mask=cell_idx < 0), cells["ids"]
                     ),
+                    "campaign_id": pa.DictionaryArray.from_arrays(
+                        pa.array(campaign[lo:hi], mask=campaign[lo:hi] < 0), _CAMPAIGN_DICT
+                    ),
                 }
             )
             write(table)
@@ -537,6 +573,22 @@ def _write_day(
 
 
 _DISPOSITION_DICT = pa.array(DISPOSITIONS + JUNK_DISPOSITIONS, pa.string())
+_CAMPAIGN_DICT = pa.array(CAMPAIGNS, pa.string())
+
+
+def _add_campaigns(
+    contact_rng: np.random.Generator, disposition: np.ndarray, duration: np.ndarray
+) -> np.ndarray:
+    """A campaign index per row (-1: none); a few answered campaign calls become `abandoned`
+    (in place, with the few seconds before the caller hung up). Uses only `contact_rng`."""
+    n = disposition.shape[0]
+    campaign = np.where(
+        contact_rng.random(n) < _CAMPAIGN_SHARE, contact_rng.integers(0, len(CAMPAIGNS), n), -1
+    ).astype(np.int32)
+    abandoned = (campaign >= 0) & (disposition == 0) & (contact_rng.random(n) < _ABANDONED_SHARE)
+    disposition[abandoned] = _ABANDONED
+    duration[abandoned] = contact_rng.integers(1, 6, int(abandoned.sum()))
+    return campaign
 
 
 def _dict(codes: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
@@ -602,7 +654,7 @@ def _apply_junk(
     duration[bad] = rng.choice(JUNK_NEGATIVE_DURATIONS, size=bad.shape[0])
     bad = rows[kind == 3]
     duration[bad] = rng.choice(JUNK_ABSURD_DURATIONS, size=bad.shape[0])
-    disposition[rows[kind == 4]] = len(DISPOSITIONS)
+    disposition[rows[kind == 4]] = _JUNK_DISPOSITION
 
     # Duplicate ids copy a clean earlier row (no junk of any kind), so each copy really collides
     # with a row the pipeline admits; copying a junk row would make the copy the first valid one.
@@ -690,6 +742,38 @@ def _consent_table(
             "status": pc.take(pa.array(CONSENT_STATUSES), pa.array(np.concatenate(status)[order])),
             "recorded_at": pa.array(recorded.astype(object), pa.string()),
             "source": pc.take(pa.array(CONSENT_SOURCES), pa.array(source)),
+        }
+    )
+
+
+def _dnc_table(
+    contact_rng: np.random.Generator,
+    parties: _Parties,
+    start_date: datetime.date,
+    days: int,
+    share: float,
+) -> pa.Table:
+    """About `share` of the subscribers listed: two thirds before the period, a third during it
+    (so that calls before and after a listing both occur), each in one of its spellings."""
+    n_sub = parties.n_subscribers
+    listed = np.flatnonzero(contact_rng.random(n_sub) < share)
+    period_start = int(
+        datetime.datetime.combine(start_date, datetime.time(), datetime.UTC).timestamp()
+    )
+    during = contact_rng.random(listed.shape[0]) < 1 / 3
+    t = np.where(
+        during,
+        period_start + contact_rng.integers(0, days * 86_400, listed.shape[0]),
+        period_start - contact_rng.integers(86_400, 3 * 365 * 86_400, listed.shape[0]),
+    )
+    slot = _pick_formats(
+        contact_rng, parties.domestic[listed], _CONSENT_DOMESTIC_FORMAT_P, _CONSENT_FOREIGN_FORMAT_P
+    )
+    recorded = np.strings.add(np.datetime_as_string(t.astype("datetime64[s]"), unit="s"), "Z")
+    return pa.table(
+        {
+            "phone_number": pc.take(parties.formats, pa.array(listed * _N_FORMATS + slot)),
+            "listed_at": pa.array(recorded.astype(object), pa.string()),
         }
     )
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from phone_pipeline.domain.timestamps import clean_text_sql
 
-DISPOSITIONS = ("answered", "busy", "no_answer", "failed", "voicemail")
+# `abandoned`: a live answer that no agent took (counts as answered for the abandonment rate).
+DISPOSITIONS = ("answered", "busy", "no_answer", "failed", "voicemail", "abandoned")
 
 # In the order they are tested: the first failing rule names the row's reason.
 QUARANTINE_REASONS = (

@@ -1,0 +1,367 @@
+"""Responsible contact (compliance zone): contact pressure, the permitted window in the callee's
+local time, abandonment per campaign, and calls after a do-not-call listing, per day.
+
+Computed from every validated call, consented or not: protecting the called person is a legal duty,
+not analytics. Rows move from the restricted file to `compliance.duckdb` with callees replaced by
+the same keyed pseudonyms as in analytics; the day's rows are staged, audited and only then
+published (a failed privacy gate publishes nothing).
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.assets.common import (
+    DUCKDB_POOL,
+    counts_table,
+    table_metadata,
+    zone_attributes,
+    zones_connection,
+)
+from phone_pipeline.checks.common import reconcile_check, sql_check
+from phone_pipeline.checks.compliance import (
+    ABANDONMENT_RATES,
+    COMPLIANCE_CHECKS,
+    CONTACT_PRESSURE,
+    DNC_CALL_FINDINGS,
+    QUIET_HOURS,
+)
+from phone_pipeline.checks.dnc import DNC_REGISTRY
+from phone_pipeline.checks.pseudonymize import phone_numbers_found_sql
+from phone_pipeline.checks.validate import CALLS_VALIDATED
+from phone_pipeline.domain.contact import (
+    PermittedWindow,
+    abandonment_sql,
+    calls_after_dnc_listing_sql,
+    contact_pressure_sql,
+    rolling_counts_sql,
+    window_status_sql,
+)
+from phone_pipeline.domain.dnc import dnc_listed_since_sql
+from phone_pipeline.landing import sql_date
+from phone_pipeline.partitions import daily_partitions, partition_date
+from phone_pipeline.resources import ContactRules, PseudonymKeyResource
+from phone_pipeline.warehouse import COMPLIANCE, replace_partition
+
+HISTORY_DAYS = 7  # the longest rolling window reaches this many days before the partition
+# A day's 7-day counts read the 7 days before it too, declared as a time-window mapping so the
+# lineage and staleness the UI shows are true. Measured with dagster 1.13: the mapped window is
+# clipped at the partitions' start date (no error, nothing "required but nonexistent"), and, as a
+# plain dependency (no IO manager), earlier days never materialised do not stop a run: they
+# contribute no calls, and `earlier_days_with_calls` in the metadata says which days were there.
+VALIDATED_WITH_HISTORY = dg.AssetDep(
+    CALLS_VALIDATED,
+    partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-HISTORY_DAYS, end_offset=0),
+)
+SAME_DAY = [CALLS_VALIDATED]
+
+_V = CALLS_VALIDATED
+PRESSURE_LINEAGE = {
+    "call_date": [(_V, "call_date")],
+    "callee_pseudonym": [(_V, "callee_e164")],
+    "scope": [(_V, "campaign_id")],
+    "campaign_id": [(_V, "campaign_id")],
+    "calls": [(_V, "call_id")],
+    **{column: [(_V, "callee_e164"), (_V, "started_at_utc"), (_V, "campaign_id")]
+       for column in ("max_calls_24h", "max_calls_7d", "over_24h_cap", "over_7d_cap")},
+}  # fmt: skip
+QUIET_HOURS_LINEAGE = {
+    "call_date": [(_V, "call_date")],
+    "callee_pseudonym": [(_V, "callee_e164")],
+    "campaign_id": [(_V, "campaign_id")],
+    "window_status": [(_V, "started_at_utc"), (_V, "callee_time_zones")],
+    "calls": [(_V, "call_id")],
+}
+ABANDONMENT_LINEAGE = {
+    "call_date": [(_V, "call_date")],
+    "campaign_id": [(_V, "campaign_id")],
+    **{column: [(_V, "disposition")] for column in
+       ("live_answered_calls", "abandoned_calls", "abandonment_rate", "over_limit")},
+}  # fmt: skip
+DNC_FINDINGS_LINEAGE = {
+    "call_date": [(_V, "call_date")],
+    "callee_pseudonym": [(_V, "callee_e164")],
+    "campaign_id": [(_V, "campaign_id")],
+    "calls": [(_V, "call_id"), (DNC_REGISTRY, "listed_at")],
+    "first_call_at": [(_V, "started_at_utc")],
+    "listed_since": [(DNC_REGISTRY, "listed_at")],
+}
+
+
+def _spec(key: dg.AssetKey, deps: list, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key,
+        deps=deps,
+        description=description,
+        partitions_def=daily_partitions,
+        skippable=True,
+        **zone_attributes("compliance", "contact"),
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        _spec(
+            CONTACT_PRESSURE,
+            [VALIDATED_WITH_HISTORY],
+            "Per callee (pseudonym) and day, overall and per campaign: the day's calls and the "
+            "largest number of calls in any 24 hours and 7 days up to one of them (reaching back "
+            "into earlier days), flagged above PHONE_PIPELINE_MAX_CALLS_24H / _7D. Compliance zone.",
+        ),
+        _spec(
+            QUIET_HOURS,
+            SAME_DAY,
+            "Per callee (pseudonym), campaign and day: calls inside the permitted window in the "
+            "callee's local time (`permitted`, in every zone of the number), outside it in some "
+            "zone (`outside_window`), or with no known zone (`unknown`). Compliance zone.",
+        ),
+        _spec(
+            ABANDONMENT_RATES,
+            SAME_DAY,
+            "Per campaign and day: abandoned / live-answered (answered + abandoned) calls, "
+            "flagged strictly above PHONE_PIPELINE_MAX_ABANDONMENT_RATE. Compliance zone.",
+        ),
+        _spec(
+            DNC_CALL_FINDINGS,
+            [CALLS_VALIDATED, DNC_REGISTRY],
+            "Calls of the day to a number at or after its do-not-call listing, per callee "
+            "(pseudonym) and campaign. Compliance zone.",
+        ),
+    ],
+    check_specs=COMPLIANCE_CHECKS,
+    pool=DUCKDB_POOL,
+    name="contact_compliance",
+)
+def contact_compliance(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    compliance_warehouse: DuckDBResource,
+    pseudonym_key: PseudonymKeyResource,
+    contact_rules: ContactRules,
+):
+    pseudonymizer = pseudonym_key.pseudonymizer()  # fails early, and clearly, without a key
+    window = PermittedWindow.parse(contact_rules.permitted_window)
+    call_date = partition_date(context)
+    day = sql_date(call_date)
+    first_day = sql_date(call_date - dt.timedelta(days=HISTORY_DAYS))
+    with zones_connection(restricted_warehouse, compliance=compliance_warehouse) as con:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE recent_calls AS SELECT call_id, call_date, callee_e164, "
+            "campaign_id, started_at_utc, disposition, callee_time_zones FROM calls_validated "
+            f"WHERE call_date BETWEEN {first_day} AND {day}"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE day_calls AS SELECT * FROM recent_calls "
+                    f"WHERE call_date = {day}")  # fmt: skip
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE counted_calls AS {rolling_counts_sql('recent_calls')}"
+        )
+        history = [
+            row[0].isoformat()
+            for row in con.execute(
+                f"SELECT DISTINCT call_date FROM recent_calls WHERE call_date < {day} ORDER BY 1"
+            ).fetchall()
+        ]
+        numbers = [
+            row[0] for row in con.execute("SELECT DISTINCT callee_e164 FROM day_calls").fetchall()
+        ]
+        # HMACs in Python over distinct numbers, joined back: the key never enters SQL.
+        pseudonym_map = pd.DataFrame(
+            list(pseudonymizer.pseudonyms(numbers).items()), columns=["e164", "pseudonym"]
+        )
+        con.register("pseudonym_map", pseudonym_map)
+        staged = {
+            "contact_pressure": f"""
+                SELECT call_date, map.pseudonym AS callee_pseudonym, scope, campaign_id, calls,
+                       max_calls_24h, max_calls_7d, over_24h_cap, over_7d_cap
+                FROM ({contact_pressure_sql("counted_calls", day, contact_rules.max_calls_24h,
+                                            contact_rules.max_calls_7d)}) AS pressure
+                JOIN pseudonym_map AS map ON map.e164 = pressure.callee_e164""",
+            "quiet_hours": f"""
+                SELECT call_date, map.pseudonym AS callee_pseudonym, campaign_id, window_status,
+                       count(*) AS calls
+                FROM ({window_status_sql("day_calls", window, "pg_timezone_names()")}) AS calls
+                JOIN pseudonym_map AS map ON map.e164 = calls.callee_e164
+                GROUP BY ALL""",
+            "abandonment_rates": abandonment_sql(
+                "day_calls", day, contact_rules.max_abandonment_rate
+            ),
+            "dnc_call_findings": f"""
+                SELECT call_date, map.pseudonym AS callee_pseudonym, campaign_id, calls,
+                       first_call_at, listed_since
+                FROM ({calls_after_dnc_listing_sql(
+                    "day_calls", f"({dnc_listed_since_sql('dnc_registry')})", day)}) AS found
+                JOIN pseudonym_map AS map ON map.e164 = found.callee_e164""",
+        }  # fmt: skip
+        for table, select_sql in staged.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE staged_{table} AS {select_sql}")
+        con.unregister("pseudonym_map")
+
+        found_known, found_like = 0, 0
+        for table in staged:
+            text_columns = [
+                row[0]
+                for row in con.execute(f"DESCRIBE staged_{table}").fetchall()
+                if row[1] == "VARCHAR"
+            ]
+            known, like = con.execute(
+                phone_numbers_found_sql(f"staged_{table}", text_columns, day)
+            ).fetchone()
+            found_known, found_like = found_known + known, found_like + like
+        day_calls = con.execute("SELECT count(*) FROM day_calls").fetchone()[0]
+        quiet_total, pressure_total = con.execute(
+            "SELECT (SELECT coalesce(sum(calls), 0) FROM staged_quiet_hours), "
+            "(SELECT coalesce(sum(calls), 0) FROM staged_contact_pressure WHERE scope = 'all')"
+        ).fetchone()
+        gates = [
+            sql_check(
+                CONTACT_PRESSURE,
+                "no_phone_numbers_in_compliance",
+                passed=found_known == 0 and found_like == 0,
+                metadata={
+                    "tables_scanned": dg.MetadataValue.json(sorted(staged)),
+                    "distinct_values_equal_to_a_partition_number": found_known,
+                    "distinct_values_that_look_like_a_phone_number": found_like,
+                },
+            ),
+            reconcile_check(
+                QUIET_HOURS,
+                "compliance_rows_reconcile",
+                {
+                    "quiet_hours calls = validated calls": (quiet_total, day_calls),
+                    "contact_pressure calls (all) = validated calls": (pressure_total, day_calls),
+                },
+            ),
+        ]
+        findings = []
+        if all(gate.passed for gate in gates):
+            replace_partition(
+                con,
+                call_date,
+                {f"{COMPLIANCE}.{table}": f"SELECT * FROM staged_{table}" for table in staged},
+            )
+            yield from _materializations(con, call_date, history, contact_rules)
+            findings = _findings(con, call_date, contact_rules)
+        else:
+            context.log.error("Compliance gates failed on the staged rows: nothing was published.")
+    yield from gates
+    yield from findings
+
+
+def _materializations(con, call_date: dt.date, history: list[str], rules: ContactRules):
+    pressure = con.execute(
+        f"SELECT scope, count(*) FILTER (WHERE over_24h_cap), count(*) FILTER (WHERE over_7d_cap), "
+        f"count(*) FROM {COMPLIANCE}.contact_pressure WHERE call_date = ? GROUP BY 1",
+        [call_date],
+    ).fetchall()
+    by_scope = {scope: (day, week, rows) for scope, day, week, rows in pressure}
+    yield dg.MaterializeResult(
+        asset_key=CONTACT_PRESSURE,
+        metadata={
+            **table_metadata(con, f"{COMPLIANCE}.contact_pressure", call_date, PRESSURE_LINEAGE),
+            "callees": by_scope.get("all", (0, 0, 0))[2],
+            "callees_over_24h_cap": by_scope.get("all", (0, 0, 0))[0],
+            "callees_over_7d_cap": by_scope.get("all", (0, 0, 0))[1],
+            "campaign_callees_over_a_cap": sum(
+                1
+                for _ in con.execute(
+                    f"SELECT 1 FROM {COMPLIANCE}.contact_pressure WHERE call_date = ? "
+                    "AND scope = 'campaign' AND (over_24h_cap OR over_7d_cap)",
+                    [call_date],
+                ).fetchall()
+            ),
+            "caps": f"more than {rules.max_calls_24h} in 24 h or {rules.max_calls_7d} in 7 d",
+            "earlier_days_with_calls": dg.MetadataValue.json(history),
+        },
+    )
+    statuses = dict(
+        con.execute(
+            f"SELECT window_status, sum(calls) FROM {COMPLIANCE}.quiet_hours WHERE call_date = ? "
+            "GROUP BY 1",
+            [call_date],
+        ).fetchall()
+    )
+    yield dg.MaterializeResult(
+        asset_key=QUIET_HOURS,
+        metadata={
+            **table_metadata(con, f"{COMPLIANCE}.quiet_hours", call_date, QUIET_HOURS_LINEAGE),
+            "permitted_window": rules.permitted_window,
+            "calls_by_window_status": counts_table(
+                {key: int(value) for key, value in statuses.items()}, label="window status"
+            ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=ABANDONMENT_RATES,
+        metadata={
+            **table_metadata(
+                con, f"{COMPLIANCE}.abandonment_rates", call_date, ABANDONMENT_LINEAGE
+            ),
+            "limit": rules.max_abandonment_rate,
+            "campaigns": dg.MetadataValue.md(_abandonment_markdown(con, call_date)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=DNC_CALL_FINDINGS,
+        metadata=table_metadata(
+            con, f"{COMPLIANCE}.dnc_call_findings", call_date, DNC_FINDINGS_LINEAGE
+        ),
+    )
+
+
+def _abandonment_rows(con, call_date: dt.date) -> list[tuple]:
+    return con.execute(
+        f"SELECT coalesce(campaign_id, '(no campaign)'), live_answered_calls, abandoned_calls, "
+        f"abandonment_rate, over_limit FROM {COMPLIANCE}.abandonment_rates WHERE call_date = ? "
+        "ORDER BY 1",
+        [call_date],
+    ).fetchall()
+
+
+def _abandonment_markdown(con, call_date: dt.date) -> str:
+    lines = ["| campaign | live answered | abandoned | rate | over limit |",
+             "| --- | ---: | ---: | ---: | --- |"]  # fmt: skip
+    for campaign, live, abandoned, rate, over in _abandonment_rows(con, call_date):
+        shown = "" if rate is None else f"{rate:.2%}"
+        lines.append(f"| {campaign} | {live} | {abandoned} | {shown} | {'YES' if over else 'no'} |")
+    return "\n".join(lines)
+
+
+def _findings(con, call_date: dt.date, rules: ContactRules) -> list[dg.AssetCheckResult]:
+    over = [
+        (campaign, abandoned, live)
+        for campaign, live, abandoned, _, flagged in _abandonment_rows(con, call_date)
+        if flagged
+    ]
+    dnc_calls, dnc_callees, dnc_campaigns = con.execute(
+        f"SELECT coalesce(sum(calls), 0), count(DISTINCT callee_pseudonym), "
+        f"list(DISTINCT coalesce(campaign_id, '(no campaign)') ORDER BY 1) "
+        f"FROM {COMPLIANCE}.dnc_call_findings WHERE call_date = ?",
+        [call_date],
+    ).fetchone()
+    return [
+        sql_check(
+            ABANDONMENT_RATES,
+            "abandonment_within_limit",
+            passed=not over,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "limit": rules.max_abandonment_rate,
+                "campaigns_over_limit": dg.MetadataValue.json(
+                    {campaign: f"{abandoned}/{live}" for campaign, abandoned, live in over}
+                ),
+            },
+        ),
+        sql_check(
+            DNC_CALL_FINDINGS,
+            "no_calls_after_dnc_listing",
+            passed=dnc_calls == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "calls_after_listing": int(dnc_calls),
+                "callees": int(dnc_callees),
+                "campaigns": dg.MetadataValue.json(list(dnc_campaigns or [])),
+            },
+        ),
+    ]

@@ -1,0 +1,107 @@
+"""The national do-not-call registry: `landing/dnc/*.csv` into `restricted.dnc_registry`."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.assets.common import (
+    DUCKDB_POOL,
+    counts_table,
+    restricted_connection,
+    table_metadata,
+    zone_attributes,
+)
+from phone_pipeline.checks.common import reconcile_check, sql_check
+from phone_pipeline.checks.dnc import DNC_REGISTRY, DNC_REGISTRY_CHECKS
+from phone_pipeline.domain.contract import DNC_OPTIONAL_COLUMNS, DNC_REQUIRED_COLUMNS
+from phone_pipeline.domain.dnc import classify_dnc_rows_sql
+from phone_pipeline.domain.redaction import redact
+from phone_pipeline.landing import LandingFileError, list_landing_files, stage_file
+from phone_pipeline.number_cache import cache_new_numbers
+from phone_pipeline.resources import PipelineConfig
+
+
+@dg.asset(
+    key=DNC_REGISTRY,
+    **zone_attributes("restricted", "dnc", kinds=("duckdb", "csv")),
+    pool=DUCKDB_POOL,
+    check_specs=DNC_REGISTRY_CHECKS,
+    description=(
+        "The national do-not-call registry: every listing from landing/dnc (`phone_number`, "
+        "`listed_at`), numbers in E.164, refreshed in full on each run. Unusable rows go to "
+        "`dnc_quarantine` with a reason. Restricted zone: holds numbers."
+    ),
+)
+def dnc_registry(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    pipeline_config: PipelineConfig,
+):
+    region = pipeline_config.default_region
+    unreadable: dict[str, str] = {}
+    with restricted_connection(restricted_warehouse) as con:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE dnc_staged (source_file VARCHAR, source_row BIGINT, "
+            "phone_number VARCHAR, listed_at VARCHAR)"
+        )
+        for path in list_landing_files(pipeline_config.landing_dnc, (".csv",)):
+            try:
+                stage_file(
+                    con, path, DNC_REQUIRED_COLUMNS, DNC_OPTIONAL_COLUMNS, stage_table="dnc_file"
+                )
+            except LandingFileError as error:
+                unreadable[redact(path.name)] = str(error)
+                context.log.error(f"Do-not-call file not read: {error}")
+                continue
+            con.execute(
+                "INSERT INTO dnc_staged BY NAME SELECT ? AS source_file, * FROM dnc_file",
+                [path.name],
+            )
+        parsed = cache_new_numbers(con, "SELECT phone_number AS raw_number FROM dnc_staged", region)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE dnc_classified AS "
+            + classify_dnc_rows_sql("dnc_staged", "number_cache", region)
+        )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM dnc_registry")
+            con.execute("DELETE FROM dnc_quarantine")
+            con.execute(
+                "INSERT INTO dnc_registry BY NAME SELECT e164, listed_at_utc AS listed_at, "
+                "source_file, source_row FROM dnc_classified WHERE reason IS NULL"
+            )
+            con.execute(
+                "INSERT INTO dnc_quarantine BY NAME SELECT reason, detail, source_file, source_row, "
+                "phone_number, listed_at FROM dnc_classified WHERE reason IS NOT NULL"
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        rows_read, listings, numbers, quarantined = con.execute(
+            "SELECT (SELECT count(*) FROM dnc_staged), (SELECT count(*) FROM dnc_registry), "
+            "(SELECT count(DISTINCT e164) FROM dnc_registry), (SELECT count(*) FROM dnc_quarantine)"
+        ).fetchone()
+        reasons = dict(
+            con.execute("SELECT reason, count(*) FROM dnc_quarantine GROUP BY 1").fetchall()
+        )
+        yield dg.MaterializeResult(
+            asset_key=DNC_REGISTRY,
+            metadata={
+                **table_metadata(con, "dnc_registry", None),
+                "numbers_listed": numbers,
+                "numbers_parsed_this_run": parsed,
+                "quarantined_by_reason": counts_table(reasons),
+            },
+        )
+    yield sql_check(
+        DNC_REGISTRY,
+        "dnc_files_readable",
+        passed=not unreadable,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"unreadable_files": dg.MetadataValue.json(unreadable)},
+    )
+    yield reconcile_check(
+        DNC_REGISTRY,
+        "dnc_registry_rows_reconcile",
+        {"rows read = listings + quarantined": (rows_read, listings + quarantined)},
+    )

@@ -1,0 +1,132 @@
+"""Fairness of the pipeline itself (analytics zone): quarantine, consent-exclusion and suppression
+rates by caller country and number type against the rest, with a table and a plot in the UI."""
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.assets.common import (
+    DUCKDB_POOL,
+    table_metadata,
+    zone_attributes,
+    zones_connection,
+)
+from phone_pipeline.checks.aggregate import CALL_VOLUME_HOURLY
+from phone_pipeline.checks.consent import CONSENT_EXCLUSIONS
+from phone_pipeline.checks.pseudonymize import CALLS_PSEUDONYMIZED
+from phone_pipeline.checks.validate import CALLS_QUARANTINE, CALLS_VALIDATED
+from phone_pipeline.domain.fairness import (
+    flag_groups,
+    group_counts_sql,
+    guess_country,
+    png_markdown,
+    rates_markdown,
+    rates_png,
+)
+from phone_pipeline.landing import sql_date
+from phone_pipeline.partitions import daily_partitions, partition_date
+from phone_pipeline.resources import ContactRules, PipelineConfig
+from phone_pipeline.warehouse import ANALYTICS, replace_partition
+
+FAIRNESS_RATES = dg.AssetKey(["analytics", "fairness_rates"])
+_GROUP_SOURCES = [(CALLS_VALIDATED, "caller_country"), (CALLS_QUARANTINE, "caller_number"),
+                  (CALLS_PSEUDONYMIZED, "caller_country")]  # fmt: skip
+_COUNT_SOURCES = [(CALLS_QUARANTINE, "reason"), (CONSENT_EXCLUSIONS, "reason"),
+                  (CALL_VOLUME_HOURLY, "suppressed")]  # fmt: skip
+FAIRNESS_LINEAGE = {
+    "call_date": [(CALLS_VALIDATED, "call_date")],
+    "measure": _COUNT_SOURCES,
+    "country": _GROUP_SOURCES,
+    "number_type": [(CALLS_VALIDATED, "caller_number_type"), (CALLS_QUARANTINE, "caller_number"),
+                    (CALLS_PSEUDONYMIZED, "caller_number_type")],
+    **{column: _GROUP_SOURCES + _COUNT_SOURCES for column in (
+        "rows", "affected", "rate", "rest_rate", "overall_rate", "ratio_to_rest", "flagged")},
+}  # fmt: skip
+
+
+@dg.asset(
+    key=FAIRNESS_RATES,
+    deps=[
+        CALLS_VALIDATED,
+        CALLS_QUARANTINE,
+        CONSENT_EXCLUSIONS,
+        CALLS_PSEUDONYMIZED,
+        CALL_VOLUME_HOURLY,
+    ],  # fmt: skip
+    partitions_def=daily_partitions,
+    **zone_attributes("analytics", "fairness", kinds=("duckdb", "pandas", "matplotlib")),
+    pool=DUCKDB_POOL,
+    description=(
+        "Per day, measure (quarantine, consent exclusion, suppression) and caller group "
+        "(country x number type): rows, rows affected, the group's rate against the rest and the "
+        "overall rate; a group at least PHONE_PIPELINE_FAIRNESS_RATIO times the rest with at "
+        "least PHONE_PIPELINE_FAIRNESS_MIN_GROUP_ROWS rows is flagged. Aggregates only."
+    ),
+)
+def fairness_rates(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    analytics_warehouse: DuckDBResource,
+    pipeline_config: PipelineConfig,
+    contact_rules: ContactRules,
+):
+    call_date = partition_date(context)
+    day = sql_date(call_date)
+    region = pipeline_config.default_region
+    with zones_connection(restricted_warehouse, analytics_warehouse) as con:
+        unreadable = [
+            row[0]
+            for row in con.execute(
+                f"""
+                SELECT DISTINCT q.caller_number FROM calls_quarantine AS q
+                LEFT JOIN number_cache AS cache
+                  ON cache.raw_number = q.caller_number AND cache.default_region = ?
+                WHERE q.call_date = {day} AND cache.e164 IS NULL AND q.caller_number IS NOT NULL
+                """,
+                [region],
+            ).fetchall()
+        ]
+        guessed = pd.DataFrame(
+            [(raw, guess_country(raw)) for raw in unreadable], columns=["raw_number", "country"]
+        ).astype({"raw_number": "string", "country": "string"})
+        con.register("guessed_countries", guessed)
+        counts = con.execute(group_counts_sql(day, "guessed_countries", region)).df()
+        con.unregister("guessed_countries")
+        report = flag_groups(
+            counts, contact_rules.fairness_ratio, contact_rules.fairness_min_group_rows
+        )
+        report.insert(0, "call_date", call_date)
+        con.register("fairness_report", report)
+        replace_partition(
+            con, call_date, {f"{ANALYTICS}.fairness_rates": "SELECT * FROM fairness_report"}
+        )
+        con.unregister("fairness_report")
+        flagged = report[report["flagged"]]
+        yield dg.MaterializeResult(
+            metadata={
+                **table_metadata(con, f"{ANALYTICS}.fairness_rates", call_date, FAIRNESS_LINEAGE),
+                "groups_flagged": len(flagged),
+                "flagged": dg.MetadataValue.json(
+                    [
+                        f"{m}: {c}/{t}"
+                        for m, c, t in zip(
+                            flagged["measure"],
+                            flagged["country"],
+                            flagged["number_type"],
+                            strict=True,
+                        )
+                    ]
+                ),  # fmt: skip
+                "rule": (
+                    f"rate >= {contact_rules.fairness_ratio} x rest, "
+                    f"rows >= {contact_rules.fairness_min_group_rows}, country known"
+                ),
+                "rates": dg.MetadataValue.md(rates_markdown(report)),
+                "plot": dg.MetadataValue.md(
+                    png_markdown(
+                        rates_png(report, f"Fairness of the pipeline, {call_date}"),
+                        "fairness rates",
+                    )
+                ),  # fmt: skip
+            }
+        )

@@ -1,0 +1,93 @@
+"""The do-not-call scrub list (restricted zone): what a dialer must not call for marketing now."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.assets.common import (
+    DUCKDB_POOL,
+    counts_table,
+    restricted_connection,
+    table_metadata,
+    zone_attributes,
+)
+from phone_pipeline.checks.common import sql_check
+from phone_pipeline.checks.consent import CONSENT_EVENTS
+from phone_pipeline.checks.dnc import DNC_REGISTRY
+from phone_pipeline.checks.scrub import (
+    DNC_SCRUB_LIST,
+    SCRUB_LIST_CHECKS,
+    numbers_missing_from_scrub_list_sql,
+)
+from phone_pipeline.checks.validate import CALLS_VALIDATED
+from phone_pipeline.domain.scrub import scrub_list_sql
+from phone_pipeline.resources import ContactRules
+
+SCRUB_LINEAGE = {
+    "e164": [(CALLS_VALIDATED, "caller_e164"), (CALLS_VALIDATED, "callee_e164"),
+             (CONSENT_EVENTS, "e164"), (DNC_REGISTRY, "e164")],
+    "reason": [(CONSENT_EVENTS, "status"), (DNC_REGISTRY, "listed_at"),
+               (CALLS_VALIDATED, "started_at_utc")],
+    "since": [(CONSENT_EVENTS, "recorded_at"), (DNC_REGISTRY, "listed_at"),
+              (CALLS_VALIDATED, "started_at_utc")],
+}  # fmt: skip
+
+
+@dg.asset(
+    key=DNC_SCRUB_LIST,
+    deps=[CALLS_VALIDATED, CONSENT_EVENTS, DNC_REGISTRY],
+    **zone_attributes("restricted", "scrub", kinds=("duckdb",)),
+    pool=DUCKDB_POOL,
+    check_specs=SCRUB_LIST_CHECKS,
+    description=(
+        "Every number that must not be called for marketing now, one row per number and reason "
+        "(marketing consent withdrawn or never granted, listed in the do-not-call registry, a "
+        "frequency cap reached) with since when. Rebuilt in full on every run, so a withdrawal "
+        "counts at the next run. Restricted zone: a dialer scrubs by number."
+    ),
+)
+def dnc_scrub_list(restricted_warehouse: DuckDBResource, contact_rules: ContactRules):
+    with restricted_connection(restricted_warehouse) as con:
+        # One instant for the whole run, so the list and its gate agree on "now".
+        now = con.execute("SELECT now()").fetchone()[0]
+        now_sql = f"TIMESTAMPTZ '{now.isoformat()}'"
+        list_sql = scrub_list_sql(
+            "calls_validated", "consent_events", "dnc_registry", now_sql,
+            contact_rules.max_calls_24h, contact_rules.max_calls_7d,
+        )  # fmt: skip
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM dnc_scrub_list")
+            con.execute(
+                f"INSERT INTO dnc_scrub_list BY NAME SELECT *, {now_sql} AS recorded_at "
+                f"FROM ({list_sql})"
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        by_reason = dict(
+            con.execute("SELECT reason, count(*) FROM dnc_scrub_list GROUP BY 1").fetchall()
+        )
+        numbers = con.execute("SELECT count(DISTINCT e164) FROM dnc_scrub_list").fetchone()[0]
+        missing_consent, missing_listed = con.execute(
+            numbers_missing_from_scrub_list_sql(
+                "dnc_scrub_list", "calls_validated", "consent_events", "dnc_registry", now_sql
+            )
+        ).fetchone()
+        yield dg.MaterializeResult(
+            metadata={
+                **table_metadata(con, "dnc_scrub_list", None, SCRUB_LINEAGE),
+                "numbers_to_scrub": numbers,
+                "rows_by_reason": counts_table(by_reason),
+                "as_of": now.isoformat(),
+            }
+        )
+    yield sql_check(
+        DNC_SCRUB_LIST,
+        "scrub_list_misses_no_number",
+        passed=missing_consent == 0 and missing_listed == 0,
+        metadata={
+            "numbers_without_marketing_consent_missing": missing_consent,
+            "listed_numbers_missing": missing_listed,
+        },
+    )

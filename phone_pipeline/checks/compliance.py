@@ -1,0 +1,46 @@
+"""Checks of the compliance zone: the contact-pressure findings and their gates.
+
+The two findings (a campaign over the abandonment limit, a call to a number after its do-not-call
+listing) are WARN checks, deliberately: they are facts about how people were dialled, not defects
+in the data. Blocking on them would stop the very outputs that act on them (the scrub list a dialer
+needs to stop the harm) and every unrelated analytics stage of the day, while re-running would not
+change them. They show in the UI as failed checks with counts and campaign ids; the compliance
+team acts on them. The privacy gate and row reconciliation of the zone itself do block.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from phone_pipeline.checks.common import blocking, warning
+
+CONTACT_PRESSURE = dg.AssetKey(["compliance", "contact_pressure"])
+QUIET_HOURS = dg.AssetKey(["compliance", "quiet_hours"])
+ABANDONMENT_RATES = dg.AssetKey(["compliance", "abandonment_rates"])
+DNC_CALL_FINDINGS = dg.AssetKey(["compliance", "dnc_call_findings"])
+
+COMPLIANCE_CHECKS = [
+    blocking(
+        CONTACT_PRESSURE,
+        "no_phone_numbers_in_compliance",
+        "No value of the day's compliance tables is a number of the partition (raw or E.164) or "
+        "looks like a phone number: people appear only as pseudonyms. Checked before publishing.",
+    ),
+    blocking(
+        QUIET_HOURS,
+        "compliance_rows_reconcile",
+        "Every validated call of the day is counted once in quiet_hours and once in the overall "
+        "contact pressure.",
+    ),
+    warning(
+        ABANDONMENT_RATES,
+        "abandonment_within_limit",
+        "Finding: no campaign's abandonment rate (abandoned / live-answered calls) of the day is "
+        "strictly above PHONE_PIPELINE_MAX_ABANDONMENT_RATE (default 3%).",
+    ),
+    warning(
+        DNC_CALL_FINDINGS,
+        "no_calls_after_dnc_listing",
+        "Finding: no call of the day reached a number at or after its do-not-call listing.",
+    ),
+]

@@ -1,0 +1,230 @@
+"""Responsible contact: how often, when and how a callee is called.
+
+The rules a compliance reviewer audits, each as a SQL builder (what the pipeline runs, where the
+data is) and, where the rule is subtle, a small pure-Python statement of it that tests compare the
+SQL against:
+
+- **Contact pressure**: at each call, the calls to the same callee in the 24 hours and the 7 days
+  up to and including it, window `[t - 24 h, t]` and `[t - 7 d, t]` (a call exactly 24 hours
+  earlier still counts: the protective reading). Per callee and day, the largest of these counts;
+  more than the cap (default 3 in 24 h, 7 in 7 d) is flagged. Overall and per campaign.
+- **Permitted window** in the callee's local time (default 08:00-21:00, start inclusive, end
+  exclusive), using every time zone phonenumbers gives for the number: a call is `permitted` only
+  when it falls inside the window in all of them, `outside_window` when it falls outside in any,
+  and `unknown` when no zone is known (never assumed).
+- **Abandonment** per campaign and day: abandoned / live-answered calls (`answered` + `abandoned`),
+  flagged when strictly above the limit (exactly 3% is within a 3% limit). Exact arithmetic.
+- **Calls after a do-not-call listing**: a call at or after the number's earliest listing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PERMITTED = "permitted"
+OUTSIDE_WINDOW = "outside_window"
+UNKNOWN_ZONE = "unknown"
+WINDOW_STATUSES = (PERMITTED, OUTSIDE_WINDOW, UNKNOWN_ZONE)
+
+# The two scopes of contact-pressure rows: every call, or the calls of one campaign.
+SCOPE_ALL = "all"
+SCOPE_CAMPAIGN = "campaign"
+
+# Dispositions that are a live answer (the denominator of the abandonment rate).
+LIVE_ANSWERED = ("answered", "abandoned")
+
+_WINDOW = re.compile(r"^\s*([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-4]):([0-5]\d)\s*$")
+
+
+@dataclass(frozen=True)
+class PermittedWindow:
+    """Local time of day when calls are permitted, in minutes after midnight: [start, end)."""
+
+    start_minute: int
+    end_minute: int
+
+    @classmethod
+    def parse(cls, text: str) -> PermittedWindow:
+        """`"08:00-21:00"`; a window across midnight (`"22:00-06:00"`) is allowed."""
+        match = _WINDOW.match(text)
+        if not match:
+            raise ValueError(f"permitted window must look like 08:00-21:00, got {text!r}")
+        start = int(match[1]) * 60 + int(match[2])
+        end = int(match[3]) * 60 + int(match[4])
+        if end > 24 * 60 or start == end:
+            raise ValueError(f"permitted window {text!r} is empty or ends after 24:00")
+        return cls(start, end)
+
+    def contains(self, local: dt.datetime | dt.time) -> bool:
+        minute = local.hour * 60 + local.minute
+        if self.start_minute < self.end_minute:
+            return self.start_minute <= minute < self.end_minute
+        return minute >= self.start_minute or minute < self.end_minute
+
+    def contains_sql(self, minute_of_day_sql: str) -> str:
+        start, end = int(self.start_minute), int(self.end_minute)
+        if start < end:
+            return f"({minute_of_day_sql} >= {start} AND {minute_of_day_sql} < {end})"
+        return f"({minute_of_day_sql} >= {start} OR {minute_of_day_sql} < {end})"
+
+
+# --- reference statements (pure Python) -----------------------------------------------------------
+
+
+def rolling_counts(times: Sequence[dt.datetime], window: dt.timedelta) -> list[int]:
+    """For each call time, how many of `times` fall in [t - window, t] (ties included)."""
+    return [sum(1 for other in times if t - window <= other <= t) for t in times]
+
+
+def window_status(
+    started_at_utc: dt.datetime, time_zones: Sequence[str] | None, window: PermittedWindow
+) -> str:
+    """The permitted-window verdict for one call; zones phonenumbers cannot name are ignored."""
+    zones = []
+    for name in time_zones or ():
+        try:
+            zones.append(ZoneInfo(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    zones = [zone for zone in zones if zone.key != "Etc/Unknown"]
+    if not zones:
+        return UNKNOWN_ZONE
+    inside = all(window.contains(started_at_utc.astimezone(zone)) for zone in zones)
+    return PERMITTED if inside else OUTSIDE_WINDOW
+
+
+def over_abandonment_limit(abandoned: int, live_answered: int, limit: float) -> bool:
+    """Strictly above the limit, in exact arithmetic (3 of 100 is not above 3%)."""
+    if live_answered == 0:
+        return False
+    return Fraction(abandoned, live_answered) > Fraction(str(limit))
+
+
+# --- what the pipeline runs (SQL) -----------------------------------------------------------------
+
+
+def _checked_limit(limit: float) -> str:
+    if not 0 <= float(limit) <= 1:
+        raise ValueError(f"abandonment limit must be a share in [0, 1], got {limit!r}")
+    return str(Decimal(str(limit)))
+
+
+def _checked_cap(cap: int) -> int:
+    if int(cap) < 1:
+        raise ValueError(f"a frequency cap must be at least 1, got {cap!r}")
+    return int(cap)
+
+
+def rolling_counts_sql(calls: str) -> str:
+    """Each call of `calls` (`call_id`, `call_date`, `callee_e164`, `campaign_id`,
+    `started_at_utc`) with `calls_24h`, `calls_7d`, and the same within its campaign
+    (`campaign_calls_24h`, `campaign_calls_7d`; NULL without a campaign).
+
+    `calls` must reach back 7 days before the first call whose counts are used.
+    """
+
+    def window(partition: str, span: str) -> str:
+        return (
+            f"OVER (PARTITION BY {partition} ORDER BY started_at_utc "
+            f"RANGE BETWEEN INTERVAL {span} PRECEDING AND CURRENT ROW)"
+        )
+
+    return f"""
+        SELECT *,
+               count(*) {window("callee_e164", "24 HOURS")} AS calls_24h,
+               count(*) {window("callee_e164", "7 DAYS")} AS calls_7d,
+               CASE WHEN campaign_id IS NOT NULL
+                    THEN count(*) {window("callee_e164, campaign_id", "24 HOURS")} END
+                   AS campaign_calls_24h,
+               CASE WHEN campaign_id IS NOT NULL
+                    THEN count(*) {window("callee_e164, campaign_id", "7 DAYS")} END
+                   AS campaign_calls_7d
+        FROM {calls}
+    """
+
+
+def contact_pressure_sql(counted_calls: str, call_date_sql: str, cap_24h: int, cap_7d: int) -> str:
+    """Per callee and day (scope `all`) and per callee, campaign and day (scope `campaign`): the
+    day's calls, the largest rolling counts, and whether a cap was exceeded."""
+    cap_day, cap_week = _checked_cap(cap_24h), _checked_cap(cap_7d)
+    return f"""
+        WITH scoped AS (
+            SELECT call_date, callee_e164, '{SCOPE_ALL}' AS scope, CAST(NULL AS VARCHAR) AS campaign_id,
+                   calls_24h AS in_24h, calls_7d AS in_7d
+            FROM {counted_calls} WHERE call_date = {call_date_sql}
+            UNION ALL
+            SELECT call_date, callee_e164, '{SCOPE_CAMPAIGN}', campaign_id,
+                   campaign_calls_24h, campaign_calls_7d
+            FROM {counted_calls} WHERE call_date = {call_date_sql} AND campaign_id IS NOT NULL
+        )
+        SELECT call_date, callee_e164, scope, campaign_id, count(*) AS calls,
+               max(in_24h) AS max_calls_24h, max(in_7d) AS max_calls_7d,
+               max(in_24h) > {cap_day} AS over_24h_cap, max(in_7d) > {cap_week} AS over_7d_cap
+        FROM scoped
+        GROUP BY call_date, callee_e164, scope, campaign_id
+    """
+
+
+def window_status_sql(calls: str, window: PermittedWindow, known_zones: str) -> str:
+    """Each call of `calls` (`call_id` unique, `started_at_utc`, `callee_time_zones`) with
+    `window_status`. `known_zones` is a relation of zone names (`name`) the database can convert
+    (DuckDB's ICU): DuckDB reads an unknown zone name as UTC, so names outside it are ignored,
+    and `Etc/Unknown`, phonenumbers' "no idea", is never a zone."""
+    local_minute = "(hour(local_time) * 60 + minute(local_time))"
+    return f"""
+        WITH zones AS (
+            SELECT call_id, started_at_utc, unnest(callee_time_zones) AS zone FROM {calls}
+        ),
+        verdicts AS (
+            SELECT call_id, bool_and({window.contains_sql(local_minute)}) AS inside_all
+            FROM (
+                SELECT call_id, timezone(zone, started_at_utc) AS local_time
+                FROM zones
+                WHERE zone <> 'Etc/Unknown' AND zone IN (SELECT name FROM {known_zones})
+            )
+            GROUP BY call_id
+        )
+        SELECT calls.*,
+               CASE WHEN verdicts.inside_all IS NULL THEN '{UNKNOWN_ZONE}'
+                    WHEN verdicts.inside_all THEN '{PERMITTED}'
+                    ELSE '{OUTSIDE_WINDOW}' END AS window_status
+        FROM {calls} AS calls LEFT JOIN verdicts USING (call_id)
+    """
+
+
+def abandonment_sql(calls: str, call_date_sql: str, limit: float) -> str:
+    """Per campaign (NULL: calls without one) and day: live-answered and abandoned calls, the
+    rate, and `over_limit` (strictly above `limit`, compared exactly as decimals)."""
+    live = ", ".join(f"'{value}'" for value in LIVE_ANSWERED)
+    return f"""
+        SELECT call_date, campaign_id,
+               count(*) FILTER (WHERE disposition IN ({live})) AS live_answered_calls,
+               count(*) FILTER (WHERE disposition = 'abandoned') AS abandoned_calls,
+               abandoned_calls / nullif(live_answered_calls, 0) AS abandonment_rate,
+               abandoned_calls > CAST('{_checked_limit(limit)}' AS DECIMAL(18, 9))
+                                 * live_answered_calls AS over_limit
+        FROM {calls}
+        WHERE call_date = {call_date_sql}
+        GROUP BY call_date, campaign_id
+    """
+
+
+def calls_after_dnc_listing_sql(calls: str, listed_since: str, call_date_sql: str) -> str:
+    """Per callee and campaign: the day's calls at or after the callee's do-not-call listing.
+
+    `listed_since` has one row per number (`e164`, `listed_since`)."""
+    return f"""
+        SELECT calls.call_date, calls.callee_e164, calls.campaign_id, count(*) AS calls,
+               min(calls.started_at_utc) AS first_call_at, any_value(dnc.listed_since) AS listed_since
+        FROM {calls} AS calls
+        JOIN {listed_since} AS dnc
+          ON dnc.e164 = calls.callee_e164 AND calls.started_at_utc >= dnc.listed_since
+        WHERE calls.call_date = {call_date_sql}
+        GROUP BY calls.call_date, calls.callee_e164, calls.campaign_id
+    """

@@ -1,0 +1,98 @@
+"""The do-not-call scrub list: every number that must not be called for marketing now, with why
+and since when. One row per number and reason (a number can have several).
+
+- `marketing_consent_withdrawn`: the number's latest `marketing` consent event as of now is a
+  withdrawal (two events at one instant resolve to withdrawn, as everywhere); `since` is the first
+  withdrawal after its last grant.
+- `marketing_consent_never_granted`: a number we know of with no `marketing` event at all as of
+  now. "Numbers we know of" are every caller and callee in `calls_validated` (all days) and every
+  number in the consent registry (any purpose); `since` is when we first saw it (its first call or
+  registry event). Numbers known only from the do-not-call registry carry that reason instead.
+- `dnc_registry_listed`: listed in the national registry at or before now; `since` is its
+  earliest listing.
+- `frequency_cap_24h_reached` / `frequency_cap_7d_reached`: the callee's calls in the 24 hours
+  (7 days) up to the latest call in the warehouse already number at least the cap, so one more
+  call would exceed it; `since` is the call that reached it. The reference is the latest call
+  rather than the wall clock so that the list follows the data it was computed from (in production
+  the two are minutes apart); a number leaves the list once its windows slide past.
+
+The list is recomputed in full on every run, so a withdrawal recorded before a run is honoured by
+that run.
+"""
+
+from __future__ import annotations
+
+from phone_pipeline.domain.consent import consent_timeline_sql
+
+WITHDRAWN = "marketing_consent_withdrawn"
+NEVER_GRANTED = "marketing_consent_never_granted"
+DNC_LISTED = "dnc_registry_listed"
+CAP_24H = "frequency_cap_24h_reached"
+CAP_7D = "frequency_cap_7d_reached"
+SCRUB_REASONS = (WITHDRAWN, NEVER_GRANTED, DNC_LISTED, CAP_24H, CAP_7D)
+
+
+def scrub_list_sql(
+    calls: str,
+    consent_events: str,
+    dnc_registry: str,
+    now_sql: str,
+    cap_24h: int,
+    cap_7d: int,
+) -> str:
+    """SELECT `e164`, `reason`, `since` over the tables named (their pipeline schemas).
+
+    `now_sql` is a TIMESTAMPTZ expression: events and listings after it do not count yet.
+    """
+    cap_day, cap_week = int(cap_24h), int(cap_7d)
+    if cap_day < 1 or cap_week < 1:
+        raise ValueError("frequency caps must be at least 1")
+    events_now = f"(SELECT * FROM {consent_events} WHERE recorded_at <= {now_sql})"
+    return f"""
+    WITH known AS (
+        SELECT e164, min(seen_at) AS first_seen FROM (
+            SELECT caller_e164 AS e164, started_at_utc AS seen_at FROM {calls}
+            UNION ALL SELECT callee_e164, started_at_utc FROM {calls}
+            UNION ALL SELECT e164, recorded_at FROM {events_now}
+        ) GROUP BY e164
+    ),
+    marketing AS ({consent_timeline_sql(events_now, "marketing")}),
+    marketing_state AS (
+        SELECT e164, arg_max(granted, recorded_at) AS granted_now,
+               max(recorded_at) FILTER (WHERE granted) AS last_grant
+        FROM marketing GROUP BY e164
+    ),
+    withdrawn AS (
+        SELECT state.e164, min(marketing.recorded_at) AS since
+        FROM marketing_state AS state JOIN marketing USING (e164)
+        WHERE NOT state.granted_now AND NOT marketing.granted
+          AND (state.last_grant IS NULL OR marketing.recorded_at > state.last_grant)
+        GROUP BY state.e164
+    ),
+    latest AS (SELECT max(started_at_utc) AS reference FROM {calls}),
+    -- Each callee's calls in the window ending at the reference, numbered in time order: the
+    -- cap-th is the call that reached the cap.
+    last_day AS (
+        SELECT callee_e164, started_at_utc,
+               row_number() OVER (PARTITION BY callee_e164 ORDER BY started_at_utc) AS nth
+        FROM {calls}, latest
+        WHERE started_at_utc BETWEEN latest.reference - INTERVAL 24 HOURS AND latest.reference
+    ),
+    last_week AS (
+        SELECT callee_e164, started_at_utc,
+               row_number() OVER (PARTITION BY callee_e164 ORDER BY started_at_utc) AS nth
+        FROM {calls}, latest
+        WHERE started_at_utc BETWEEN latest.reference - INTERVAL 7 DAYS AND latest.reference
+    )
+    SELECT e164, '{WITHDRAWN}' AS reason, since FROM withdrawn
+    UNION ALL
+    SELECT known.e164, '{NEVER_GRANTED}', known.first_seen
+    FROM known ANTI JOIN marketing_state USING (e164)
+    UNION ALL
+    SELECT e164, '{DNC_LISTED}', min(listed_at) FROM {dnc_registry}
+    WHERE listed_at <= {now_sql} GROUP BY e164
+    UNION ALL
+    SELECT callee_e164, '{CAP_24H}', started_at_utc FROM last_day WHERE nth = {cap_day}
+    UNION ALL
+    SELECT callee_e164, '{CAP_7D}', started_at_utc FROM last_week WHERE nth = {cap_week}
+    """
