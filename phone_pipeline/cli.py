@@ -84,9 +84,18 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
             totals = con.execute(
                 "SELECT stage, outcome, sum(rows) FROM row_accounting GROUP BY ALL ORDER BY 1, 2"
             ).fetchall()
+            decisions = con.execute(
+                "SELECT dataset, decision, count(*) FROM shareable_publications "
+                "GROUP BY ALL ORDER BY 1, 2"
+            ).fetchall()
         print("Row accounting over all partitions:")
         for stage, outcome, rows in totals:
             print(f"  {stage:34} {outcome:20} {rows}")
+        # Withheld is the risk gate's decision, not a failure: analytics/reidentification_risk
+        # and the `<dataset>_risk_within_limits` checks say why.
+        print("Shareable zone, partitions per dataset and decision:")
+        for dataset, decision, partitions in decisions:
+            print(f"  {dataset:34} {decision:20} {partitions}")
     return 1 if failed else 0
 
 

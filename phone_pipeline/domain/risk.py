@@ -179,13 +179,14 @@ def _offsets(keys: np.ndarray, size: int) -> np.ndarray:
 
 def trace_index_from_pairs(subscribers: np.ndarray, points: np.ndarray) -> TraceIndex:
     """The index of (subscriber, point) pairs given as dense integers 0..n-1 (duplicates allowed)."""
-    pairs = np.unique(
-        np.stack([points, subscribers]).astype(np.int64), axis=1
-    )  # by point, then subscriber
-    by_point_points, by_point_subscribers = pairs[0], pairs[1]
-    order = np.lexsort((by_point_points, by_point_subscribers))  # by subscriber, then point
+    subscribers = np.asarray(subscribers, dtype=np.int64)
+    points = np.asarray(points, dtype=np.int64)
     n_subscribers = int(subscribers.max()) + 1 if len(subscribers) else 0
     n_points = int(points.max()) + 1 if len(points) else 0
+    # One int64 key per pair: a 1-D unique sorts by point, then subscriber, and drops duplicates.
+    keys = np.unique(points * max(n_subscribers, 1) + subscribers)
+    by_point_points, by_point_subscribers = np.divmod(keys, max(n_subscribers, 1))
+    order = np.lexsort((by_point_points, by_point_subscribers))  # by subscriber, then point
     return TraceIndex(
         point_offsets=_offsets(by_point_points, n_points),
         point_subscribers=by_point_subscribers,
