@@ -29,6 +29,12 @@ class PipelineConfig(dg.ConfigurableResource):
     retention_restricted_days: int = 90
     retention_pseudonymized_days: int = 396
     retention_aggregates_days: int = 0
+    dp_outputs: str = ""
+    dp_epsilon: float = 1.0
+    dp_budget_per_day: float = 4.0
+    dp_max_calls_per_cell: int = 3
+    dp_max_cells_per_subscriber: int = 4
+    dp_max_duration_seconds: int = 600
 
     @property
     def landing_calls(self) -> Path:
@@ -184,6 +190,12 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             retention_restricted_days=settings.retention_restricted_days,
             retention_pseudonymized_days=settings.retention_pseudonymized_days,
             retention_aggregates_days=settings.retention_aggregates_days,
+            dp_outputs=settings.dp_outputs,
+            dp_epsilon=settings.dp_epsilon,
+            dp_budget_per_day=settings.dp_budget_per_day,
+            dp_max_calls_per_cell=settings.dp_max_calls_per_cell,
+            dp_max_cells_per_subscriber=settings.dp_max_cells_per_subscriber,
+            dp_max_duration_seconds=settings.dp_max_duration_seconds,
         ),
         "pseudonym_key": PseudonymKeyResource(
             key=dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEY"),

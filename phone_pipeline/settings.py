@@ -32,6 +32,13 @@ class Settings:
     retention_restricted_days: int = 90
     retention_pseudonymized_days: int = 396
     retention_aggregates_days: int = 0
+    # Differential privacy of published aggregates; see domain/privacy.py.
+    dp_outputs: str = ""
+    dp_epsilon: float = 1.0
+    dp_budget_per_day: float = 4.0
+    dp_max_calls_per_cell: int = 3
+    dp_max_cells_per_subscriber: int = 4
+    dp_max_duration_seconds: int = 600
 
     @property
     def landing_calls(self) -> Path:
@@ -89,4 +96,10 @@ def load_settings() -> Settings:
             _env("PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS", "396")
         ),
         retention_aggregates_days=int(_env("PHONE_PIPELINE_RETENTION_AGGREGATES_DAYS", "0")),
+        dp_outputs=_env("PHONE_PIPELINE_DP_OUTPUTS", ""),
+        dp_epsilon=float(_env("PHONE_PIPELINE_DP_EPSILON", "1.0")),
+        dp_budget_per_day=float(_env("PHONE_PIPELINE_DP_BUDGET_PER_DAY", "4.0")),
+        dp_max_calls_per_cell=int(_env("PHONE_PIPELINE_DP_MAX_CALLS_PER_CELL", "3")),
+        dp_max_cells_per_subscriber=int(_env("PHONE_PIPELINE_DP_MAX_CELLS_PER_SUBSCRIBER", "4")),
+        dp_max_duration_seconds=int(_env("PHONE_PIPELINE_DP_MAX_DURATION_SECONDS", "600")),
     )

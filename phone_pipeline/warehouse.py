@@ -80,7 +80,8 @@ RESTRICTED_TABLES: dict[str, str] = {
 _CELL_FIGURES = """
         calls BIGINT, answered_calls BIGINT, answered_rate DOUBLE,
         total_duration_seconds BIGINT, median_duration_seconds DOUBLE,
-        distinct_subscribers BIGINT, suppressed BOOLEAN NOT NULL"""
+        distinct_subscribers BIGINT, suppressed BOOLEAN NOT NULL,
+        dp_epsilon DOUBLE"""
 
 ANALYTICS_TABLES: dict[str, str] = {
     "calls_pseudonymized": """
@@ -103,6 +104,11 @@ ANALYTICS_TABLES: dict[str, str] = {
         swept_at TIMESTAMPTZ NOT NULL, run_id VARCHAR NOT NULL, as_of DATE NOT NULL,
         zone VARCHAR NOT NULL, table_name VARCHAR NOT NULL, retention_days INTEGER NOT NULL,
         cutoff DATE, rows_deleted BIGINT NOT NULL""",
+    # One row per differentially private publication: the subscriber-day budget it spent.
+    "privacy_budget_ledger": """
+        call_date DATE NOT NULL, output VARCHAR NOT NULL, epsilon DOUBLE NOT NULL,
+        delta DOUBLE NOT NULL, budget_per_day DOUBLE NOT NULL, mechanism VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL""",
 }
 
 

@@ -58,7 +58,7 @@ class ContributionBounds:
 
     max_calls_per_cell: int = 3
     max_cells_per_subscriber: int = 4
-    max_duration_seconds: int = 3600
+    max_duration_seconds: int = 600
 
     def __post_init__(self) -> None:
         if min(self.max_calls_per_cell, self.max_cells_per_subscriber) < 1:
@@ -119,11 +119,11 @@ def remap_to_domain_sql(expression: str, domain_table: str, column: str) -> str:
     )
 
 
-def bounded_cells_sql(
+def bounded_calls_sql(
     source_sql: str, key_columns: Sequence[str], bounds: ContributionBounds, salt: str
 ) -> str:
-    """Per cell: calls, answered calls, clamped total duration and distinct subscribers, after
-    keeping at most C cells per subscriber and L calls per subscriber and cell.
+    """The calls kept after bounding: at most C cells per subscriber and L calls per subscriber
+    and cell, durations clamped to D seconds.
 
     `source_sql` yields one row per call with `caller_pseudonym`, the key columns,
     `duration_seconds` and `disposition`. Which cells and calls are kept is decided by an MD5 of
@@ -157,14 +157,44 @@ def bounded_cells_sql(
             SEMI JOIN (SELECT * FROM ranked_cells WHERE cell_rank <= {cells_per_subscriber}) AS kept
               ON kept.caller_pseudonym = calls.caller_pseudonym AND {same_cell}
         )
+        SELECT caller_pseudonym, {keys}, disposition,
+               least(greatest(duration_seconds, 0), {clamp}) AS duration_seconds
+        FROM ranked_calls
+        WHERE call_rank <= {calls_per_cell}
+    """
+
+
+def bounded_cells_sql(
+    source_sql: str, key_columns: Sequence[str], bounds: ContributionBounds, salt: str
+) -> str:
+    """Per cell of the bounded calls (see `bounded_calls_sql`): calls, answered calls, clamped
+    total duration and distinct subscribers."""
+    keys = ", ".join(key_columns)
+    return f"""
         SELECT {keys},
                count(*) AS calls,
                count(*) FILTER (WHERE disposition = 'answered') AS answered_calls,
-               sum(least(greatest(duration_seconds, 0), {clamp})) AS total_duration_seconds,
+               sum(duration_seconds) AS total_duration_seconds,
                count(DISTINCT caller_pseudonym) AS distinct_subscribers
-        FROM ranked_calls
-        WHERE call_rank <= {calls_per_cell}
+        FROM ({bounded_calls_sql(source_sql, key_columns, bounds, salt)})
         GROUP BY ALL
+    """
+
+
+def bound_violations_sql(
+    bounded_calls: str, key_columns: Sequence[str], bounds: ContributionBounds
+) -> str:
+    """Counts of what bounding must have made impossible (all 0): subscriber-cells above L calls,
+    subscribers in more than C cells, durations above the clamp."""
+    keys = ", ".join(key_columns)
+    return f"""
+        SELECT
+          (SELECT count(*) FROM (SELECT caller_pseudonym, {keys} FROM {bounded_calls}
+             GROUP BY ALL HAVING count(*) > {int(bounds.max_calls_per_cell)})),
+          (SELECT count(*) FROM (SELECT caller_pseudonym FROM {bounded_calls} GROUP BY 1
+             HAVING count(DISTINCT ({keys})) > {int(bounds.max_cells_per_subscriber)})),
+          (SELECT count(*) FROM {bounded_calls}
+             WHERE duration_seconds > {int(bounds.max_duration_seconds)})
     """
 
 
@@ -232,8 +262,11 @@ def noisy_figures(
     for measure in COUNT_MEASURES:
         published[measure] = noisy[measure]
     calls = published["calls"].astype("float64")
-    published["answered_rate"] = (published["answered_calls"] / calls).where(calls > 0)
-    published["median_duration_seconds"] = np.nan
+    # Nullable floats, so that "no rate" and "no median" reach DuckDB as NULL, not NaN.
+    published["answered_rate"] = (
+        (published["answered_calls"] / calls).where(calls > 0).astype("Float64")
+    )
+    published["median_duration_seconds"] = pd.Series(pd.NA, index=published.index, dtype="Float64")
     published["suppressed"] = False
     published["dp_epsilon"] = float(epsilon)
     return published

@@ -16,6 +16,8 @@ from phone_pipeline.domain.privacy import (
     OTHER,
     ContributionBounds,
     PrivacySettings,
+    bound_violations_sql,
+    bounded_calls_sql,
     bounded_cells_sql,
     budget_decision,
     cells_on_domain_sql,
@@ -232,3 +234,18 @@ def test_key_domains_hold_the_values_the_pipeline_writes() -> None:
     types = number_type_domain()
     assert {"mobile", "fixed_line", "fixed_line_or_mobile", "unknown", OTHER} <= set(types)
     assert len(types) == len(set(types))
+
+
+def test_bound_violations_are_zero_after_bounding_and_counted_before(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    rows = [("heavy", hour, "north", 5000, "answered") for hour in range(5) for _ in range(4)]
+    con.executemany("INSERT INTO calls VALUES (?, ?, ?, ?, ?)", rows)
+    con.execute(
+        "CREATE TABLE kept AS "
+        + bounded_calls_sql("SELECT * FROM calls", KEYS, BOUNDS, salt="2026-11-01")
+    )
+    assert con.execute(bound_violations_sql("kept", KEYS, BOUNDS)).fetchone() == (0, 0, 0)
+    # The unbounded calls: 5 subscriber-cells above 2 calls, 1 subscriber in more than 3 cells,
+    # 20 durations above the clamp.
+    assert con.execute(bound_violations_sql("calls", KEYS, BOUNDS)).fetchone() == (5, 1, 20)
