@@ -136,9 +136,17 @@ def test_each_publication_is_in_the_ledger_and_the_metadata(dp_run: DPRun) -> No
     metadata = _materializations(result)
     spent_after = sorted(metadata[output]["spent_on_this_day_after"].value for output in OUTPUTS)
     assert spent_after == [EPSILON, 2 * EPSILON]
+    # By country, a subscriber is in one cell (the keys are the caller's): C = 1, L = L x C.
+    expected = {
+        "call_volume_hourly": BOUNDS.sensitivities(),
+        "call_volume_by_country": BOUNDS.single_cell().sensitivities(),
+    }
     for output in OUTPUTS:
         assert metadata[output]["budget_per_day"].value == 2 * EPSILON
-        assert metadata[output]["sensitivity_per_measure"].value == BOUNDS.sensitivities()
+        assert metadata[output]["sensitivity_per_measure"].value == expected[output]
+        assert metadata[output]["max_cells_per_subscriber"].value == (
+            1 if output == "call_volume_by_country" else BOUNDS.max_cells_per_subscriber
+        )
         assert metadata[output]["rows_dropped_by_bounding"].value >= 0
 
 

@@ -33,8 +33,8 @@ from phone_pipeline.domain.privacy import (
     PrivacySettings,
     bound_violations_sql,
     bounded_calls_sql,
-    bounded_cells_sql,
     budget_decision,
+    cell_figures_sql,
     cells_on_domain_sql,
     country_domain,
     epsilon_split,
@@ -250,7 +250,7 @@ def publish_dp_aggregate(
             + bounded_calls_sql(source_sql, keys, bounds, salt)
         )
         exact_cells = con.execute(
-            cells_on_domain_sql(domain_sql, bounded_cells_sql(source_sql, keys, bounds, salt), keys)
+            cells_on_domain_sql(domain_sql, cell_figures_sql("dp_bounded_calls", keys), keys)
         ).df()
         published = noisy_figures(exact_cells, privacy.epsilon, bounds)  # never seeded here
         published.insert(0, "call_date", call_date)
@@ -291,7 +291,7 @@ def publish_dp_aggregate(
                 con,
                 "SELECT * FROM staged_published",
                 dp_aggregate_expectations(privacy.epsilon),
-            ),  # fmt: skip
+            ),
             reconcile_check(
                 asset_key,
                 f"{table}_totals_reconcile",
@@ -309,7 +309,7 @@ def publish_dp_aggregate(
                     ),
                     f"durations above {bounds.max_duration_seconds} s": (above_clamp, 0),
                 },
-            ),  # fmt: skip
+            ),
             sql_check(
                 asset_key,
                 f"{table}_privacy_budget",
@@ -325,7 +325,8 @@ def publish_dp_aggregate(
             # The spend is recorded before the figures are written: a failure in between
             # overstates the spend, never hides one.
             con.execute(
-                f"INSERT INTO {LEDGER} VALUES (?, ?, ?, 0.0, ?, ?, ?, now())",
+                f"INSERT INTO {LEDGER} (call_date, output, epsilon, delta, budget_per_day, "
+                "mechanism, run_id, recorded_at) VALUES (?, ?, ?, 0.0, ?, ?, ?, now())",
                 [call_date, table, privacy.epsilon, privacy.budget_per_day,
                  f"geometric (diffprivlib) L={bounds.max_calls_per_cell} "
                  f"C={bounds.max_cells_per_subscriber} D={bounds.max_duration_seconds}s",
@@ -362,8 +363,11 @@ def publish_dp_aggregate(
     yield from checks
 
 
-def privacy_settings(config: PipelineConfig) -> PrivacySettings:
-    """The DP settings; an unknown output name fails (a typo must not publish exact figures)."""
+def privacy_settings(config: PipelineConfig, caller_keys_only: bool = False) -> PrivacySettings:
+    """The DP settings; an unknown output name fails (a typo must not publish exact figures).
+
+    `caller_keys_only`: the output's keys are attributes of the caller, one cell per subscriber.
+    """
     outputs = parse_outputs(config.dp_outputs)
     unknown = sorted(outputs - set(DP_OUTPUTS))
     if unknown:
@@ -371,15 +375,16 @@ def privacy_settings(config: PipelineConfig) -> PrivacySettings:
             description=f"PHONE_PIPELINE_DP_OUTPUTS names unknown outputs {unknown}; "
             f"known: {list(DP_OUTPUTS)}."
         )
+    bounds = ContributionBounds(
+        max_calls_per_cell=config.dp_max_calls_per_cell,
+        max_cells_per_subscriber=config.dp_max_cells_per_subscriber,
+        max_duration_seconds=config.dp_max_duration_seconds,
+    )
     return PrivacySettings(
         outputs=outputs,
         epsilon=config.dp_epsilon,
         budget_per_day=config.dp_budget_per_day,
-        bounds=ContributionBounds(
-            max_calls_per_cell=config.dp_max_calls_per_cell,
-            max_cells_per_subscriber=config.dp_max_cells_per_subscriber,
-            max_duration_seconds=config.dp_max_duration_seconds,
-        ),
+        bounds=bounds.single_cell() if caller_keys_only else bounds,
     )
 
 
@@ -442,5 +447,5 @@ def call_volume_by_country(
         context, restricted_warehouse, analytics_warehouse, gx, pipeline_config.min_cell_size,
         CALL_VOLUME_BY_COUNTRY, ["caller_country", "caller_number_type"],
         ["coalesce(caller_country, 'unknown')", "coalesce(caller_number_type, 'unknown')"],
-        privacy=privacy_settings(pipeline_config),
+        privacy=privacy_settings(pipeline_config, caller_keys_only=True),
     )  # fmt: skip

@@ -66,6 +66,17 @@ class ContributionBounds:
         if self.max_duration_seconds < 1:
             raise ValueError("the duration clamp must be at least 1 second")
 
+    def single_cell(self) -> ContributionBounds:
+        """Bounds for an output whose keys are attributes of the caller (country, number type):
+        each subscriber falls in one cell, so C = 1 and that cell may take the L x C calls the
+        subscriber could spread over C cells elsewhere. Same calls per subscriber-day, a
+        distinct-subscriber sensitivity of 1 instead of C."""
+        return ContributionBounds(
+            max_calls_per_cell=self.max_calls_per_cell * self.max_cells_per_subscriber,
+            max_cells_per_subscriber=1,
+            max_duration_seconds=self.max_duration_seconds,
+        )
+
     def sensitivities(self) -> dict[str, int]:
         """L1 sensitivity of each measure over all cells of one day."""
         per_cells = self.max_calls_per_cell * self.max_cells_per_subscriber
@@ -164,11 +175,9 @@ def bounded_calls_sql(
     """
 
 
-def bounded_cells_sql(
-    source_sql: str, key_columns: Sequence[str], bounds: ContributionBounds, salt: str
-) -> str:
-    """Per cell of the bounded calls (see `bounded_calls_sql`): calls, answered calls, clamped
-    total duration and distinct subscribers."""
+def cell_figures_sql(bounded_calls: str, key_columns: Sequence[str]) -> str:
+    """Per cell of already bounded calls (a table or a parenthesised SELECT): calls, answered
+    calls, total (clamped) duration and distinct subscribers."""
     keys = ", ".join(key_columns)
     return f"""
         SELECT {keys},
@@ -176,9 +185,17 @@ def bounded_cells_sql(
                count(*) FILTER (WHERE disposition = 'answered') AS answered_calls,
                sum(duration_seconds) AS total_duration_seconds,
                count(DISTINCT caller_pseudonym) AS distinct_subscribers
-        FROM ({bounded_calls_sql(source_sql, key_columns, bounds, salt)})
+        FROM {bounded_calls}
         GROUP BY ALL
     """
+
+
+def bounded_cells_sql(
+    source_sql: str, key_columns: Sequence[str], bounds: ContributionBounds, salt: str
+) -> str:
+    """`cell_figures_sql` over `bounded_calls_sql`: the exact figures noise is added to."""
+    bounded = f"({bounded_calls_sql(source_sql, key_columns, bounds, salt)})"
+    return cell_figures_sql(bounded, key_columns)
 
 
 def bound_violations_sql(

@@ -59,6 +59,9 @@ def test_sensitivities_follow_from_the_bounds() -> None:
         "distinct_subscribers": 3,
         "total_duration_seconds": 600,
     }
+    single = BOUNDS.single_cell()
+    assert (single.max_calls_per_cell, single.max_cells_per_subscriber) == (6, 1)
+    assert single.sensitivities() == {**BOUNDS.sensitivities(), "distinct_subscribers": 1}
     with pytest.raises(ValueError):
         ContributionBounds(max_calls_per_cell=0)
     with pytest.raises(ValueError):
