@@ -105,22 +105,29 @@ def test_published_key_set_is_fixed_and_figures_are_bounded(dp_run: DPRun) -> No
     assert set(hourly.region) == regions | {OTHER}
     assert hourly.call_hour.nunique() == 24
     assert len(by_country) == len(country_domain()) * len(number_type_domain())
+    min_cell_size = pipeline.settings.min_cell_size
     for frame in (hourly, by_country):
         assert (frame.dp_epsilon == EPSILON).all()
-        assert not frame.suppressed.any()
         assert frame.median_duration_seconds.isna().all()
+        # Withheld cells (noisy subscribers below the minimum) keep their key, show no figures.
+        withheld = frame[frame.suppressed]
+        shown = frame[~frame.suppressed]
         for measure in COUNT_MEASURES:
-            assert (frame[measure] >= 0).all(), measure
-        assert (frame.answered_calls <= frame.calls).all()
+            assert withheld[measure].isna().all(), measure
+            assert (shown[measure] >= 0).all() and shown[measure].notna().all(), measure
+        assert (shown.distinct_subscribers >= min_cell_size).all()
+        assert (shown.answered_calls <= shown.calls).all()
         rates = frame.answered_rate.dropna()
         assert ((rates >= 0) & (rates <= 1)).all()
-        assert frame.answered_rate.isna().equals(frame.calls == 0)
+        no_rate = (frame.calls == 0).to_numpy(dtype=bool, na_value=True)
+        assert (frame.answered_rate.isna().to_numpy() == no_rate).all()
     # Noise of the calls measure has scale sensitivity / epsilon share; 30 scales is a bound a
     # correct run exceeds with probability below 1e-10 per cell. Bounding only lowers counts.
     scale = BOUNDS.sensitivities()["calls"] / epsilon_split(EPSILON)["calls"]
-    for row in hourly.itertuples():
+    for row in hourly[~hourly.suppressed].itertuples():
         true_calls = exact.get((row.call_hour, row.region), 0)
         assert row.calls <= true_calls + 30 * scale
+    assert len(hourly[~hourly.suppressed]) > 0
 
 
 def test_each_publication_is_in_the_ledger_and_the_metadata(dp_run: DPRun) -> None:

@@ -105,7 +105,7 @@ def publish_aggregate(
     if privacy is not None and privacy.applies_to(table):
         yield from publish_dp_aggregate(
             context, restricted_warehouse, analytics_warehouse, gx, asset_key, keys,
-            key_expressions or keys, privacy,
+            key_expressions or keys, privacy, min_cell_size,
         )  # fmt: skip
         return
     call_date = partition_date(context)
@@ -227,6 +227,7 @@ def publish_dp_aggregate(
     keys: Sequence[str],
     key_expressions: Sequence[str],
     privacy: PrivacySettings,
+    min_cell_size: int,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Bound each subscriber's contribution, add noise over a fixed key set, check the bounds
     and the day's privacy budget, then append to the ledger and publish (or write nothing)."""
@@ -252,7 +253,10 @@ def publish_dp_aggregate(
         exact_cells = con.execute(
             cells_on_domain_sql(domain_sql, cell_figures_sql("dp_bounded_calls", keys), keys)
         ).df()
-        published = noisy_figures(exact_cells, privacy.epsilon, bounds)  # never seeded here
+        # Never seeded here; suppression applies to the noisy subscriber count only.
+        published = noisy_figures(
+            exact_cells, privacy.epsilon, bounds, min_noisy_subscribers=min_cell_size
+        )
         published.insert(0, "call_date", call_date)
         con.register("dp_published_frame", published)
         con.execute(
@@ -289,8 +293,9 @@ def publish_dp_aggregate(
                 asset_key,
                 f"{table}_suite",
                 con,
-                "SELECT * FROM staged_published",
-                dp_aggregate_expectations(privacy.epsilon),
+                "SELECT *, calls IS NULL AND distinct_subscribers IS NULL AS figures_withheld "
+                "FROM staged_published",
+                dp_aggregate_expectations(privacy.epsilon, min_cell_size),
             ),
             reconcile_check(
                 asset_key,
@@ -353,6 +358,8 @@ def publish_dp_aggregate(
                     "max_cells_per_subscriber": bounds.max_cells_per_subscriber,
                     "max_duration_seconds": bounds.max_duration_seconds,
                     "cells": published_keys,
+                    "suppressed_cells": int(published["suppressed"].sum()),
+                    "min_cell_size": min_cell_size,
                     "rows_in_partition": rows,
                     "rows_dropped_by_bounding": rows - kept_rows,
                     "ledger_this_day": _ledger_markdown(ledger_rows),

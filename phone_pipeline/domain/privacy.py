@@ -15,7 +15,9 @@ Each measure gets a share of the output's epsilon (sequential composition; the s
 1). Noise is the two-sided geometric mechanism (discrete Laplace) of IBM's diffprivlib: integer
 counts get integer noise, which avoids the floating-point attacks on a textbook Laplace sampler.
 Rates are derived from the noisy counts (post-processing, no extra budget) and the median is not
-published. The key set is data independent (every hour of the day x every region of the cell
+published. Small-cell suppression is applied to the noisy distinct-subscriber count, never to the
+exact one (which would leak through which cells are withheld): post-processing, it costs no
+budget, and it keeps the positive noise of the many empty cells out of sums. The key set is data independent (every hour of the day x every region of the cell
 reference, every phonenumbers region x number type), so which cells exist reveals nothing;
 values outside it go to an `other` cell.
 
@@ -249,9 +251,12 @@ def noisy_figures(
     epsilon: float,
     bounds: ContributionBounds,
     random_state: Any = None,
+    min_noisy_subscribers: int = 0,
 ) -> pd.DataFrame:
     """The published figures of bounded cells: noisy counts clipped at 0, answered calls at most
-    the calls, the rate from the noisy counts within [0, 1], no median (post-processing only).
+    the calls, the rate from the noisy counts within [0, 1], no median; cells whose *noisy*
+    distinct subscribers fall below `min_noisy_subscribers` are withheld (`suppressed`, figures
+    NULL). All of it is post-processing of the noisy counts: no extra budget, no exact count.
 
     `random_state` must stay None outside tests (see the module docstring).
     """
@@ -276,15 +281,17 @@ def noisy_figures(
         for measure in COUNT_MEASURES
     }
     noisy["answered_calls"] = np.minimum(noisy["answered_calls"], noisy["calls"])
+    withheld = noisy["distinct_subscribers"] < int(min_noisy_subscribers)
+    # Nullable types, so that withheld figures, "no rate" and "no median" reach DuckDB as NULL.
     for measure in COUNT_MEASURES:
-        published[measure] = noisy[measure]
-    calls = published["calls"].astype("float64")
-    # Nullable floats, so that "no rate" and "no median" reach DuckDB as NULL, not NaN.
-    published["answered_rate"] = (
-        (published["answered_calls"] / calls).where(calls > 0).astype("Float64")
+        published[measure] = pd.array(noisy[measure], dtype="Int64")
+        published.loc[withheld, measure] = pd.NA
+    calls = published["calls"].astype("Float64")
+    published["answered_rate"] = (published["answered_calls"].astype("Float64") / calls).where(
+        calls > 0
     )
     published["median_duration_seconds"] = pd.Series(pd.NA, index=published.index, dtype="Float64")
-    published["suppressed"] = False
+    published["suppressed"] = withheld
     published["dp_epsilon"] = float(epsilon)
     return published
 

@@ -206,7 +206,8 @@ def test_noisy_figures_are_bounded_and_reproducible_under_a_seed() -> None:
     assert (first.answered_calls <= first.calls).all()
     rates = first.answered_rate.dropna()
     assert ((rates >= 0) & (rates <= 1)).all()
-    assert first.answered_rate.isna().equals(first.calls == 0)
+    no_calls = (first.calls == 0).to_numpy(dtype=bool, na_value=True)
+    assert (first.answered_rate.isna().to_numpy() == no_calls).all()
     assert first.median_duration_seconds.isna().all()
     assert not first.suppressed.any() and (first.dp_epsilon == 2.0).all()
     # Within 30 noise scales of the truth (a failure has probability below 1e-10 per cell).
@@ -252,3 +253,18 @@ def test_bound_violations_are_zero_after_bounding_and_counted_before(
     # The unbounded calls: 5 subscriber-cells above 2 calls, 1 subscriber in more than 3 cells,
     # 20 durations above the clamp.
     assert con.execute(bound_violations_sql("calls", KEYS, BOUNDS)).fetchone() == (5, 1, 20)
+
+
+def test_suppression_applies_to_the_noisy_subscriber_count_only() -> None:
+    cells = _cells()
+    unsuppressed = noisy_figures(cells, 1.0, BOUNDS, random_state=5)
+    suppressed = noisy_figures(cells, 1.0, BOUNDS, random_state=5, min_noisy_subscribers=10)
+    withheld = (unsuppressed.distinct_subscribers < 10).to_numpy(dtype=bool)
+    assert 0 < withheld.sum() < len(cells)
+    assert (suppressed.suppressed.to_numpy() == withheld).all()
+    for measure in (*COUNT_MEASURES, "answered_rate"):
+        assert suppressed.loc[withheld, measure].isna().all(), measure
+        pd.testing.assert_series_equal(
+            suppressed.loc[~withheld, measure], unsuppressed.loc[~withheld, measure]
+        )
+    assert (suppressed.loc[~withheld, "distinct_subscribers"] >= 10).all()
