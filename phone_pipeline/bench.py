@@ -282,6 +282,9 @@ def _child_env(work: Path) -> dict[str, str]:
     env["PHONE_PIPELINE_HOME"] = str(work / "pipeline")
     env["PHONE_PIPELINE_START_DATE"] = PARTITIONS_START
     env["PHONE_PIPELINE_DEFAULT_REGION"] = DEFAULT_REGION
+    # The benchmark's fixed days are older than any retention period: keep them.
+    env["PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS"] = "0"
+    env["PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS"] = "0"
     env["DAGSTER_HOME"] = str(work / "dagster_home")
     env["GX_ANALYTICS_ENABLED"] = "False"
     env["PYTHONUNBUFFERED"] = "1"

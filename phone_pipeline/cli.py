@@ -35,10 +35,15 @@ def _generate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _partitions_with_data(settings: Settings) -> list[str]:
+    from phone_pipeline.domain.retention import retention_cutoff
     from phone_pipeline.landing import LandingFileError, call_dates_in_file, list_landing_files
     from phone_pipeline.partitions import partition_range
 
     first, last = partition_range()
+    # Partitions past the restricted retention stay deleted (raw_calls would refuse them).
+    cutoff = retention_cutoff(dt.datetime.now(dt.UTC).date(), settings.retention_restricted_days)
+    if cutoff is not None:
+        first = max(first, cutoff)
     days: set[dt.date] = set()
     for path in list_landing_files(settings.landing_calls):
         try:

@@ -44,6 +44,13 @@ class PipelineConfig(dg.ConfigurableResource):
             max_unicity=self.max_unicity,
         )
 
+    dp_outputs: str = ""
+    dp_epsilon: float = 1.0
+    dp_budget_per_day: float = 4.0
+    dp_max_calls_per_cell: int = 3
+    dp_max_cells_per_subscriber: int = 4
+    dp_max_duration_seconds: int = 600
+
     @property
     def landing_calls(self) -> Path:
         return Path(self.data_home) / "landing" / "calls"
@@ -206,6 +213,12 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             max_share_below_k=settings.max_share_below_k,
             max_unicity=settings.max_unicity,
             unicity_sample_size=settings.unicity_sample_size,
+            dp_outputs=settings.dp_outputs,
+            dp_epsilon=settings.dp_epsilon,
+            dp_budget_per_day=settings.dp_budget_per_day,
+            dp_max_calls_per_cell=settings.dp_max_calls_per_cell,
+            dp_max_cells_per_subscriber=settings.dp_max_cells_per_subscriber,
+            dp_max_duration_seconds=settings.dp_max_duration_seconds,
         ),
         "pseudonym_key": PseudonymKeyResource(
             key=dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEY"),

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from phone_pipeline.assets.retention import retention_policy, today_utc
 from phone_pipeline.domain.redaction import redact
+from phone_pipeline.domain.retention import RESTRICTED
 from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job
 from phone_pipeline.landing import (
     LandingFileError,
@@ -103,6 +105,10 @@ def run_key(partition: str, hashes: list[str]) -> str:
 def landing_calls_sensor(context: dg.SensorEvaluationContext, pipeline_config: PipelineConfig):
     cursor = json.loads(context.cursor) if context.cursor else {}
     first_date, last_date = partition_range()
+    # Partitions past the restricted retention stay deleted: no run is requested for them.
+    cutoff = retention_policy(pipeline_config).cutoff(RESTRICTED, today_utc())
+    if cutoff is not None:
+        first_date = max(first_date, cutoff)
     plan = plan_landing_runs(
         pipeline_config.landing_calls, cursor, load_settings().settle_seconds, first_date, last_date
     )

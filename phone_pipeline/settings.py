@@ -45,6 +45,13 @@ class Settings:
     # Fairness report: a group is flagged at this ratio to the rest, from this many rows.
     fairness_ratio: float = 2.0
     fairness_min_group_rows: int = 50
+    # Differential privacy of published aggregates; see domain/privacy.py.
+    dp_outputs: str = ""
+    dp_epsilon: float = 1.0
+    dp_budget_per_day: float = 4.0
+    dp_max_calls_per_cell: int = 3
+    dp_max_cells_per_subscriber: int = 4
+    dp_max_duration_seconds: int = 600
 
     @property
     def landing_calls(self) -> Path:
@@ -116,4 +123,10 @@ def load_settings() -> Settings:
         max_abandonment_rate=float(_env("PHONE_PIPELINE_MAX_ABANDONMENT_RATE", "0.03")),
         fairness_ratio=float(_env("PHONE_PIPELINE_FAIRNESS_RATIO", "2.0")),
         fairness_min_group_rows=int(_env("PHONE_PIPELINE_FAIRNESS_MIN_GROUP_ROWS", "50")),
+        dp_outputs=_env("PHONE_PIPELINE_DP_OUTPUTS", ""),
+        dp_epsilon=float(_env("PHONE_PIPELINE_DP_EPSILON", "1.0")),
+        dp_budget_per_day=float(_env("PHONE_PIPELINE_DP_BUDGET_PER_DAY", "4.0")),
+        dp_max_calls_per_cell=int(_env("PHONE_PIPELINE_DP_MAX_CALLS_PER_CELL", "3")),
+        dp_max_cells_per_subscriber=int(_env("PHONE_PIPELINE_DP_MAX_CELLS_PER_SUBSCRIBER", "4")),
+        dp_max_duration_seconds=int(_env("PHONE_PIPELINE_DP_MAX_DURATION_SECONDS", "600")),
     )

@@ -94,7 +94,8 @@ RESTRICTED_TABLES: dict[str, str] = {
 _CELL_FIGURES = """
         calls BIGINT, answered_calls BIGINT, answered_rate DOUBLE,
         total_duration_seconds BIGINT, median_duration_seconds DOUBLE,
-        distinct_subscribers BIGINT, suppressed BOOLEAN NOT NULL"""
+        distinct_subscribers BIGINT, suppressed BOOLEAN NOT NULL,
+        dp_epsilon DOUBLE"""
 
 ANALYTICS_TABLES: dict[str, str] = {
     "calls_pseudonymized": """
@@ -135,6 +136,11 @@ ANALYTICS_TABLES: dict[str, str] = {
         number_type VARCHAR NOT NULL, rows BIGINT NOT NULL, affected BIGINT NOT NULL,
         rate DOUBLE, rest_rate DOUBLE, overall_rate DOUBLE, ratio_to_rest DOUBLE,
         flagged BOOLEAN NOT NULL""",
+    # One row per differentially private publication: the subscriber-day budget it spent.
+    "privacy_budget_ledger": """
+        call_date DATE NOT NULL, output VARCHAR NOT NULL, epsilon DOUBLE NOT NULL,
+        delta DOUBLE NOT NULL, budget_per_day DOUBLE NOT NULL, mechanism VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL""",
 }
 
 

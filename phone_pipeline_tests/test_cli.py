@@ -91,6 +91,9 @@ def cli_env(home: Path, key: str | None = None) -> dict[str, str]:
     }
     env["PHONE_PIPELINE_HOME"] = str(home)
     env["PHONE_PIPELINE_START_DATE"] = START_DATE
+    # The fixed test days would age out of a retention period: keep every partition.
+    env["PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS"] = "0"
+    env["PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS"] = "0"
     if key is not None:
         env["PHONE_PIPELINE_PSEUDONYM_KEY"] = key
     return env

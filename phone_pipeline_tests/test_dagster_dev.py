@@ -298,6 +298,9 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
         PHONE_PIPELINE_SENSOR_INTERVAL_SECONDS="5",
         PHONE_PIPELINE_SETTLE_SECONDS="1",
         PHONE_PIPELINE_START_DATE=START_DATE,
+        # The fixed test days would age out of a retention period: keep every partition.
+        PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS="0",
+        PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS="0",
         PYTHONUNBUFFERED="1",
     )
     port = _free_port()

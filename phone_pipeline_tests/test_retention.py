@@ -5,6 +5,7 @@ from landing files that are still there."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import replace
 
 import dagster as dg
@@ -206,3 +207,39 @@ def test_old_rows_in_a_new_file_are_quarantined_not_loaded_into_a_deleted_partit
             )
             == 1
         )
+
+
+def test_the_sensor_requests_no_run_for_a_partition_past_retention(tmp_path) -> None:
+    from phone_pipeline.resources import PipelineConfig
+    from phone_pipeline.sensors import landing_calls_sensor
+
+    calls = tmp_path / "landing" / "calls"
+    calls.mkdir(parents=True)
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    frame = pd.DataFrame(
+        {
+            "call_id": ["old", "new"],
+            "caller_number": ["+1 212 555 0101"] * 2,
+            "callee_number": ["+1 212 555 0102"] * 2,
+            "started_at": [f"{OLD_DAY}T10:00:00Z", f"{yesterday}T10:00:00Z"],
+            "duration_seconds": ["30"] * 2,
+            "disposition": ["answered"] * 2,
+        }
+    )
+    path = calls / "calls.csv"
+    write_csv_atomically(frame, path)
+    old_enough = path.stat().st_mtime - 60  # settled
+    os.utime(path, (old_enough, old_enough))
+    with dg.instance_for_test() as instance:
+        for days, expected in ((0, {OLD_DAY.isoformat(), yesterday.isoformat()}),
+                               (90, {yesterday.isoformat()})):  # fmt: skip
+            context = dg.build_sensor_context(
+                resources={
+                    "pipeline_config": PipelineConfig(
+                        data_home=str(tmp_path), retention_restricted_days=days
+                    )
+                },
+                instance=instance,
+            )
+            result = landing_calls_sensor(context)
+            assert {request.partition_key for request in result.run_requests} == expected

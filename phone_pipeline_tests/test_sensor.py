@@ -184,7 +184,10 @@ def sensor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def tick(home: Path, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
     context = dg.build_sensor_context(
         cursor=cursor,
-        resources={"pipeline_config": PipelineConfig(data_home=str(home))},
+        # Retention off: the fixed test days would age out of it (test_retention.py tests it).
+        resources={
+            "pipeline_config": PipelineConfig(data_home=str(home), retention_restricted_days=0)
+        },
         instance=instance,
     )
     result = landing_calls_sensor(context)

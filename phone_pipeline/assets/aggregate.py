@@ -1,9 +1,14 @@
 """Stage 5, aggregate: call figures per day x hour x region and per day x country x number type,
-with small-cell suppression; published only after the gates passed on the staged cells."""
+with small-cell suppression, or, for the outputs in PHONE_PIPELINE_DP_OUTPUTS, with differential
+privacy (domain/privacy.py) and a privacy-budget ledger; published only after the gates passed on
+the staged cells."""
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
+import duckdb
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
@@ -18,15 +23,35 @@ from phone_pipeline.checks.aggregate import (
     CALL_VOLUME_HOURLY,
     aggregate_checks,
     aggregate_expectations,
+    dp_aggregate_expectations,
 )
-from phone_pipeline.checks.common import reconcile_check, suite_check
+from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
 from phone_pipeline.checks.pseudonymize import CALLS_PSEUDONYMIZED
+from phone_pipeline.domain.privacy import (
+    OTHER,
+    ContributionBounds,
+    PrivacySettings,
+    bound_violations_sql,
+    bounded_calls_sql,
+    budget_decision,
+    cell_figures_sql,
+    cells_on_domain_sql,
+    country_domain,
+    epsilon_split,
+    noisy_figures,
+    number_type_domain,
+    parse_outputs,
+    remap_to_domain_sql,
+)
 from phone_pipeline.domain.retention import PSEUDONYMIZED
 from phone_pipeline.domain.suppression import suppress_small_cells_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
+
+LEDGER = f"{ANALYTICS}.privacy_budget_ledger"
+DP_OUTPUTS = ("call_volume_hourly", "call_volume_by_country")
 
 FIGURES = (
     "calls",
@@ -55,6 +80,8 @@ def _figure_lineage(keys: Sequence[str]) -> dict[str, list[tuple[dg.AssetKey, st
         "median_duration_seconds": [(source, "duration_seconds")],
         "distinct_subscribers": [(source, "caller_pseudonym")],
         "suppressed": [(source, "caller_pseudonym")],
+        # Set under differential privacy, whose unit is the caller (subscriber-day).
+        "dp_epsilon": [(source, "caller_pseudonym")],
     }
 
 
@@ -67,9 +94,20 @@ def publish_aggregate(
     asset_key: dg.AssetKey,
     keys: Sequence[str],
     key_expressions: Sequence[str] | None = None,
+    privacy: PrivacySettings | None = None,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Stage the cells, suppress small ones, audit, and publish only if every gate passed."""
+    """Stage the cells, suppress small ones, audit, and publish only if every gate passed.
+
+    With differential privacy on for this output, publish noisy figures instead (see
+    `publish_dp_aggregate`).
+    """
     table = asset_key.path[-1]
+    if privacy is not None and privacy.applies_to(table):
+        yield from publish_dp_aggregate(
+            context, restricted_warehouse, analytics_warehouse, gx, asset_key, keys,
+            key_expressions or keys, privacy, min_cell_size,
+        )  # fmt: skip
+        return
     call_date = partition_date(context)
     expressions = key_expressions or keys
     selected_keys = ", ".join(
@@ -132,6 +170,229 @@ def publish_aggregate(
         else:
             context.log.error(f"Gates failed on the staged cells: {table} was not published.")
     yield from checks
+    yield sql_check(
+        asset_key,
+        f"{table}_privacy_budget",
+        passed=True,
+        metadata={"differential_privacy": "off for this output (exact figures, suppression)"},
+    )
+
+
+def _dp_key_domain(
+    con: duckdb.DuckDBPyConnection, table: str, call_date: dt.date
+) -> tuple[dict[str, str], str]:
+    """The fixed key set of a DP output: per remapped key column its domain table, and the SQL
+    of every key of the day. Built from reference data and code, never from the calls."""
+    if table == CALL_VOLUME_HOURLY.path[-1]:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE dp_domain_region AS "
+            f"SELECT DISTINCT region FROM cell_reference UNION SELECT '{OTHER}'"
+        )
+        first_hour = f"TIMESTAMPTZ '{call_date.isoformat()} 00:00:00+00'"
+        hours = (
+            f"SELECT unnest(generate_series({first_hour}, {first_hour} + INTERVAL 23 HOUR, "
+            "INTERVAL 1 HOUR)) AS call_hour"
+        )
+        return {"region": "dp_domain_region"}, (
+            f"SELECT * FROM ({hours}) CROSS JOIN dp_domain_region"
+        )
+    countries = pd.DataFrame({"caller_country": country_domain()})
+    number_types = pd.DataFrame({"caller_number_type": number_type_domain()})
+    con.register("countries_frame", countries)
+    con.register("number_types_frame", number_types)
+    con.execute("CREATE OR REPLACE TEMP TABLE dp_domain_country AS SELECT * FROM countries_frame")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE dp_domain_number_type AS SELECT * FROM number_types_frame"
+    )
+    con.unregister("countries_frame")
+    con.unregister("number_types_frame")
+    return (
+        {"caller_country": "dp_domain_country", "caller_number_type": "dp_domain_number_type"},
+        "SELECT * FROM dp_domain_country CROSS JOIN dp_domain_number_type",
+    )
+
+
+def _ledger_markdown(rows: list[tuple]) -> dg.MarkdownMetadataValue:
+    lines = ["| output | epsilon | run | recorded at |", "| --- | ---: | --- | --- |"]
+    lines += [f"| {output} | {eps:g} | {run[:8]} | {at} |" for output, eps, run, at in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def publish_dp_aggregate(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    analytics_warehouse: DuckDBResource,
+    gx: GreatExpectationsResource,
+    asset_key: dg.AssetKey,
+    keys: Sequence[str],
+    key_expressions: Sequence[str],
+    privacy: PrivacySettings,
+    min_cell_size: int,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Bound each subscriber's contribution, add noise over a fixed key set, check the bounds
+    and the day's privacy budget, then append to the ledger and publish (or write nothing)."""
+    table = asset_key.path[-1]
+    call_date = partition_date(context)
+    bounds = privacy.bounds
+    with zones_connection(restricted_warehouse, analytics_warehouse) as con:
+        remapped, domain_sql = _dp_key_domain(con, table, call_date)
+        selected_keys = ", ".join(
+            f"{remap_to_domain_sql(expr, remapped[key], key) if key in remapped else expr} AS {key}"
+            for expr, key in zip(key_expressions, keys, strict=True)
+        )
+        source_sql = (
+            f"SELECT caller_pseudonym, callee_pseudonym, {selected_keys}, duration_seconds, "
+            f"disposition FROM {ANALYTICS}.calls_pseudonymized "
+            f"WHERE call_date = {sql_date(call_date)}"
+        )
+        salt = f"{table}:{call_date.isoformat()}"
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE dp_bounded_calls AS "
+            + bounded_calls_sql(source_sql, keys, bounds, salt)
+        )
+        exact_cells = con.execute(
+            cells_on_domain_sql(domain_sql, cell_figures_sql("dp_bounded_calls", keys), keys)
+        ).df()
+        # Never seeded here; suppression applies to the noisy subscriber count only.
+        published = noisy_figures(
+            exact_cells, privacy.epsilon, bounds, min_noisy_subscribers=min_cell_size
+        )
+        published.insert(0, "call_date", call_date)
+        con.register("dp_published_frame", published)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE staged_published AS SELECT * FROM dp_published_frame"
+        )
+        con.unregister("dp_published_frame")
+
+        rows, kept_rows = con.execute(
+            f"SELECT (SELECT count(*) FROM {ANALYTICS}.calls_pseudonymized WHERE call_date = ?), "
+            "(SELECT count(*) FROM dp_bounded_calls)",
+            [call_date],
+        ).fetchone()
+        domain_keys, published_keys, distinct_published_keys = con.execute(
+            f"SELECT (SELECT count(*) FROM ({domain_sql})), count(*), "
+            f"count(DISTINCT ({', '.join(keys)})) FROM staged_published"
+        ).fetchone()
+        above_calls, above_cells, above_clamp = con.execute(
+            bound_violations_sql("dp_bounded_calls", keys, bounds)
+        ).fetchone()
+        spent = con.execute(
+            f"SELECT coalesce(sum(epsilon), 0) FROM {LEDGER} WHERE call_date = ?", [call_date]
+        ).fetchone()[0]
+        decision = budget_decision(spent, privacy.epsilon, privacy.budget_per_day)
+        budget_metadata = {
+            "epsilon_this_publication": privacy.epsilon,
+            "delta": 0.0,
+            "budget_per_day": privacy.budget_per_day,
+            "spent_on_this_day_before": round(decision.spent_before, 9),
+            "spent_on_this_day_after": round(decision.spent_after, 9),
+        }
+        checks = [
+            suite_check(
+                gx,
+                asset_key,
+                f"{table}_suite",
+                con,
+                "SELECT *, calls IS NULL AND distinct_subscribers IS NULL AS figures_withheld "
+                "FROM staged_published",
+                dp_aggregate_expectations(privacy.epsilon, min_cell_size),
+            ),
+            reconcile_check(
+                asset_key,
+                f"{table}_totals_reconcile",
+                {
+                    "published keys = fixed key set": (published_keys, domain_keys),
+                    "distinct published keys = published rows": (
+                        distinct_published_keys,
+                        published_keys,
+                    ),
+                    "bounded rows above the pseudonymised rows": (max(kept_rows - rows, 0), 0),
+                    f"subscriber-cells above {bounds.max_calls_per_cell} calls": (above_calls, 0),
+                    f"subscribers in more than {bounds.max_cells_per_subscriber} cells": (
+                        above_cells,
+                        0,
+                    ),
+                    f"durations above {bounds.max_duration_seconds} s": (above_clamp, 0),
+                },
+            ),
+            sql_check(
+                asset_key,
+                f"{table}_privacy_budget",
+                passed=decision.allowed,
+                metadata=budget_metadata,
+                description=None
+                if decision.allowed
+                else f"Refused: {decision.spent_after:g} would exceed the day's budget "
+                f"{decision.budget:g}; nothing was published.",
+            ),
+        ]
+        if all(check.passed for check in checks):
+            # The spend is recorded before the figures are written: a failure in between
+            # overstates the spend, never hides one.
+            con.execute(
+                f"INSERT INTO {LEDGER} (call_date, output, epsilon, delta, budget_per_day, "
+                "mechanism, run_id, recorded_at) VALUES (?, ?, ?, 0.0, ?, ?, ?, now())",
+                [call_date, table, privacy.epsilon, privacy.budget_per_day,
+                 f"geometric (diffprivlib) L={bounds.max_calls_per_cell} "
+                 f"C={bounds.max_cells_per_subscriber} D={bounds.max_duration_seconds}s",
+                 context.run_id],
+            )  # fmt: skip
+            replace_partition(
+                con, call_date, {f"{ANALYTICS}.{table}": "SELECT * FROM staged_published"}
+            )
+            ledger_rows = con.execute(
+                f"SELECT output, epsilon, run_id, recorded_at FROM {LEDGER} WHERE call_date = ? "
+                "ORDER BY recorded_at",
+                [call_date],
+            ).fetchall()
+            yield dg.MaterializeResult(
+                asset_key=asset_key,
+                metadata={
+                    **table_metadata(con, f"{ANALYTICS}.{table}", call_date, _figure_lineage(keys)),
+                    "differential_privacy": "on: noisy figures over a fixed key set",
+                    **budget_metadata,
+                    "budget_remaining_on_this_day": round(decision.remaining_after, 9),
+                    "epsilon_per_measure": dg.MetadataValue.json(epsilon_split(privacy.epsilon)),
+                    "sensitivity_per_measure": dg.MetadataValue.json(bounds.sensitivities()),
+                    "max_calls_per_cell": bounds.max_calls_per_cell,
+                    "max_cells_per_subscriber": bounds.max_cells_per_subscriber,
+                    "max_duration_seconds": bounds.max_duration_seconds,
+                    "cells": published_keys,
+                    "suppressed_cells": int(published["suppressed"].sum()),
+                    "min_cell_size": min_cell_size,
+                    "rows_in_partition": rows,
+                    "rows_dropped_by_bounding": rows - kept_rows,
+                    "ledger_this_day": _ledger_markdown(ledger_rows),
+                },
+            )
+        else:
+            context.log.error(f"Gates failed on the noisy cells: {table} was not published.")
+    yield from checks
+
+
+def privacy_settings(config: PipelineConfig, caller_keys_only: bool = False) -> PrivacySettings:
+    """The DP settings; an unknown output name fails (a typo must not publish exact figures).
+
+    `caller_keys_only`: the output's keys are attributes of the caller, one cell per subscriber.
+    """
+    outputs = parse_outputs(config.dp_outputs)
+    unknown = sorted(outputs - set(DP_OUTPUTS))
+    if unknown:
+        raise dg.Failure(
+            description=f"PHONE_PIPELINE_DP_OUTPUTS names unknown outputs {unknown}; "
+            f"known: {list(DP_OUTPUTS)}."
+        )
+    bounds = ContributionBounds(
+        max_calls_per_cell=config.dp_max_calls_per_cell,
+        max_cells_per_subscriber=config.dp_max_cells_per_subscriber,
+        max_duration_seconds=config.dp_max_duration_seconds,
+    )
+    return PrivacySettings(
+        outputs=outputs,
+        epsilon=config.dp_epsilon,
+        budget_per_day=config.dp_budget_per_day,
+        bounds=bounds.single_cell() if caller_keys_only else bounds,
+    )
 
 
 _AGGREGATE_STYLE = dict(
@@ -149,7 +410,9 @@ _AGGREGATE_STYLE = dict(
     description=(
         "Calls, answered calls and rate, total and median duration, distinct subscribers per day "
         "x hour (UTC) x region. Cells with fewer than PHONE_PIPELINE_MIN_CELL_SIZE distinct "
-        "subscribers keep their key, show no figures and are flagged `suppressed`."
+        "subscribers keep their key, show no figures and are flagged `suppressed`. Under "
+        "differential privacy (PHONE_PIPELINE_DP_OUTPUTS): noisy figures for every hour x every "
+        "reference region, no median, spend recorded in analytics.privacy_budget_ledger."
     ),
     **_AGGREGATE_STYLE,
 )
@@ -163,7 +426,7 @@ def call_volume_hourly(
     retention_refusal(pipeline_config, (PSEUDONYMIZED,), partition_date(context))
     yield from publish_aggregate(
         context, restricted_warehouse, analytics_warehouse, gx, pipeline_config.min_cell_size,
-        CALL_VOLUME_HOURLY, ["call_hour", "region"],
+        CALL_VOLUME_HOURLY, ["call_hour", "region"], privacy=privacy_settings(pipeline_config),
     )  # fmt: skip
 
 
@@ -172,7 +435,8 @@ def call_volume_hourly(
     check_specs=aggregate_checks(CALL_VOLUME_BY_COUNTRY),
     description=(
         "The same figures per day x caller country x caller number type (mobile, fixed line, ...), "
-        "with the same small-cell suppression."
+        "with the same small-cell suppression, or under differential privacy every phonenumbers "
+        "region x number type with noisy figures."
     ),
     **_AGGREGATE_STYLE,
 )
@@ -190,4 +454,5 @@ def call_volume_by_country(
         context, restricted_warehouse, analytics_warehouse, gx, pipeline_config.min_cell_size,
         CALL_VOLUME_BY_COUNTRY, ["caller_country", "caller_number_type"],
         ["coalesce(caller_country, 'unknown')", "coalesce(caller_number_type, 'unknown')"],
+        privacy=privacy_settings(pipeline_config, caller_keys_only=True),
     )  # fmt: skip

@@ -48,8 +48,16 @@ def _cell_membership_sql(table: str, keys: list[str], call_date_sql: str) -> str
     """Published rows by the state of the aggregate cell they fall in (published, suppressed, or
     none: a row in no cell means the aggregate lost it)."""
     join = " AND ".join(f"cells.{key} IS NOT DISTINCT FROM rows.{key}" for key in keys)
+    cells_sql = f"SELECT * FROM analytics.{table} WHERE call_date = {call_date_sql}"
+    # A differentially private partition publishes a fixed key set: a value outside it was
+    # counted in its `other` cell (domain/privacy.py). Exact partitions keep every value as is.
     row_keys = ", ".join(
-        f"coalesce({key}, 'unknown') AS {key}" if key != "call_hour" else key for key in keys
+        key
+        if key == "call_hour"
+        else f"""CASE WHEN coalesce({key}, 'unknown') IN (SELECT {key} FROM ({cells_sql}))
+                      OR NOT EXISTS (SELECT 1 FROM ({cells_sql}) WHERE dp_epsilon IS NOT NULL)
+                 THEN coalesce({key}, 'unknown') ELSE 'other' END AS {key}"""
+        for key in keys
     )
     return f"""
         SELECT 'aggregate:{table}',
@@ -57,6 +65,6 @@ def _cell_membership_sql(table: str, keys: list[str], call_date_sql: str) -> str
                     WHEN cells.suppressed THEN 'in_suppressed_cell' ELSE 'in_published_cell' END,
                NULL, count(*)
         FROM (SELECT {row_keys} FROM analytics.calls_pseudonymized WHERE call_date = {call_date_sql}) AS rows
-        LEFT JOIN (SELECT * FROM analytics.{table} WHERE call_date = {call_date_sql}) AS cells ON {join}
+        LEFT JOIN ({cells_sql}) AS cells ON {join}
         GROUP BY 2
     """

@@ -15,7 +15,9 @@ Each measure gets a share of the output's epsilon (sequential composition; the s
 1). Noise is the two-sided geometric mechanism (discrete Laplace) of IBM's diffprivlib: integer
 counts get integer noise, which avoids the floating-point attacks on a textbook Laplace sampler.
 Rates are derived from the noisy counts (post-processing, no extra budget) and the median is not
-published. The key set is data independent (every hour of the day x every region of the cell
+published. Small-cell suppression is applied to the noisy distinct-subscriber count, never to the
+exact one (which would leak through which cells are withheld): post-processing, it costs no
+budget, and it keeps the positive noise of the many empty cells out of sums. The key set is data independent (every hour of the day x every region of the cell
 reference, every phonenumbers region x number type), so which cells exist reveals nothing;
 values outside it go to an `other` cell.
 
@@ -58,13 +60,24 @@ class ContributionBounds:
 
     max_calls_per_cell: int = 3
     max_cells_per_subscriber: int = 4
-    max_duration_seconds: int = 3600
+    max_duration_seconds: int = 600
 
     def __post_init__(self) -> None:
         if min(self.max_calls_per_cell, self.max_cells_per_subscriber) < 1:
             raise ValueError("contribution bounds must be at least 1 call and 1 cell")
         if self.max_duration_seconds < 1:
             raise ValueError("the duration clamp must be at least 1 second")
+
+    def single_cell(self) -> ContributionBounds:
+        """Bounds for an output whose keys are attributes of the caller (country, number type):
+        each subscriber falls in one cell, so C = 1 and that cell may take the L x C calls the
+        subscriber could spread over C cells elsewhere. Same calls per subscriber-day, a
+        distinct-subscriber sensitivity of 1 instead of C."""
+        return ContributionBounds(
+            max_calls_per_cell=self.max_calls_per_cell * self.max_cells_per_subscriber,
+            max_cells_per_subscriber=1,
+            max_duration_seconds=self.max_duration_seconds,
+        )
 
     def sensitivities(self) -> dict[str, int]:
         """L1 sensitivity of each measure over all cells of one day."""
@@ -119,11 +132,11 @@ def remap_to_domain_sql(expression: str, domain_table: str, column: str) -> str:
     )
 
 
-def bounded_cells_sql(
+def bounded_calls_sql(
     source_sql: str, key_columns: Sequence[str], bounds: ContributionBounds, salt: str
 ) -> str:
-    """Per cell: calls, answered calls, clamped total duration and distinct subscribers, after
-    keeping at most C cells per subscriber and L calls per subscriber and cell.
+    """The calls kept after bounding: at most C cells per subscriber and L calls per subscriber
+    and cell, durations clamped to D seconds.
 
     `source_sql` yields one row per call with `caller_pseudonym`, the key columns,
     `duration_seconds` and `disposition`. Which cells and calls are kept is decided by an MD5 of
@@ -157,14 +170,50 @@ def bounded_cells_sql(
             SEMI JOIN (SELECT * FROM ranked_cells WHERE cell_rank <= {cells_per_subscriber}) AS kept
               ON kept.caller_pseudonym = calls.caller_pseudonym AND {same_cell}
         )
+        SELECT caller_pseudonym, {keys}, disposition,
+               least(greatest(duration_seconds, 0), {clamp}) AS duration_seconds
+        FROM ranked_calls
+        WHERE call_rank <= {calls_per_cell}
+    """
+
+
+def cell_figures_sql(bounded_calls: str, key_columns: Sequence[str]) -> str:
+    """Per cell of already bounded calls (a table or a parenthesised SELECT): calls, answered
+    calls, total (clamped) duration and distinct subscribers."""
+    keys = ", ".join(key_columns)
+    return f"""
         SELECT {keys},
                count(*) AS calls,
                count(*) FILTER (WHERE disposition = 'answered') AS answered_calls,
-               sum(least(greatest(duration_seconds, 0), {clamp})) AS total_duration_seconds,
+               sum(duration_seconds) AS total_duration_seconds,
                count(DISTINCT caller_pseudonym) AS distinct_subscribers
-        FROM ranked_calls
-        WHERE call_rank <= {calls_per_cell}
+        FROM {bounded_calls}
         GROUP BY ALL
+    """
+
+
+def bounded_cells_sql(
+    source_sql: str, key_columns: Sequence[str], bounds: ContributionBounds, salt: str
+) -> str:
+    """`cell_figures_sql` over `bounded_calls_sql`: the exact figures noise is added to."""
+    bounded = f"({bounded_calls_sql(source_sql, key_columns, bounds, salt)})"
+    return cell_figures_sql(bounded, key_columns)
+
+
+def bound_violations_sql(
+    bounded_calls: str, key_columns: Sequence[str], bounds: ContributionBounds
+) -> str:
+    """Counts of what bounding must have made impossible (all 0): subscriber-cells above L calls,
+    subscribers in more than C cells, durations above the clamp."""
+    keys = ", ".join(key_columns)
+    return f"""
+        SELECT
+          (SELECT count(*) FROM (SELECT caller_pseudonym, {keys} FROM {bounded_calls}
+             GROUP BY ALL HAVING count(*) > {int(bounds.max_calls_per_cell)})),
+          (SELECT count(*) FROM (SELECT caller_pseudonym FROM {bounded_calls} GROUP BY 1
+             HAVING count(DISTINCT ({keys})) > {int(bounds.max_cells_per_subscriber)})),
+          (SELECT count(*) FROM {bounded_calls}
+             WHERE duration_seconds > {int(bounds.max_duration_seconds)})
     """
 
 
@@ -202,9 +251,12 @@ def noisy_figures(
     epsilon: float,
     bounds: ContributionBounds,
     random_state: Any = None,
+    min_noisy_subscribers: int = 0,
 ) -> pd.DataFrame:
     """The published figures of bounded cells: noisy counts clipped at 0, answered calls at most
-    the calls, the rate from the noisy counts within [0, 1], no median (post-processing only).
+    the calls, the rate from the noisy counts within [0, 1], no median; cells whose *noisy*
+    distinct subscribers fall below `min_noisy_subscribers` are withheld (`suppressed`, figures
+    NULL). All of it is post-processing of the noisy counts: no extra budget, no exact count.
 
     `random_state` must stay None outside tests (see the module docstring).
     """
@@ -229,12 +281,17 @@ def noisy_figures(
         for measure in COUNT_MEASURES
     }
     noisy["answered_calls"] = np.minimum(noisy["answered_calls"], noisy["calls"])
+    withheld = noisy["distinct_subscribers"] < int(min_noisy_subscribers)
+    # Nullable types, so that withheld figures, "no rate" and "no median" reach DuckDB as NULL.
     for measure in COUNT_MEASURES:
-        published[measure] = noisy[measure]
-    calls = published["calls"].astype("float64")
-    published["answered_rate"] = (published["answered_calls"] / calls).where(calls > 0)
-    published["median_duration_seconds"] = np.nan
-    published["suppressed"] = False
+        published[measure] = pd.array(noisy[measure], dtype="Int64")
+        published.loc[withheld, measure] = pd.NA
+    calls = published["calls"].astype("Float64")
+    published["answered_rate"] = (published["answered_calls"].astype("Float64") / calls).where(
+        calls > 0
+    )
+    published["median_duration_seconds"] = pd.Series(pd.NA, index=published.index, dtype="Float64")
+    published["suppressed"] = withheld
     published["dp_epsilon"] = float(epsilon)
     return published
 

@@ -16,6 +16,8 @@ from phone_pipeline.domain.privacy import (
     OTHER,
     ContributionBounds,
     PrivacySettings,
+    bound_violations_sql,
+    bounded_calls_sql,
     bounded_cells_sql,
     budget_decision,
     cells_on_domain_sql,
@@ -57,6 +59,9 @@ def test_sensitivities_follow_from_the_bounds() -> None:
         "distinct_subscribers": 3,
         "total_duration_seconds": 600,
     }
+    single = BOUNDS.single_cell()
+    assert (single.max_calls_per_cell, single.max_cells_per_subscriber) == (6, 1)
+    assert single.sensitivities() == {**BOUNDS.sensitivities(), "distinct_subscribers": 1}
     with pytest.raises(ValueError):
         ContributionBounds(max_calls_per_cell=0)
     with pytest.raises(ValueError):
@@ -201,7 +206,8 @@ def test_noisy_figures_are_bounded_and_reproducible_under_a_seed() -> None:
     assert (first.answered_calls <= first.calls).all()
     rates = first.answered_rate.dropna()
     assert ((rates >= 0) & (rates <= 1)).all()
-    assert first.answered_rate.isna().equals(first.calls == 0)
+    no_calls = (first.calls == 0).to_numpy(dtype=bool, na_value=True)
+    assert (first.answered_rate.isna().to_numpy() == no_calls).all()
     assert first.median_duration_seconds.isna().all()
     assert not first.suppressed.any() and (first.dp_epsilon == 2.0).all()
     # Within 30 noise scales of the truth (a failure has probability below 1e-10 per cell).
@@ -232,3 +238,33 @@ def test_key_domains_hold_the_values_the_pipeline_writes() -> None:
     types = number_type_domain()
     assert {"mobile", "fixed_line", "fixed_line_or_mobile", "unknown", OTHER} <= set(types)
     assert len(types) == len(set(types))
+
+
+def test_bound_violations_are_zero_after_bounding_and_counted_before(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    rows = [("heavy", hour, "north", 5000, "answered") for hour in range(5) for _ in range(4)]
+    con.executemany("INSERT INTO calls VALUES (?, ?, ?, ?, ?)", rows)
+    con.execute(
+        "CREATE TABLE kept AS "
+        + bounded_calls_sql("SELECT * FROM calls", KEYS, BOUNDS, salt="2026-11-01")
+    )
+    assert con.execute(bound_violations_sql("kept", KEYS, BOUNDS)).fetchone() == (0, 0, 0)
+    # The unbounded calls: 5 subscriber-cells above 2 calls, 1 subscriber in more than 3 cells,
+    # 20 durations above the clamp.
+    assert con.execute(bound_violations_sql("calls", KEYS, BOUNDS)).fetchone() == (5, 1, 20)
+
+
+def test_suppression_applies_to_the_noisy_subscriber_count_only() -> None:
+    cells = _cells()
+    unsuppressed = noisy_figures(cells, 1.0, BOUNDS, random_state=5)
+    suppressed = noisy_figures(cells, 1.0, BOUNDS, random_state=5, min_noisy_subscribers=10)
+    withheld = (unsuppressed.distinct_subscribers < 10).to_numpy(dtype=bool)
+    assert 0 < withheld.sum() < len(cells)
+    assert (suppressed.suppressed.to_numpy() == withheld).all()
+    for measure in (*COUNT_MEASURES, "answered_rate"):
+        assert suppressed.loc[withheld, measure].isna().all(), measure
+        pd.testing.assert_series_equal(
+            suppressed.loc[~withheld, measure], unsuppressed.loc[~withheld, measure]
+        )
+    assert (suppressed.loc[~withheld, "distinct_subscribers"] >= 10).all()
