@@ -26,6 +26,7 @@ def _generate(settings: Settings, args: argparse.Namespace) -> None:
         seed=args.seed,
         start_date=args.start,
         default_region=settings.default_region,
+        dnc_share=args.dnc_share,
     )
     print(
         f"Generated {summary.rows} calls over {summary.days} day(s) from {summary.start_date} "
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--seed", type=int, default=42)
         command.add_argument("--start", type=dt.date.fromisoformat, default=None,
                              help="first day (default: the days ending yesterday, UTC)")  # fmt: skip
+        command.add_argument("--dnc-share", type=float, default=0.0,
+                             help="also write a do-not-call registry listing this share of "
+                                  "subscribers (landing/dnc)")  # fmt: skip
     run = commands.add_parser("run", help="materialise every partition that has landing data")
     run.add_argument("--partition", action="append", help="a day (YYYY-MM-DD); repeatable")
     ui = commands.add_parser("ui", help="start the Dagster UI and daemon on this data home")
