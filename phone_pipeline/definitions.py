@@ -8,6 +8,7 @@ from phone_pipeline.assets import (
     accounting,
     aggregate,
     consent,
+    erasure,
     ingest,
     pseudonymize,
     reference,
@@ -16,15 +17,15 @@ from phone_pipeline.assets import (
 from phone_pipeline.jobs import call_pipeline_job
 from phone_pipeline.resources import build_resources
 from phone_pipeline.schedules import daily_reprocess_schedule
-from phone_pipeline.sensors import landing_calls_sensor
+from phone_pipeline.sensors import landing_calls_sensor, privacy_rerun_sensor
 from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting]
+        [ingest, validate, consent, reference, pseudonymize, aggregate, accounting, erasure]
     ),
     jobs=[call_pipeline_job],
-    sensors=[landing_calls_sensor],
+    sensors=[landing_calls_sensor, privacy_rerun_sensor],
     schedules=[daily_reprocess_schedule],
     resources=build_resources(load_settings()),
     # Steps run one after another in the run's process: faster to start than a process per step,

@@ -39,6 +39,10 @@ class PipelineConfig(dg.ConfigurableResource):
     def cells_file(self) -> Path:
         return Path(self.data_home) / "landing" / "cells.csv"
 
+    @property
+    def landing_erasure(self) -> Path:
+        return Path(self.data_home) / "landing" / "erasure"
+
 
 class PseudonymKeyResource(dg.ConfigurableResource):
     """The HMAC key (from the environment through `dg.EnvVar`) and its version.
@@ -51,6 +55,11 @@ class PseudonymKeyResource(dg.ConfigurableResource):
 
     def pseudonymizer(self) -> Pseudonymizer:
         return Pseudonymizer(decode_key(self.key), self.key_version)
+
+    def pseudonymizers(self) -> dict[int, Pseudonymizer]:
+        """Every configured key by version (the erasure register is kept under each)."""
+        primary = self.pseudonymizer()
+        return {primary.key_version: primary}
 
 
 # Result format that carries counts only: GX's BASIC format copies unexpected values (phone

@@ -38,7 +38,8 @@ RESTRICTED_TABLES: dict[str, str] = {
         call_date DATE NOT NULL, content_hash VARCHAR NOT NULL, source_file VARCHAR NOT NULL,
         source_row BIGINT NOT NULL, call_id VARCHAR, caller_number VARCHAR, callee_number VARCHAR,
         started_at VARCHAR, duration_seconds VARCHAR, disposition VARCHAR, cell_id VARCHAR,
-        started_at_utc TIMESTAMPTZ, timestamp_status VARCHAR NOT NULL""",
+        started_at_utc TIMESTAMPTZ, timestamp_status VARCHAR NOT NULL,
+        callee_erased BOOLEAN""",
     "number_cache": """
         raw_number VARCHAR NOT NULL, default_region VARCHAR NOT NULL, e164 VARCHAR,
         country VARCHAR, number_type VARCHAR, time_zones VARCHAR[], geo_region VARCHAR,
@@ -48,8 +49,9 @@ RESTRICTED_TABLES: dict[str, str] = {
         duration_seconds INTEGER NOT NULL, disposition VARCHAR NOT NULL, cell_id VARCHAR,
         caller_e164 VARCHAR NOT NULL, caller_country VARCHAR, caller_number_type VARCHAR,
         caller_time_zones VARCHAR[], caller_geo_region VARCHAR,
-        callee_e164 VARCHAR NOT NULL, callee_country VARCHAR, callee_number_type VARCHAR,
-        callee_time_zones VARCHAR[], source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL""",
+        callee_e164 VARCHAR, callee_country VARCHAR, callee_number_type VARCHAR,
+        callee_time_zones VARCHAR[], source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
+        callee_erased BOOLEAN""",
     "calls_quarantine": """
         call_date DATE NOT NULL, reason VARCHAR NOT NULL, detail VARCHAR,
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL, call_id VARCHAR,
@@ -75,6 +77,25 @@ RESTRICTED_TABLES: dict[str, str] = {
     "consent_exclusions": """
         call_date DATE NOT NULL, reason VARCHAR NOT NULL, call_id VARCHAR NOT NULL,
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL""",
+    # Erasure (assets/erasure.py): requests, the register (pseudonyms, never numbers), what each
+    # request removed, unusable request rows, and raw rows left out because their caller is erased.
+    "erasure_requests": """
+        request_id VARCHAR PRIMARY KEY, requested_at TIMESTAMPTZ NOT NULL,
+        source_file VARCHAR NOT NULL, received_at TIMESTAMPTZ NOT NULL, completed_at TIMESTAMPTZ,
+        affected_partitions DATE[]""",
+    "erasure_register": """
+        request_id VARCHAR NOT NULL, key_version INTEGER NOT NULL, pseudonym VARCHAR NOT NULL,
+        PRIMARY KEY (request_id, key_version)""",
+    "erasure_removals": """
+        request_id VARCHAR NOT NULL, zone VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
+        action VARCHAR NOT NULL, rows BIGINT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL""",
+    "erasure_quarantine": """
+        reason VARCHAR NOT NULL, source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
+        phone_number VARCHAR, requested_at VARCHAR, request_id VARCHAR""",
+    "erasure_exclusions": """
+        call_date DATE NOT NULL, reason VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
+        source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
+        PRIMARY KEY (content_hash, source_row)""",
 }
 
 _CELL_FIGURES = """
@@ -120,6 +141,8 @@ def prepare_restricted(con: duckdb.DuckDBPyConnection) -> None:
     """Session settings and the restricted tables."""
     con.execute("SET TimeZone = 'UTC'")
     ensure_tables(con, None, RESTRICTED_TABLES)
+    # An erased callee leaves the call without a callee number (files made before allowed none).
+    drop_not_null(con, "main.calls_validated", "callee_e164")
 
 
 def ensure_tables(
@@ -179,6 +202,15 @@ def partition_count(con: duckdb.DuckDBPyConnection, table: str, call_date: dt.da
     return con.execute(f"SELECT count(*) FROM {table} WHERE call_date = ?", [call_date]).fetchone()[
         0
     ]
+
+
+def drop_not_null(con: duckdb.DuckDBPyConnection, table: str, column: str) -> None:
+    """Make `column` nullable when an older file declared it NOT NULL."""
+    if any(
+        name == column and null == "NO"
+        for name, _, null, *_ in con.execute(f"DESCRIBE {table}").fetchall()
+    ):
+        con.execute(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL")
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:

@@ -647,7 +647,11 @@ def test_materializations_carry_lineage_metadata(full_run: FullRun) -> None:
         assert isinstance(schema, dg.TableSchema)
         schemas[key] = {column.name for column in schema.columns}
 
-    unpartitioned = {"restricted/cell_reference", "restricted/consent_events"}
+    unpartitioned = {
+        "restricted/cell_reference",
+        "restricted/consent_events",
+        "restricted/erasure_register",
+    }
     source_like = {"restricted/raw_calls", "analytics/row_accounting", *unpartitioned}
     with full_run.pipeline.restricted() as restricted, full_run.pipeline.analytics() as analytics:
         for key, materialization in events.items():
