@@ -119,6 +119,11 @@ ANALYTICS_TABLES: dict[str, str] = {
     "row_accounting": """
         call_date DATE NOT NULL, stage VARCHAR NOT NULL, outcome VARCHAR NOT NULL,
         reason VARCHAR, rows BIGINT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL""",
+    # Which key version each published partition's pseudonyms use; `note` says why a partition
+    # still uses an older one after `phone-pipeline rotate-keys` (its restricted rows are gone).
+    "pseudonym_key_periods": """
+        call_date DATE NOT NULL, key_version INTEGER, rows BIGINT NOT NULL, note VARCHAR,
+        recorded_at TIMESTAMPTZ NOT NULL""",
 }
 
 

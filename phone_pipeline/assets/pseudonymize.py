@@ -20,6 +20,7 @@ from phone_pipeline.checks.pseudonymize import (
     phone_numbers_found_sql,
     pseudonymized_expectations,
 )
+from phone_pipeline.domain.pseudonyms import key_versions_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import GreatExpectationsResource, PseudonymKeyResource
@@ -105,6 +106,12 @@ def calls_pseudonymized(
         admitted = con.execute(
             f"SELECT count(*) FROM consented_calls WHERE call_date = {day}"
         ).fetchone()[0]
+        staged_versions = [
+            row[0]
+            for row in con.execute(
+                key_versions_sql("staged_pseudonymized", ["caller_pseudonym", "callee_pseudonym"])
+            ).fetchall()
+        ]
         staged, untruncated = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE date_trunc('hour', call_hour) <> call_hour) "
             "FROM staged_pseudonymized"
@@ -127,12 +134,25 @@ def calls_pseudonymized(
                 "pseudonymized_rows_reconcile",
                 {"staged = admitted": (staged, admitted), "times not truncated to the hour": (untruncated, 0)},
             ),
+            sql_check(
+                CALLS_PSEUDONYMIZED,
+                "single_pseudonym_key_version",
+                passed=set(staged_versions) <= {pseudonymizer.key_version},
+                metadata={"key_versions": dg.MetadataValue.json(staged_versions),
+                          "primary_key_version": pseudonymizer.key_version},
+            ),
         ]  # fmt: skip
         if all(check.passed for check in checks):
             replace_partition(
                 con,
                 call_date,
-                {f"{ANALYTICS}.calls_pseudonymized": "SELECT * FROM staged_pseudonymized"},
+                {
+                    f"{ANALYTICS}.calls_pseudonymized": "SELECT * FROM staged_pseudonymized",
+                    f"{ANALYTICS}.pseudonym_key_periods": (
+                        f"SELECT {day} AS call_date, {int(pseudonymizer.key_version)} AS key_version, "
+                        "count(*) AS rows, NULL AS note, now() AS recorded_at FROM staged_pseudonymized"
+                    ),
+                },
             )
             yield dg.MaterializeResult(
                 metadata={

@@ -35,6 +35,12 @@ PSEUDONYMIZED_CHECKS = [
         "pseudonymized_rows_reconcile",
         "One published row per admitted call, every time truncated to the hour.",
     ),
+    blocking(
+        CALLS_PSEUDONYMIZED,
+        "single_pseudonym_key_version",
+        "Every pseudonym of the partition uses the primary key version: versions are never "
+        "mixed within a partition (pseudonyms of two keys cannot be joined).",
+    ),
 ]
 
 # Anything a person would read as a phone number: 7+ digits with the usual separators.
