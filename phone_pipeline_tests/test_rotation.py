@@ -79,7 +79,7 @@ def rotated(tmp_path_factory: pytest.TempPathFactory):
             plan, failed = rotate_keys(pipeline.settings, pipeline.instance, resources=resources)
             # A later full run (any partition) adds register entries under the new version.
             result = pipeline.run(DAYS[0])
-            yield pipeline, plan, failed, result
+        yield pipeline, plan, failed, result
 
 
 def test_every_partition_with_restricted_rows_moves_to_the_new_key(rotated) -> None:
@@ -162,3 +162,25 @@ def test_cli_refuses_a_key_file_inside_the_data_home(
     assert main(["rotate-keys"]) == 2
     error = capsys.readouterr().err
     assert "outside" in error and NEW_KEY not in error
+
+
+def test_cli_rotates_a_partition_and_prints_no_key(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The documented command end to end, in this process: one partition under v1, v2 added."""
+    with module_pipeline(tmp_path) as pipeline:
+        write(CALLS.iloc[:2], pipeline.settings.landing_calls / "calls.csv")
+        write(CONSENT, pipeline.settings.landing_consent / "consent.csv")
+        assert pipeline.run(DAYS[0]).success
+        monkeypatch.setenv("PHONE_PIPELINE_HOME", str(pipeline.settings.home))
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "cli_dagster_home"))
+        monkeypatch.setenv("PHONE_PIPELINE_PSEUDONYM_KEYS", f"1:{TEST_KEY},2:{NEW_KEY}")
+        assert main(["rotate-keys"]) == 0
+        output = capsys.readouterr()
+        assert "Re-pseudonymised 1 partition(s)" in output.out, output
+        assert f"{DAYS[0]}: rotated" in output.out
+        assert TEST_KEY not in output.out + output.err and NEW_KEY not in output.out + output.err
+        assert versions(pipeline, DAYS[0]) == [2]
+        # Nothing left to do the second time.
+        assert main(["rotate-keys"]) == 0
+        assert "Re-pseudonymised 0 partition(s), 1 already current" in capsys.readouterr().out

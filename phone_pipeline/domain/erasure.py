@@ -124,9 +124,11 @@ def consent_change_partitions_sql(
          EXCEPT SELECT {columns} FROM {new_events} WHERE purpose = '{purpose}')
     ),
     earliest AS (SELECT e164, min(recorded_at) AS since FROM changed GROUP BY e164)
-    SELECT DISTINCT calls.call_date
-    FROM {calls} AS calls
-    JOIN earliest ON earliest.e164 IN (calls.caller_e164, calls.callee_e164)
-    WHERE calls.started_at_utc >= earliest.since
+    -- Two equi-joins, not one join on `e164 IN (caller, callee)`: that is a nested loop.
+    SELECT calls.call_date FROM {calls} AS calls
+    JOIN earliest ON earliest.e164 = calls.caller_e164 AND calls.started_at_utc >= earliest.since
+    UNION
+    SELECT calls.call_date FROM {calls} AS calls
+    JOIN earliest ON earliest.e164 = calls.callee_e164 AND calls.started_at_utc >= earliest.since
     ORDER BY 1
     """

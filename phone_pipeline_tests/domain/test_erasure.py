@@ -10,6 +10,7 @@ from phone_pipeline.domain.erasure import (
     RegisterEntry,
     RegisterKeyError,
     classify_erasure_requests_sql,
+    consent_change_partitions_sql,
     erased_numbers,
     register_entries,
 )
@@ -79,3 +80,37 @@ def test_request_rows_are_classified_with_a_reason() -> None:
         (3, KEPT, "bad_requested_at"),
         (4, "+12125550103", "missing_request_id"),
     ]
+
+
+def test_consent_changes_name_the_dates_of_later_calls() -> None:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    events = "e164 VARCHAR, purpose VARCHAR, status VARCHAR, recorded_at TIMESTAMPTZ"
+    con.execute(f"CREATE TABLE old_events ({events})")
+    con.execute(f"CREATE TABLE new_events ({events})")
+    granted = [(ERASED, "analytics", "granted", "2026-10-01 00:00:00+00")]
+    con.executemany("INSERT INTO old_events VALUES (?, ?, ?, ?)", granted)
+    con.executemany(
+        "INSERT INTO new_events VALUES (?, ?, ?, ?)",
+        [*granted, (ERASED, "analytics", "withdrawn", "2026-11-02 12:00:00+00"),
+         (KEPT, "marketing", "withdrawn", "2026-11-01 00:00:00+00")],
+    )  # fmt: skip
+    con.execute(
+        "CREATE TABLE calls AS SELECT * FROM (VALUES "
+        f"(DATE '2026-11-01', '{ERASED}', '{KEPT}', TIMESTAMPTZ '2026-11-01 10:00:00+00'), "
+        f"(DATE '2026-11-02', '{ERASED}', '{KEPT}', TIMESTAMPTZ '2026-11-02 11:00:00+00'), "
+        f"(DATE '2026-11-02', '{KEPT}', '{KEPT}', TIMESTAMPTZ '2026-11-02 13:00:00+00'), "
+        f"(DATE '2026-11-03', '{KEPT}', '{ERASED}', TIMESTAMPTZ '2026-11-03 09:00:00+00')"
+        ") AS t(call_date, caller_e164, callee_e164, started_at_utc)"
+    )
+    sql = consent_change_partitions_sql("old_events", "new_events", "calls")
+    # The withdrawal at noon on the 2nd: the call at 11:00 is before it; as callee on the 3rd.
+    # The marketing event changes nothing for analytics.
+    assert [row[0].isoformat() for row in con.execute(sql).fetchall()] == ["2026-11-03"]
+    # A removed event counts too (the registry lost it): from its time on.
+    assert [
+        row[0].isoformat()
+        for row in con.execute(
+            consent_change_partitions_sql("new_events", "old_events", "calls")
+        ).fetchall()
+    ] == ["2026-11-03"]
