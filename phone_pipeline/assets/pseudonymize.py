@@ -167,4 +167,19 @@ def calls_pseudonymized(
             context.log.error(
                 "Gates failed on the staged rows: nothing was published to analytics."
             )
+        # Evidence across partitions (cheap: one row per partition), shown in the UI.
+        period_versions = [
+            row[0]
+            for row in con.execute(
+                f"SELECT DISTINCT key_version FROM {ANALYTICS}.pseudonym_key_periods "
+                "WHERE rows > 0 ORDER BY 1"
+            ).fetchall()
+        ]
     yield from checks
+    yield sql_check(
+        CALLS_PSEUDONYMIZED,
+        "analytics_single_key_version",
+        passed=len(period_versions) <= 1,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"key_versions_in_analytics": dg.MetadataValue.json(period_versions)},
+    )
