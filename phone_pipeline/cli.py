@@ -59,7 +59,15 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
     from phone_pipeline.instance import ensure_dagster_home
 
     try:  # say what is wrong before Dagster would, with a traceback, at run start
-        decode_key(os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY"))
+        if not (
+            os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEYS")
+            or os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY_FILE")
+        ):
+            decode_key(os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY"))
+        else:
+            from phone_pipeline.rotation import keyring_from_environment
+
+            keyring_from_environment(settings)
     except PseudonymKeyError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -105,6 +113,37 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
     return 1 if failed else 0
 
 
+def _rotate_keys(settings: Settings) -> int:
+    """Re-pseudonymise published partitions made with an older key (see README: key rotation)."""
+    from phone_pipeline.domain.pseudonyms import PseudonymKeyError
+    from phone_pipeline.instance import ensure_dagster_home
+    from phone_pipeline.rotation import keyring_from_environment, rotate_keys
+
+    try:
+        keyring = keyring_from_environment(settings)
+    except PseudonymKeyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    ensure_dagster_home(settings.dagster_home)
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        plan, failed = rotate_keys(settings, instance, run_config=QUIET)
+    print(
+        f"Primary key version {plan.primary_version} (configured: {keyring.versions}). "
+        f"Re-pseudonymised {len(plan.rerun) - len(failed)} partition(s), "
+        f"{len(plan.current)} already current, {len(plan.stale)} marked in "
+        "analytics.pseudonym_key_periods (restricted rows gone)."
+    )
+    for day in plan.rerun:
+        print(
+            f"  {day}: {'FAILED (see the run in the UI)' if day.isoformat() in failed else 'rotated'}"
+        )
+    for day in plan.stale:
+        print(f"  {day}: kept under its older key (restricted rows gone)")
+    return 1 if failed else 0
+
+
 def _ui(settings: Settings, port: int) -> None:
     from phone_pipeline.instance import ensure_dagster_home
 
@@ -134,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
                                   "subscribers (landing/dnc)")  # fmt: skip
     run = commands.add_parser("run", help="materialise every partition that has landing data")
     run.add_argument("--partition", action="append", help="a day (YYYY-MM-DD); repeatable")
+    commands.add_parser(
+        "rotate-keys",
+        help="re-pseudonymise published partitions made with an older key (primary key: see README)",
+    )
     ui = commands.add_parser("ui", help="start the Dagster UI and daemon on this data home")
     ui.add_argument("--port", type=int, default=3000)
     bench = commands.add_parser("bench", help="benchmark a day of calls (see benchmarks/README.md)")
@@ -154,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ui":
         _ui(settings, args.port)
         return 0
+    if args.command == "rotate-keys":
+        return _rotate_keys(settings)
     # demo
     if not os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY"):
         # A throwaway key for this process only: it is never written or printed.

@@ -10,6 +10,7 @@ from phone_pipeline.assets import (
     compliance,
     consent,
     dnc,
+    erasure,
     fairness,
     ingest,
     pseudonymize,
@@ -24,12 +25,17 @@ from phone_pipeline.assets import (
 from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job, retention_sweep_job
 from phone_pipeline.resources import build_resources
 from phone_pipeline.schedules import daily_reprocess_schedule, daily_retention_schedule
-from phone_pipeline.sensors import landing_calls_sensor, record_after_failed_run
+from phone_pipeline.sensors import (
+    landing_calls_sensor,
+    privacy_rerun_sensor,
+    record_after_failed_run,
+)
 from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
         [
+            erasure,
             ingest,
             validate,
             consent,
@@ -48,7 +54,7 @@ defs = dg.Definitions(
         ]
     ),
     jobs=[call_pipeline_job, record_of_processing_job, retention_sweep_job],
-    sensors=[landing_calls_sensor, record_after_failed_run],
+    sensors=[landing_calls_sensor, privacy_rerun_sensor, record_after_failed_run],
     schedules=[daily_reprocess_schedule, daily_retention_schedule],
     resources=build_resources(load_settings()),
     # Steps run one after another in the run's process: faster to start than a process per step,

@@ -13,7 +13,12 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from phone_pipeline.domain.pseudonyms import Pseudonymizer, decode_key
+from phone_pipeline.domain.pseudonyms import (
+    Keyring,
+    Pseudonymizer,
+    build_keyring,
+    check_key_file_location,
+)
 from phone_pipeline.domain.risk import RiskLimits
 from phone_pipeline.settings import Settings
 
@@ -36,6 +41,14 @@ class PipelineConfig(dg.ConfigurableResource):
     max_unicity: float = 0.05
     unicity_sample_size: int = 10_000
 
+    # Differential privacy of the aggregates (domain/privacy.py); empty outputs: off.
+    dp_outputs: str = ""
+    dp_epsilon: float = 1.0
+    dp_budget_per_day: float = 4.0
+    dp_max_calls_per_cell: int = 3
+    dp_max_cells_per_subscriber: int = 4
+    dp_max_duration_seconds: int = 600
+
     @property
     def risk_limits(self) -> RiskLimits:
         return RiskLimits(
@@ -43,13 +56,6 @@ class PipelineConfig(dg.ConfigurableResource):
             max_share_below_k=self.max_share_below_k,
             max_unicity=self.max_unicity,
         )
-
-    dp_outputs: str = ""
-    dp_epsilon: float = 1.0
-    dp_budget_per_day: float = 4.0
-    dp_max_calls_per_cell: int = 3
-    dp_max_cells_per_subscriber: int = 4
-    dp_max_duration_seconds: int = 600
 
     @property
     def landing_calls(self) -> Path:
@@ -67,18 +73,51 @@ class PipelineConfig(dg.ConfigurableResource):
     def landing_dnc(self) -> Path:
         return Path(self.data_home) / "landing" / "dnc"
 
+    @property
+    def landing_erasure(self) -> Path:
+        return Path(self.data_home) / "landing" / "erasure"
+
 
 class PseudonymKeyResource(dg.ConfigurableResource):
-    """The HMAC key (from the environment through `dg.EnvVar`) and its version.
+    """The HMAC keys (from the environment through `dg.EnvVar`) by version, and the primary one.
 
-    The key is decoded only when a pseudonymizer is asked for, and error messages never hold it.
+    Configured by `PHONE_PIPELINE_PSEUDONYM_KEYS` (`1:<hex>,2:<hex>`), a key file outside the data
+    home and the repository (`PHONE_PIPELINE_PSEUDONYM_KEY_FILE`, same format), and/or the single
+    `PHONE_PIPELINE_PSEUDONYM_KEY` with `PHONE_PIPELINE_PSEUDONYM_KEY_VERSION`. The highest version
+    is primary unless `PHONE_PIPELINE_PSEUDONYM_PRIMARY_VERSION` says otherwise. Keys are decoded
+    only when asked for, and error messages never hold them.
     """
 
-    key: str
+    key: str = ""
     key_version: int = 1
+    versioned_keys: str = ""  # not `keys`: a resource is also read as a mapping
+    key_file: str = ""
+    primary_version: int = 0
+    # A key file inside these folders is refused (the data home, the repository).
+    forbidden_key_folders: list[str] = []
+
+    def keyring(self) -> Keyring:
+        file_text = None
+        if self.key_file:
+            path = check_key_file_location(
+                Path(self.key_file), [Path(folder) for folder in self.forbidden_key_folders]
+            )
+            file_text = path.read_text()
+        return build_keyring(
+            self.key or None,
+            self.key_version,
+            self.versioned_keys or None,
+            file_text,
+            self.primary_version,
+        )
 
     def pseudonymizer(self) -> Pseudonymizer:
-        return Pseudonymizer(decode_key(self.key), self.key_version)
+        """The primary key's: every new pseudonym is made with it."""
+        return self.keyring().primary
+
+    def pseudonymizers(self) -> dict[int, Pseudonymizer]:
+        """Every configured key by version (the erasure register is kept under each)."""
+        return self.keyring().pseudonymizers()
 
 
 # Result format that carries counts only: GX's BASIC format copies unexpected values (phone
@@ -182,6 +221,31 @@ class GreatExpectationsResource(dg.ConfigurableResource):
         )
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pseudonym_key_resource(settings: Settings) -> PseudonymKeyResource:
+    """Secrets as `dg.EnvVar` (never values in config); the single key stays required unless
+    several keys or a key file are configured."""
+    env = os.environ
+    several = bool(
+        env.get("PHONE_PIPELINE_PSEUDONYM_KEYS") or env.get("PHONE_PIPELINE_PSEUDONYM_KEY_FILE")
+    )
+    options: dict[str, Any] = {
+        "key_file": env.get("PHONE_PIPELINE_PSEUDONYM_KEY_FILE", ""),
+        "forbidden_key_folders": [str(settings.home), str(PROJECT_ROOT)],
+    }
+    if env.get("PHONE_PIPELINE_PSEUDONYM_KEY") or not several:
+        options["key"] = dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEY")
+    if env.get("PHONE_PIPELINE_PSEUDONYM_KEY_VERSION"):
+        options["key_version"] = dg.EnvVar.int("PHONE_PIPELINE_PSEUDONYM_KEY_VERSION")
+    if env.get("PHONE_PIPELINE_PSEUDONYM_KEYS"):
+        options["versioned_keys"] = dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEYS")
+    if env.get("PHONE_PIPELINE_PSEUDONYM_PRIMARY_VERSION"):
+        options["primary_version"] = dg.EnvVar.int("PHONE_PIPELINE_PSEUDONYM_PRIMARY_VERSION")
+    return PseudonymKeyResource(**options)
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Resources for a deployment described by `settings` (the Definitions and the tests use it)."""
     # One resource per zone file; stages attach the others to a restricted connection.
@@ -220,12 +284,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             dp_max_cells_per_subscriber=settings.dp_max_cells_per_subscriber,
             dp_max_duration_seconds=settings.dp_max_duration_seconds,
         ),
-        "pseudonym_key": PseudonymKeyResource(
-            key=dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEY"),
-            key_version=dg.EnvVar.int("PHONE_PIPELINE_PSEUDONYM_KEY_VERSION")
-            if os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY_VERSION")
-            else 1,
-        ),
+        "pseudonym_key": pseudonym_key_resource(settings),
         "gx": GreatExpectationsResource(),
         "contact_rules": ContactRules(
             max_calls_24h=settings.max_calls_24h,

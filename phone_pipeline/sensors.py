@@ -10,6 +10,8 @@ from pathlib import Path
 import dagster as dg
 
 from phone_pipeline.assets.retention import retention_policy, today_utc
+from phone_pipeline.checks.consent import CONSENT_EVENTS
+from phone_pipeline.checks.erasure import ERASURE_REGISTER
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.domain.retention import RESTRICTED
 from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job
@@ -142,3 +144,69 @@ def landing_calls_sensor(context: dg.SensorEvaluationContext, pipeline_config: P
 )
 def record_after_failed_run(context: dg.RunFailureSensorContext) -> dg.RunRequest:
     return dg.RunRequest(run_key=context.dagster_run.run_id)
+
+
+# --- re-runs after an erasure or a consent change -------------------------------------------------
+
+# Assets whose materializations name, in `affected_partitions`, the dates they changed.
+PRIVACY_SOURCES = {
+    ERASURE_REGISTER: "erasure",
+    CONSENT_EVENTS: "consent_change",
+}
+
+
+def plan_privacy_reruns(
+    changes: list[tuple[str, int, list[str]]], first_date: dt.date, last_date: dt.date
+) -> dict[str, list[str]]:
+    """partition -> the changes (`<source>:<storage id>`) that affect it, from (source, storage
+    id, affected partitions) of new materializations; dates outside the partitions are left out."""
+    runs: dict[str, list[str]] = {}
+    for source, storage_id, partitions in changes:
+        for partition in partitions:
+            if first_date <= dt.date.fromisoformat(partition) <= last_date:
+                runs.setdefault(partition, []).append(f"{source}:{storage_id}")
+    return runs
+
+
+@dg.sensor(
+    job=call_pipeline_job,
+    minimum_interval_seconds=load_settings().sensor_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Re-runs the partitions an erasure or a consent change affected (listed in the "
+        "`affected_partitions` metadata of erasure_register and consent_events), published ones "
+        "included, so that their rows and aggregates are rebuilt with the change applied. A "
+        "re-run changes nothing new, so it starts no further run; run keys name the change, so a "
+        "partition is re-run once per change."
+    ),
+)
+def privacy_rerun_sensor(context: dg.SensorEvaluationContext):
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    changes: list[tuple[str, int, list[str]]] = []
+    for asset_key, source in PRIVACY_SOURCES.items():
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, after_storage_id=cursor.get(source)),
+            limit=1000,
+            ascending=True,
+        ).records
+        for record in records:
+            entry = record.asset_materialization.metadata.get("affected_partitions")
+            partitions = list(entry.value) if entry is not None else []
+            changes.append((source, record.storage_id, partitions))
+            cursor[source] = record.storage_id
+    first_date, last_date = partition_range()
+    runs = plan_privacy_reruns(changes, first_date, last_date)
+    requests = [
+        dg.RunRequest(
+            run_key=f"privacy:{partition}:"
+            + hashlib.sha256(" ".join(ids).encode()).hexdigest()[:24],
+            partition_key=partition,
+            tags={"phone_pipeline/trigger": ",".join(sorted({i.split(":")[0] for i in ids}))},
+        )
+        for partition, ids in sorted(runs.items())
+    ]
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(cursor),
+        skip_reason=None if requests else "no erasure or consent change affects a partition",
+    )

@@ -40,7 +40,8 @@ RESTRICTED_TABLES: dict[str, str] = {
         call_date DATE NOT NULL, content_hash VARCHAR NOT NULL, source_file VARCHAR NOT NULL,
         source_row BIGINT NOT NULL, call_id VARCHAR, caller_number VARCHAR, callee_number VARCHAR,
         started_at VARCHAR, duration_seconds VARCHAR, disposition VARCHAR, cell_id VARCHAR,
-        started_at_utc TIMESTAMPTZ, timestamp_status VARCHAR NOT NULL, campaign_id VARCHAR""",
+        started_at_utc TIMESTAMPTZ, timestamp_status VARCHAR NOT NULL, campaign_id VARCHAR,
+        callee_erased BOOLEAN""",
     "number_cache": """
         raw_number VARCHAR NOT NULL, default_region VARCHAR NOT NULL, e164 VARCHAR,
         country VARCHAR, number_type VARCHAR, time_zones VARCHAR[], geo_region VARCHAR,
@@ -50,9 +51,9 @@ RESTRICTED_TABLES: dict[str, str] = {
         duration_seconds INTEGER NOT NULL, disposition VARCHAR NOT NULL, cell_id VARCHAR,
         caller_e164 VARCHAR NOT NULL, caller_country VARCHAR, caller_number_type VARCHAR,
         caller_time_zones VARCHAR[], caller_geo_region VARCHAR,
-        callee_e164 VARCHAR NOT NULL, callee_country VARCHAR, callee_number_type VARCHAR,
+        callee_e164 VARCHAR, callee_country VARCHAR, callee_number_type VARCHAR,
         callee_time_zones VARCHAR[], source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
-        campaign_id VARCHAR""",
+        campaign_id VARCHAR, callee_erased BOOLEAN""",
     "calls_quarantine": """
         call_date DATE NOT NULL, reason VARCHAR NOT NULL, detail VARCHAR,
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL, call_id VARCHAR,
@@ -89,6 +90,25 @@ RESTRICTED_TABLES: dict[str, str] = {
     "dnc_scrub_list": """
         e164 VARCHAR NOT NULL, reason VARCHAR NOT NULL, since TIMESTAMPTZ NOT NULL,
         recorded_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (e164, reason)""",
+    # Erasure (assets/erasure.py): requests, the register (pseudonyms, never numbers), what each
+    # request removed, unusable request rows, and raw rows left out because their caller is erased.
+    "erasure_requests": """
+        request_id VARCHAR PRIMARY KEY, requested_at TIMESTAMPTZ NOT NULL,
+        source_file VARCHAR NOT NULL, received_at TIMESTAMPTZ NOT NULL, completed_at TIMESTAMPTZ,
+        affected_partitions DATE[]""",
+    "erasure_register": """
+        request_id VARCHAR NOT NULL, key_version INTEGER NOT NULL, pseudonym VARCHAR NOT NULL,
+        PRIMARY KEY (request_id, key_version)""",
+    "erasure_removals": """
+        request_id VARCHAR NOT NULL, zone VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
+        action VARCHAR NOT NULL, rows BIGINT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL""",
+    "erasure_quarantine": """
+        reason VARCHAR NOT NULL, source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
+        phone_number VARCHAR, requested_at VARCHAR, request_id VARCHAR""",
+    "erasure_exclusions": """
+        call_date DATE NOT NULL, reason VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
+        source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
+        PRIMARY KEY (content_hash, source_row)""",
 }
 
 _CELL_FIGURES = """
@@ -141,6 +161,11 @@ ANALYTICS_TABLES: dict[str, str] = {
         call_date DATE NOT NULL, output VARCHAR NOT NULL, epsilon DOUBLE NOT NULL,
         delta DOUBLE NOT NULL, budget_per_day DOUBLE NOT NULL, mechanism VARCHAR NOT NULL,
         run_id VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL""",
+    # Which key version each published partition's pseudonyms use; `note` says why a partition
+    # still uses an older one after `phone-pipeline rotate-keys` (its restricted rows are gone).
+    "pseudonym_key_periods": """
+        call_date DATE NOT NULL, key_version INTEGER, rows BIGINT NOT NULL, note VARCHAR,
+        recorded_at TIMESTAMPTZ NOT NULL""",
 }
 
 
@@ -183,6 +208,8 @@ def prepare_restricted(con: duckdb.DuckDBPyConnection) -> None:
     """Session settings and the restricted tables."""
     con.execute("SET TimeZone = 'UTC'")
     ensure_tables(con, None, RESTRICTED_TABLES)
+    # An erased callee leaves the call without a callee number (files made before allowed none).
+    drop_not_null(con, "main.calls_validated", "callee_e164")
 
 
 def ensure_tables(
@@ -242,6 +269,15 @@ def partition_count(con: duckdb.DuckDBPyConnection, table: str, call_date: dt.da
     return con.execute(f"SELECT count(*) FROM {table} WHERE call_date = ?", [call_date]).fetchone()[
         0
     ]
+
+
+def drop_not_null(con: duckdb.DuckDBPyConnection, table: str, column: str) -> None:
+    """Make `column` nullable when an older file declared it NOT NULL."""
+    if any(
+        name == column and null == "NO"
+        for name, _, null, *_ in con.execute(f"DESCRIBE {table}").fetchall()
+    ):
+        con.execute(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL")
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:

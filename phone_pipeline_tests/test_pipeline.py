@@ -650,10 +650,11 @@ def test_materializations_carry_lineage_metadata(full_run: FullRun) -> None:
         schemas[key] = {column.name for column in schema.columns}
 
     unpartitioned = {"restricted/cell_reference", "restricted/consent_events",
-                     "restricted/dnc_registry", "restricted/dnc_scrub_list"}  # fmt: skip
+                     "restricted/dnc_registry", "restricted/dnc_scrub_list",
+                     "restricted/erasure_register"}  # fmt: skip
     source_like = {"restricted/raw_calls", "analytics/row_accounting",
                    "restricted/cell_reference", "restricted/consent_events",
-                   "restricted/dnc_registry"}  # fmt: skip
+                   "restricted/dnc_registry", "restricted/erasure_register"}  # fmt: skip
     settings = full_run.pipeline.settings
     with (
         full_run.pipeline.restricted() as restricted,

@@ -81,9 +81,12 @@ def row_accounting(
         )
     published = counts[("pseudonymize", "published")]
     equations = {
-        "received = validated + quarantined": (
+        # Rows of erased callers are removed before validation and counted as excluded.
+        "received = validated + quarantined + erased": (
             counts[("ingest", "received")],
-            counts[("validate", "validated")] + counts[("validate", "quarantined")],
+            counts[("validate", "validated")]
+            + counts[("validate", "quarantined")]
+            + counts[("erasure", "excluded")],
         ),
         "validated = admitted + excluded": (
             counts[("validate", "validated")],

@@ -25,6 +25,7 @@ from phone_pipeline.checks.consent import (
     consent_violations_sql,
     consented_expectations,
 )
+from phone_pipeline.checks.erasure import ERASURE_REGISTER
 from phone_pipeline.checks.validate import CALLS_VALIDATED
 from phone_pipeline.domain.consent import (
     classify_consent_events_sql,
@@ -32,23 +33,33 @@ from phone_pipeline.domain.consent import (
     exclusion_reason_sql,
 )
 from phone_pipeline.domain.contract import CONSENT_OPTIONAL_COLUMNS, CONSENT_REQUIRED_COLUMNS
+from phone_pipeline.domain.erasure import consent_change_partitions_sql
 from phone_pipeline.domain.redaction import redact
+from phone_pipeline.erasure_register import erased_among
 from phone_pipeline.landing import LandingFileError, list_landing_files, sql_date, stage_file
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.partitions import partition_date
-from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
+from phone_pipeline.resources import (
+    GreatExpectationsResource,
+    PipelineConfig,
+    PseudonymKeyResource,
+)
 from phone_pipeline.warehouse import replace_partition
+
+PARTITION_TAG = "dagster/partition"
 
 
 @dg.asset(
     key=CONSENT_EVENTS,
+    deps=[ERASURE_REGISTER],  # events of erased subjects are left out
     **zone_attributes("restricted", "consent", kinds=("duckdb", "csv")),
     pool=DUCKDB_POOL,
     check_specs=CONSENT_EVENTS_CHECKS,
     description=(
         "The consent registry: every append-only event from landing/consent, numbers in E.164, "
         "refreshed in full on each run so that a withdrawal counts at the next run. Unusable rows "
-        "go to `consent_quarantine` with a reason. Restricted zone."
+        "go to `consent_quarantine` with a reason; events of erased subjects are left out. "
+        "Restricted zone."
     ),
 )
 def consent_events(
@@ -56,6 +67,7 @@ def consent_events(
     restricted_warehouse: DuckDBResource,
     pipeline_config: PipelineConfig,
     gx: GreatExpectationsResource,
+    pseudonym_key: PseudonymKeyResource,
 ):
     region = pipeline_config.default_region
     unreadable: dict[str, str] = {}
@@ -88,23 +100,53 @@ def consent_events(
             "CREATE OR REPLACE TEMP TABLE consent_classified AS "
             + classify_consent_events_sql("consent_staged", "number_cache", region)
         )
+        # The register applies here too: an erased subject's events (and its cached number) go.
+        erased = erased_among(
+            con,
+            "SELECT e164 FROM consent_classified WHERE e164 IS NOT NULL",
+            pseudonym_key.pseudonymizers,
+        )
+        con.execute("CREATE OR REPLACE TEMP TABLE consent_erased (e164 VARCHAR)")
+        if erased:
+            con.executemany("INSERT INTO consent_erased VALUES (?)", [[n] for n in erased])
+            con.execute("DELETE FROM number_cache WHERE e164 IN (SELECT e164 FROM consent_erased)")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE consent_kept AS SELECT * FROM consent_classified "
+            "WHERE e164 IS NULL OR e164 NOT IN (SELECT e164 FROM consent_erased)"
+        )
+        # Partitions whose consent outcome this refresh can change (a withdrawal, a late grant):
+        # the privacy_rerun_sensor re-runs them, published ones included.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE consent_new_events AS SELECT e164, clean_purpose AS "
+            "purpose, clean_status AS status, recorded_at_utc AS recorded_at FROM consent_kept "
+            "WHERE reason IS NULL"
+        )
+        affected = [
+            row[0].isoformat()
+            for row in con.execute(
+                consent_change_partitions_sql(
+                    "consent_events", "consent_new_events", "calls_validated"
+                )
+            ).fetchall()
+        ]
         con.execute("BEGIN TRANSACTION")
         con.execute("DELETE FROM consent_events")
         con.execute("DELETE FROM consent_quarantine")
         con.execute(
             "INSERT INTO consent_events BY NAME SELECT e164, clean_purpose AS purpose, "
             "clean_status AS status, recorded_at_utc AS recorded_at, source, source_file, source_row "
-            "FROM consent_classified WHERE reason IS NULL"
+            "FROM consent_kept WHERE reason IS NULL"
         )
         con.execute(
             "INSERT INTO consent_quarantine BY NAME SELECT reason, source_file, source_row, "
-            "phone_number, purpose, status, recorded_at, source FROM consent_classified "
+            "phone_number, purpose, status, recorded_at, source FROM consent_kept "
             "WHERE reason IS NOT NULL"
         )
         con.execute("COMMIT")
-        rows_read, events, quarantined = con.execute(
+        rows_read, events, quarantined, erased_rows = con.execute(
             "SELECT (SELECT count(*) FROM consent_staged), (SELECT count(*) FROM consent_events), "
-            "(SELECT count(*) FROM consent_quarantine)"
+            "(SELECT count(*) FROM consent_quarantine), "
+            "(SELECT count(*) FROM consent_classified) - (SELECT count(*) FROM consent_kept)"
         ).fetchone()
         reasons = dict(
             con.execute("SELECT reason, count(*) FROM consent_quarantine GROUP BY 1").fetchall()
@@ -117,6 +159,11 @@ def consent_events(
             metadata={
                 **table_metadata(con, "consent_events", None),
                 "numbers_parsed_this_run": parsed,
+                "rows_of_erased_subjects_left_out": erased_rows,
+                # Dates are not personal data; this run's own partition is rebuilt by this run.
+                "affected_partitions": dg.MetadataValue.json(
+                    [day for day in affected if day != context.run.tags.get(PARTITION_TAG)]
+                ),
                 "events_by_purpose_and_status": counts_table(dict(by_purpose), label="event"),
                 "quarantined_by_reason": counts_table(reasons),
             },
@@ -131,7 +178,12 @@ def consent_events(
         yield reconcile_check(
             CONSENT_EVENTS,
             "consent_registry_rows_reconcile",
-            {"rows read = events + quarantined": (rows_read, events + quarantined)},
+            {
+                "rows read = events + quarantined + erased": (
+                    rows_read,
+                    events + quarantined + erased_rows,
+                )
+            },
         )
         yield suite_check(
             gx, CONSENT_EVENTS, "consent_events_suite", con, "SELECT * FROM consent_events",

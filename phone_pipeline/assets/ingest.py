@@ -11,16 +11,23 @@ from phone_pipeline.assets.common import (
 )
 from phone_pipeline.assets.retention import retention_policy, retention_refusal, today_utc
 from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
+from phone_pipeline.checks.erasure import ERASURE_REGISTER
 from phone_pipeline.checks.ingest import RAW_CALLS, RAW_CALLS_CHECKS, raw_calls_expectations
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.domain.retention import RESTRICTED
+from phone_pipeline.erasure_register import apply_register_to_new_calls
 from phone_pipeline.landing import ingest_new_files, sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date, partition_range
-from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
+from phone_pipeline.resources import (
+    GreatExpectationsResource,
+    PipelineConfig,
+    PseudonymKeyResource,
+)
 
 
 @dg.asset(
     key=RAW_CALLS,
+    deps=[ERASURE_REGISTER],  # the register is refreshed first, then applied to new rows
     partitions_def=daily_partitions,
     **zone_attributes("restricted", "ingest", kinds=("duckdb", "csv")),
     pool=DUCKDB_POOL,
@@ -28,7 +35,8 @@ from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
     description=(
         "Call-log rows exactly as recorded (every column as text), one row per input row, tagged "
         "with the source file's name, content hash and row number. Files are loaded once by "
-        "content hash. Restricted zone: holds raw phone numbers."
+        "content hash; rows of erased subjects are removed as they are loaded (see "
+        "erasure_register). Restricted zone: holds raw phone numbers."
     ),
 )
 def raw_calls(
@@ -36,6 +44,7 @@ def raw_calls(
     restricted_warehouse: DuckDBResource,
     pipeline_config: PipelineConfig,
     gx: GreatExpectationsResource,
+    pseudonym_key: PseudonymKeyResource,
 ):
     call_date = partition_date(context)
     # A partition past retention stays deleted, even while its landing files are still there.
@@ -47,7 +56,13 @@ def raw_calls(
     if cutoff is not None:
         first_date = max(first_date, cutoff)
     with restricted_connection(restricted_warehouse) as con:
+        loaded_before = con.execute(
+            "SELECT coalesce(max(load_order), 0) FROM landing_files"
+        ).fetchone()[0]
         report = ingest_new_files(con, pipeline_config.landing_calls, first_date, last_date)
+        erased = apply_register_to_new_calls(
+            con, loaded_before, pipeline_config.default_region, pseudonym_key.pseudonymizers
+        )
         for problem in report.rejected.values():
             context.log.error(f"Landing file not ingested: {problem}")
         files_in_partition = con.execute(
@@ -63,6 +78,7 @@ def raw_calls(
                 ),
                 "rows_loaded_this_run": report.rows_loaded,
                 "files_already_loaded": len(report.already_loaded),
+                "rows_of_erased_subjects_removed_this_run": erased.total,
                 "source_files_in_partition": dg.MetadataValue.json(
                     {redact(name): rows for name, rows in files_in_partition}
                 ),
@@ -79,10 +95,18 @@ def raw_calls(
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"unreadable_files": dg.MetadataValue.json(report.rejected)},
         )
+        file_rows, kept_or_erased = con.execute(
+            "SELECT (SELECT coalesce(sum(rows), 0) FROM landing_files), "
+            "(SELECT count(*) FROM raw_calls) + (SELECT count(*) FROM erasure_exclusions "
+            " WHERE content_hash IN (SELECT content_hash FROM landing_files))"
+        ).fetchone()
         yield reconcile_check(
             RAW_CALLS,
             "raw_rows_identified_once",
-            {"rows = distinct (file content hash, row number)": (rows, distinct_keys)},
+            {
+                "rows = distinct (file content hash, row number)": (rows, distinct_keys),
+                "rows of loaded files = raw rows + rows erased": (file_rows, kept_or_erased),
+            },
         )
         yield suite_check(
             gx, RAW_CALLS, "raw_calls_suite", con, partition_sql, raw_calls_expectations()

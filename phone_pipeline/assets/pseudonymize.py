@@ -23,6 +23,7 @@ from phone_pipeline.checks.pseudonymize import (
     phone_numbers_found_sql,
     pseudonymized_expectations,
 )
+from phone_pipeline.domain.pseudonyms import key_versions_sql
 from phone_pipeline.domain.retention import PSEUDONYMIZED, RESTRICTED
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
@@ -119,6 +120,12 @@ def calls_pseudonymized(
         admitted = con.execute(
             f"SELECT count(*) FROM consented_calls WHERE call_date = {day}"
         ).fetchone()[0]
+        staged_versions = [
+            row[0]
+            for row in con.execute(
+                key_versions_sql("staged_pseudonymized", ["caller_pseudonym", "callee_pseudonym"])
+            ).fetchall()
+        ]
         staged, untruncated = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE date_trunc('hour', call_hour) <> call_hour) "
             "FROM staged_pseudonymized"
@@ -141,12 +148,25 @@ def calls_pseudonymized(
                 "pseudonymized_rows_reconcile",
                 {"staged = admitted": (staged, admitted), "times not truncated to the hour": (untruncated, 0)},
             ),
+            sql_check(
+                CALLS_PSEUDONYMIZED,
+                "single_pseudonym_key_version",
+                passed=set(staged_versions) <= {pseudonymizer.key_version},
+                metadata={"key_versions": dg.MetadataValue.json(staged_versions),
+                          "primary_key_version": pseudonymizer.key_version},
+            ),
         ]  # fmt: skip
         if all(check.passed for check in checks):
             replace_partition(
                 con,
                 call_date,
-                {f"{ANALYTICS}.calls_pseudonymized": "SELECT * FROM staged_pseudonymized"},
+                {
+                    f"{ANALYTICS}.calls_pseudonymized": "SELECT * FROM staged_pseudonymized",
+                    f"{ANALYTICS}.pseudonym_key_periods": (
+                        f"SELECT {day} AS call_date, {int(pseudonymizer.key_version)} AS key_version, "
+                        "count(*) AS rows, NULL AS note, now() AS recorded_at FROM staged_pseudonymized"
+                    ),
+                },
             )
             yield dg.MaterializeResult(
                 metadata={
@@ -161,4 +181,19 @@ def calls_pseudonymized(
             context.log.error(
                 "Gates failed on the staged rows: nothing was published to analytics."
             )
+        # Evidence across partitions (cheap: one row per partition), shown in the UI.
+        period_versions = [
+            row[0]
+            for row in con.execute(
+                f"SELECT DISTINCT key_version FROM {ANALYTICS}.pseudonym_key_periods "
+                "WHERE rows > 0 ORDER BY 1"
+            ).fetchall()
+        ]
     yield from checks
+    yield sql_check(
+        CALLS_PSEUDONYMIZED,
+        "analytics_single_key_version",
+        passed=len(period_versions) <= 1,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"key_versions_in_analytics": dg.MetadataValue.json(period_versions)},
+    )

@@ -40,7 +40,7 @@ VALIDATED_LINEAGE = {
     **{f"caller_{field}": [(RAW_CALLS, "caller_number")] for field in
        ("e164", "country", "number_type", "time_zones", "geo_region")},
     **{f"callee_{field}": [(RAW_CALLS, "callee_number")] for field in
-       ("e164", "country", "number_type", "time_zones")},
+       ("e164", "country", "number_type", "time_zones", "erased")},
     "source_file": [(RAW_CALLS, "source_file")],
     "source_row": [(RAW_CALLS, "source_row")],
 }  # fmt: skip
@@ -102,7 +102,13 @@ def validate_calls(
         )
         con.execute(
             "CREATE OR REPLACE TEMP TABLE classified_calls AS "
-            + classify_calls_sql(raw_sql, "number_cache", region, pipeline_config.max_call_seconds)
+            + classify_calls_sql(
+                raw_sql,
+                "number_cache",
+                region,
+                pipeline_config.max_call_seconds,
+                callee_erased_sql="raw.callee_erased",
+            )  # fmt: skip
         )
         counts = con.execute(
             "SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), "
@@ -138,9 +144,10 @@ def validate_calls(
                 "quarantined_by_reason": counts_table(reasons),
             },
         )
-        distinct_call_ids = con.execute(
-            f"SELECT count(DISTINCT call_id) FROM calls_validated WHERE call_date = {day}"
-        ).fetchone()[0]
+        distinct_call_ids, callees_missing = con.execute(
+            "SELECT count(DISTINCT call_id), count(*) FILTER (WHERE callee_e164 IS NULL "
+            f"AND callee_erased IS NOT TRUE) FROM calls_validated WHERE call_date = {day}"
+        ).fetchone()
         yield suite_check(
             gx, CALLS_VALIDATED, "calls_validated_suite", con,
             f"SELECT * FROM calls_validated WHERE call_date = {day}",
@@ -164,6 +171,7 @@ def validate_calls(
             "classified = raw": (counts[2], raw_rows),
             "validated written = classified as valid": (validated, counts[0]),
             "validated = distinct call ids": (validated, distinct_call_ids),
+            "callees missing, not erased": (callees_missing, 0),
         },
     )
 
@@ -181,7 +189,8 @@ def _write_validation(con: duckdb.DuckDBPyConnection, call_date: dt.date) -> dic
                        caller_e164, caller_country, caller_number_type, caller_time_zones,
                        caller_geo_region, callee_e164, callee_country, callee_number_type,
                        callee_time_zones, source_file, source_row,
-                       {clean_text_sql("campaign_id")} AS campaign_id
+                       {clean_text_sql("campaign_id")} AS campaign_id,
+                       callee_was_erased AS callee_erased
                 FROM classified_calls WHERE reason IS NULL""",
             "calls_quarantine": """
                 SELECT call_date, reason, detail, source_file, source_row, call_id, caller_number,

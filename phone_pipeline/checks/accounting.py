@@ -12,7 +12,7 @@ ROW_ACCOUNTING_CHECKS = [
     blocking(
         ROW_ACCOUNTING,
         "row_counts_reconcile",
-        "received = validated + quarantined; validated = admitted + excluded; published = "
+        "received = validated + quarantined + erased; validated = admitted + excluded; published = "
         "admitted; every published row sits in exactly one aggregate cell of each table.",
     )
 ]
@@ -22,8 +22,12 @@ def accounting_sql(call_date_sql: str) -> str:
     """Long-format counts of the partition per stage, outcome and reason (counts only)."""
     analytics = "analytics"
     return f"""
-        SELECT 'ingest' AS stage, 'received' AS outcome, NULL AS reason, count(*) AS rows
-          FROM raw_calls WHERE call_date = {call_date_sql}
+        SELECT 'ingest' AS stage, 'received' AS outcome, NULL AS reason,
+               (SELECT count(*) FROM raw_calls WHERE call_date = {call_date_sql})
+               + (SELECT count(*) FROM erasure_exclusions WHERE call_date = {call_date_sql}) AS rows
+        UNION ALL
+        SELECT 'erasure', 'excluded', reason, count(*) FROM erasure_exclusions
+          WHERE call_date = {call_date_sql} GROUP BY reason
         UNION ALL
         SELECT 'validate', 'validated', NULL, count(*) FROM calls_validated WHERE call_date = {call_date_sql}
         UNION ALL

@@ -12,7 +12,7 @@ RAW_CALLS = dg.AssetKey(["restricted", "raw_calls"])
 RAW_CALLS_COLUMNS = [
     "call_date", "content_hash", "source_file", "source_row", "call_id", "caller_number",
     "callee_number", "started_at", "duration_seconds", "disposition", "cell_id",
-    "started_at_utc", "timestamp_status", "campaign_id",
+    "started_at_utc", "timestamp_status", "campaign_id", "callee_erased",
 ]  # fmt: skip
 
 RAW_CALLS_CHECKS = [
@@ -25,7 +25,8 @@ RAW_CALLS_CHECKS = [
     blocking(
         RAW_CALLS,
         "raw_rows_identified_once",
-        "Each row of the partition is one input row: its (file content hash, row number) is unique.",
+        "Each row of the partition is one input row: its (file content hash, row number) is "
+        "unique; every row of every loaded file is a raw row or excluded as an erased subject's.",
     ),
     warning(
         RAW_CALLS,

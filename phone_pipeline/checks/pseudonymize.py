@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from phone_pipeline.checks.common import blocking
+from phone_pipeline.checks.common import blocking, warning
 from phone_pipeline.domain.pseudonyms import PSEUDONYM_REGEX
 from phone_pipeline.domain.validation import DISPOSITIONS
 
@@ -34,6 +34,19 @@ PSEUDONYMIZED_CHECKS = [
         CALLS_PSEUDONYMIZED,
         "pseudonymized_rows_reconcile",
         "One published row per admitted call, every time truncated to the hour.",
+    ),
+    blocking(
+        CALLS_PSEUDONYMIZED,
+        "single_pseudonym_key_version",
+        "Every pseudonym of the partition uses the primary key version: versions are never "
+        "mixed within a partition (pseudonyms of two keys cannot be joined).",
+    ),
+    warning(
+        CALLS_PSEUDONYMIZED,
+        "analytics_single_key_version",
+        "Across the partitions recorded in analytics.pseudonym_key_periods, one key version: "
+        "otherwise cross-partition joins must wait for `phone-pipeline rotate-keys` (a warning: "
+        "new partitions keep being published under the new primary key meanwhile).",
     ),
 ]
 

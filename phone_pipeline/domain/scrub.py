@@ -54,7 +54,8 @@ def scrub_list_sql(
             SELECT caller_e164 AS e164, started_at_utc AS seen_at FROM {calls}
             UNION ALL SELECT callee_e164, started_at_utc FROM {calls}
             UNION ALL SELECT e164, recorded_at FROM {events_now}
-        ) GROUP BY e164
+        ) WHERE e164 IS NOT NULL  -- an erased callee's number is gone (NULL) from its calls
+        GROUP BY e164
     ),
     marketing AS ({consent_timeline_sql(events_now, "marketing")}),
     marketing_state AS (
@@ -77,12 +78,14 @@ def scrub_list_sql(
                row_number() OVER (PARTITION BY callee_e164 ORDER BY started_at_utc) AS nth
         FROM {calls}, latest
         WHERE started_at_utc BETWEEN latest.reference - INTERVAL 24 HOURS AND latest.reference
+          AND callee_e164 IS NOT NULL
     ),
     last_week AS (
         SELECT callee_e164, started_at_utc,
                row_number() OVER (PARTITION BY callee_e164 ORDER BY started_at_utc) AS nth
         FROM {calls}, latest
         WHERE started_at_utc BETWEEN latest.reference - INTERVAL 7 DAYS AND latest.reference
+          AND callee_e164 IS NOT NULL
     )
     SELECT e164, '{WITHDRAWN}' AS reason, since FROM withdrawn
     UNION ALL

@@ -27,12 +27,18 @@ QUARANTINE_REASONS = (
 
 
 def classify_calls_sql(
-    raw_calls_sql: str, number_cache: str, default_region: str, max_call_seconds: int
+    raw_calls_sql: str,
+    number_cache: str,
+    default_region: str,
+    max_call_seconds: int,
+    callee_erased_sql: str = "FALSE",
 ) -> str:
     """Raw rows joined to their parsed numbers, with `reason`/`detail` (NULL reason = admitted).
 
     `raw_calls_sql` selects the partition's raw rows with their file's `load_order`; the first
     occurrence of a `call_id` (by load order, then row) is kept and later ones are duplicates.
+    `callee_erased_sql` (over `raw`) marks rows whose callee was erased: their missing callee
+    number is no reason to quarantine the caller's call.
     """
     if not default_region.isalpha() or len(default_region) != 2:
         raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {default_region!r}")
@@ -52,7 +58,8 @@ def classify_calls_sql(
                caller.geo_region AS caller_geo_region, coalesce(caller.reason, 'empty') AS caller_reason,
                callee.e164 AS callee_e164, callee.country AS callee_country,
                callee.number_type AS callee_number_type, callee.time_zones AS callee_time_zones,
-               coalesce(callee.reason, 'empty') AS callee_reason
+               coalesce(callee.reason, 'empty') AS callee_reason,
+               coalesce({callee_erased_sql}, FALSE) AS callee_was_erased
         FROM ({raw_calls_sql}) AS raw
         LEFT JOIN {number_cache} AS caller
           ON caller.raw_number = raw.caller_number AND caller.default_region = '{default_region}'
@@ -66,7 +73,7 @@ def classify_calls_sql(
                  WHEN timestamp_status = 'unreadable' THEN 'bad_timestamp'
                  WHEN timestamp_status = 'out_of_range' THEN 'started_at_out_of_range'
                  WHEN caller_e164 IS NULL THEN 'invalid_caller_number'
-                 WHEN callee_e164 IS NULL THEN 'invalid_callee_number'
+                 WHEN callee_e164 IS NULL AND NOT callee_was_erased THEN 'invalid_callee_number'
                  WHEN duration_int IS NULL THEN 'invalid_duration'
                  WHEN duration_int < 0 THEN 'negative_duration'
                  WHEN duration_int > {max_seconds} THEN 'absurd_duration'

@@ -1,0 +1,250 @@
+"""Erasure: requests from landing/erasure, the register of erased subjects (pseudonyms, never
+numbers), and each new request applied to the warehouse once. Runs first in every run of
+`call_pipeline`, so that ingest and the consent registry apply an up-to-date register."""
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from phone_pipeline.assets.common import (
+    DUCKDB_POOL,
+    counts_table,
+    table_metadata,
+    zone_attributes,
+    zones_connection,
+)
+from phone_pipeline.checks.common import reconcile_check, sql_check
+from phone_pipeline.checks.erasure import ERASURE_CHECKS, ERASURE_REGISTER
+from phone_pipeline.domain.erasure import (
+    ERASURE_REQUIRED_COLUMNS,
+    classify_erasure_requests_sql,
+    register_entries,
+)
+from phone_pipeline.domain.numbers import normalize_numbers
+from phone_pipeline.domain.redaction import redact
+from phone_pipeline.erasure_register import erase_subjects
+from phone_pipeline.landing import LandingFileError, list_landing_files, stage_file
+from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
+from phone_pipeline.warehouse import ANALYTICS
+
+# Every restricted table and column that can hold a subject's number (raw or E.164).
+_NUMBER_COLUMNS = {
+    "raw_calls": ("caller_number", "callee_number"),
+    "calls_validated": ("caller_e164", "callee_e164"),
+    "calls_quarantine": ("caller_number", "callee_number"),
+    "consented_calls": ("caller_e164", "callee_e164"),
+    "consent_events": ("e164",),
+    "consent_quarantine": ("phone_number",),
+    "number_cache": ("raw_number", "e164"),
+}
+
+
+@dg.asset(
+    key=ERASURE_REGISTER,
+    **zone_attributes("restricted", "erasure", kinds=("duckdb", "csv")),
+    pool=DUCKDB_POOL,
+    check_specs=ERASURE_CHECKS,
+    description=(
+        "Erasure requests (GDPR Art. 17) from landing/erasure (`phone_number`, `requested_at`, "
+        "`request_id`). Keeps a register of keyed pseudonyms of erased numbers, one per request "
+        "and key version (never the numbers), and applies each new request once: the subject's "
+        "calls as caller are deleted from the restricted zone and analytics, as callee the "
+        "callee's number and pseudonym are removed. The dates it touched are in the metadata "
+        "(`affected_partitions`): the `privacy_rerun_sensor` re-runs them. Bad request rows go "
+        "to `erasure_quarantine`. Restricted zone."
+    ),
+)
+def erasure_register(
+    context: dg.AssetExecutionContext,
+    restricted_warehouse: DuckDBResource,
+    analytics_warehouse: DuckDBResource,
+    pipeline_config: PipelineConfig,
+    pseudonym_key: PseudonymKeyResource,
+):
+    region = pipeline_config.default_region
+    unreadable: dict[str, str] = {}
+    with zones_connection(restricted_warehouse, analytics_warehouse) as con:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE erasure_staged (source_file VARCHAR, source_row BIGINT, "
+            "phone_number VARCHAR, requested_at VARCHAR, request_id VARCHAR)"
+        )
+        for path in list_landing_files(pipeline_config.landing_erasure, (".csv",)):
+            try:
+                stage_file(con, path, ERASURE_REQUIRED_COLUMNS, stage_table="erasure_file")
+            except LandingFileError as error:
+                unreadable[redact(path.name)] = str(error)
+                context.log.error(f"Erasure file not read: {error}")
+                continue
+            con.execute(
+                "INSERT INTO erasure_staged BY NAME SELECT ? AS source_file, * FROM erasure_file",
+                [path.name],
+            )
+        # Request numbers are parsed here, not through the number cache: the cache must not
+        # keep an erased number.
+        raw_numbers = [
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT phone_number FROM erasure_staged WHERE phone_number IS NOT NULL"
+            ).fetchall()
+        ]
+        con.register(
+            "erasure_numbers", normalize_numbers(raw_numbers, region)[["raw_number", "e164"]]
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE erasure_classified AS "
+            + classify_erasure_requests_sql("erasure_staged", "erasure_numbers")
+        )
+        con.unregister("erasure_numbers")
+        # One request per id: its first row (a file sent twice repeats its requests).
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE erasure_usable AS SELECT clean_request_id AS request_id, "
+            "e164, requested_at_utc, source_file FROM erasure_classified WHERE reason IS NULL "
+            "QUALIFY row_number() OVER (PARTITION BY clean_request_id ORDER BY source_file, source_row) = 1"
+        )
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM erasure_quarantine")
+        con.execute(
+            "INSERT INTO erasure_quarantine BY NAME SELECT reason, source_file, source_row, "
+            "phone_number, requested_at, request_id FROM erasure_classified WHERE reason IS NOT NULL"
+        )
+        con.execute(
+            "INSERT OR IGNORE INTO erasure_requests BY NAME SELECT request_id, "
+            "requested_at_utc AS requested_at, source_file, now() AS received_at FROM erasure_usable"
+        )
+        con.execute("COMMIT")
+        requests = dict(con.execute("SELECT request_id, e164 FROM erasure_usable").fetchall())
+        versions = {}
+        if requests:
+            versions = pseudonym_key.pseudonymizers()
+            entries = pd.DataFrame(
+                [vars(entry) for entry in register_entries(requests, versions)],
+                columns=["request_id", "key_version", "pseudonym"],
+            )
+            con.register("register_frame", entries)
+            con.execute(
+                "INSERT OR IGNORE INTO erasure_register BY NAME SELECT * FROM register_frame"
+            )
+            con.unregister("register_frame")
+
+        pending = [
+            (request_id, e164)
+            for request_id, e164 in con.execute(
+                "SELECT request_id, usable.e164 FROM erasure_requests "
+                "JOIN erasure_usable AS usable USING (request_id) WHERE completed_at IS NULL ORDER BY 1"
+            ).fetchall()
+        ]
+        affected: set = set()
+        removed_this_run: dict[str, int] = {}
+        for request_id, e164 in pending:
+            pseudonyms = {
+                row[0]
+                for row in con.execute(
+                    "SELECT pseudonym FROM erasure_register WHERE request_id = ?", [request_id]
+                ).fetchall()
+            }
+            outcome = erase_subjects(con, [e164], region, pseudonyms)
+            affected |= outcome.partitions
+            removals = [
+                (request_id, zone, table, action, rows)
+                for (zone, table, action), rows in sorted(outcome.rows.items())
+            ]
+            con.execute("BEGIN TRANSACTION")
+            if removals:
+                con.executemany(
+                    "INSERT INTO erasure_removals VALUES (?, ?, ?, ?, ?, now())", removals
+                )
+            con.execute(
+                "UPDATE erasure_requests SET completed_at = now(), affected_partitions = ? "
+                "WHERE request_id = ?",
+                [sorted(outcome.partitions), request_id],
+            )
+            con.execute("COMMIT")
+            for (zone, table, action), rows in outcome.rows.items():
+                key = f"{zone}.{table} {action}"
+                removed_this_run[key] = removed_this_run.get(key, 0) + rows
+        if pending:
+            con.execute("CHECKPOINT")  # deleted rows leave the write-ahead log
+
+        # Evidence: nothing of this run's subjects is left, nothing registered is in analytics.
+        con.execute("CREATE OR REPLACE TEMP TABLE processed_e164 (e164 VARCHAR)")
+        if pending:
+            con.executemany(
+                "INSERT INTO processed_e164 VALUES (?)", [[e164] for _, e164 in pending]
+            )
+        left_in_restricted = sum(
+            con.execute(
+                f"SELECT count(*) FROM {table} WHERE "
+                + " OR ".join(
+                    f"{column} IN (SELECT e164 FROM processed_e164)" for column in columns
+                )
+            ).fetchone()[0]
+            for table, columns in _NUMBER_COLUMNS.items()
+        )
+        left_in_analytics = con.execute(
+            f"SELECT count(*) FROM {ANALYTICS}.calls_pseudonymized WHERE caller_pseudonym IN "
+            "(SELECT pseudonym FROM erasure_register) OR callee_pseudonym IN "
+            "(SELECT pseudonym FROM erasure_register)"
+        ).fetchone()[0]
+        rows_read, usable_rows, quarantined, request_count, register_rows = con.execute(
+            "SELECT (SELECT count(*) FROM erasure_staged), "
+            "(SELECT count(*) FROM erasure_classified WHERE reason IS NULL), "
+            "(SELECT count(*) FROM erasure_quarantine), (SELECT count(*) FROM erasure_usable), "
+            "(SELECT count(*) FROM erasure_register JOIN erasure_usable USING (request_id) "
+            f" WHERE key_version IN ({', '.join(str(v) for v in versions) or 'NULL'}))"
+        ).fetchone()
+        reasons = dict(
+            con.execute("SELECT reason, count(*) FROM erasure_quarantine GROUP BY 1").fetchall()
+        )
+        audit = con.execute(
+            "SELECT request_id, received_at, completed_at, "
+            "(SELECT coalesce(sum(rows), 0) FROM erasure_removals AS r "
+            " WHERE r.request_id = q.request_id) FROM erasure_requests AS q ORDER BY received_at"
+        ).fetchall()
+        yield dg.MaterializeResult(
+            asset_key=ERASURE_REGISTER,
+            metadata={
+                **table_metadata(con, "erasure_register", None),
+                "requests": len(audit),
+                "requests_completed_this_run": len(pending),
+                # Dates are not personal data: the sensor re-runs these partitions.
+                # (this run's own partition is rebuilt by this run)
+                "affected_partitions": dg.MetadataValue.json(
+                    sorted(
+                        day.isoformat()
+                        for day in affected
+                        if day.isoformat() != context.run.tags.get("dagster/partition")
+                    )
+                ),
+                "rows_removed_this_run": counts_table(removed_this_run, label="zone.table action"),
+                "quarantined_by_reason": counts_table(reasons),
+                "audit": dg.MetadataValue.md(
+                    "| request | received | completed | rows removed |\n| --- | --- | --- | ---: |\n"
+                    + "\n".join(
+                        f"| {redact(str(rid))} | {received:%Y-%m-%d %H:%M:%S} | "
+                        f"{'' if done is None else f'{done:%Y-%m-%d %H:%M:%S}'} | {rows} |"
+                        for rid, received, done, rows in audit
+                    )
+                ),
+            },
+        )
+    yield reconcile_check(
+        ERASURE_REGISTER,
+        "erasure_requests_reconcile",
+        {
+            "rows read = usable + quarantined": (rows_read, usable_rows + quarantined),
+            "register entries = requests x key versions": (
+                register_rows,
+                request_count * len(versions) if request_count else 0,
+            ),
+        },
+    )
+    yield sql_check(
+        ERASURE_REGISTER,
+        "erased_subjects_absent",
+        passed=left_in_restricted == 0 and left_in_analytics == 0,
+        metadata={
+            "restricted_rows_left_of_processed_requests": left_in_restricted,
+            "analytics_rows_with_a_registered_pseudonym": left_in_analytics,
+            "unreadable_files": dg.MetadataValue.json(unreadable),
+        },
+    )
