@@ -74,6 +74,10 @@ ZONE_AUDIENCES = {
 # What each stage does for privacy, keyed by the `stage` tag its assets carry. The checks of
 # those assets are the evidence. A stage missing here still appears, under its own name.
 STAGE_SAFEGUARDS = {
+    "erasure": ("Erasure and opt-out (Art. 17, Art. 7(3))", "Erasure requests remove the "
+                "subject from every zone and stay applied at every run through a register of "
+                "pseudonyms (never numbers); erasures and consent changes re-run the partitions "
+                "they affect."),
     "ingest": ("Completeness", "Every landing row is loaded once, identified by file content "
                "hash and row; unreadable files are reported, not dropped."),
     "validate": ("Accuracy and quarantine", "Numbers normalised to E.164 with phonenumbers; "
@@ -82,7 +86,8 @@ STAGE_SAFEGUARDS = {
                 "latest consent event at or before the call; withdrawn or missing consent "
                 "excludes the call with a stated reason."),
     "pseudonymize": ("Pseudonymisation and minimisation", "Numbers replaced by keyed "
-                     "HMAC-SHA256 pseudonyms (key from the environment, versioned); times "
+                     "HMAC-SHA256 pseudonyms (keys from the environment, versioned, one version "
+                     "per partition, rotated with `phone-pipeline rotate-keys`); times "
                      "truncated to the hour, cells to regions, call ids dropped; gates run on "
                      "staged rows before anything is written."),
     "aggregate": ("Small-cell suppression", "Cells with fewer distinct subscribers than the "
