@@ -214,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         "re-identification risk passed the gate; see analytics.shareable_publications)\n"
         f"  analytics zone (internal): {settings.analytics_db} (calls_pseudonymized, "
         "call_volume_hourly, call_volume_by_country, row_accounting, reidentification_risk)\n"
+        f"  compliance zone: {settings.compliance_db} (contact_pressure, quiet_hours, "
+        "abandonment_rates, dnc_call_findings: by pseudonym, for the compliance team)\n"
         f"  restricted zone: {settings.restricted_db} (raw_calls, calls_validated, "
-        "calls_quarantine, consent_events, consented_calls, ...)\n"
+        "calls_quarantine, consent_events, consented_calls, dnc_scrub_list, ...)\n"
+        f"  record of processing: {settings.home / 'records' / 'record_of_processing.md'}\n"
         "Open the UI (runs, lineage, checks): .venv/bin/phone-pipeline ui   then http://127.0.0.1:3000"
     )
     return code

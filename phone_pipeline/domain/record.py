@@ -17,16 +17,23 @@ from dataclasses import dataclass, field
 _CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     (r"(^|_)(number|e164)$|^phone_number$|^raw_number$",
      "Phone numbers (direct identifiers: raw and E.164)"),
-    (r"pseudonym", "Pseudonymous subscriber identifiers (keyed HMAC-SHA256)"),
+    (r"pseudonym$", "Pseudonymous subscriber identifiers (keyed HMAC-SHA256)"),
     (r"^(call_id|request_id)$", "Record identifiers from the source"),
-    (r"started_at|call_hour|recorded_at|listed_at|requested_at",
-     "Call and event times"),
+    (r"started_at|call_hour|_at$|^since$|listed_since", "Call and event times"),
     (r"duration|disposition|campaign", "Call duration, outcome and campaign"),
     (r"cell_id|region|latitude|longitude|geo_region", "Location (cell, region)"),
     (r"country|number_type|time_zones", "Number attributes (country, type, time zones)"),
-    (r"^(purpose|status|source|callee_identifiable)$", "Consent records"),
+    (r"^(purpose|status|source|callee_identifiable|callee_erased)$",
+     "Consent and erasure records"),
+    (r"^max_calls_|^over_|window_status|^flagged$|ratio_to_rest|^affected$",
+     "Contact-pressure and fairness findings"),
     (r"(^|_)(calls|rate|subscribers|seconds|suppressed|cells|value|epsilon|delta)$|_calls$",
      "Aggregate figures"),
+    (r"^(run_id|as_of|zone|table_name|retention_days|cutoff|rows_deleted|dataset|measure|"
+     r"parameter|parameter_upper|sampled|margin_95|applicable|dataset_rows|decision|reasons|"
+     r"published_rows|withdrawn_rows|output|budget_per_day|mechanism|key_version|note|action|"
+     r"affected_partitions|scope)$",
+     "Evidence: measures, decisions and logs of the pipeline (no personal data)"),
 )  # fmt: skip
 _BOOKKEEPING = re.compile(
     r"^(call_date|content_hash|source_file|source_row|file_name|file_size|mtime_ns|load_order|"
