@@ -28,6 +28,8 @@ class Settings:
     sensor_interval_seconds: int
     settle_seconds: float
     duckdb_memory_limit: str
+    # Named in the record of processing (the organisation responsible for the processing).
+    controller: str = ""
     # Retention in days per zone (0 = kept forever); see domain/retention.py.
     retention_restricted_days: int = 90
     retention_pseudonymized_days: int = 396
@@ -108,6 +110,7 @@ def load_settings() -> Settings:
         settle_seconds=float(_env("PHONE_PIPELINE_SETTLE_SECONDS", "5")),
         # DuckDB's default takes 80% of RAM; bounded, it spills to disk instead.
         duckdb_memory_limit=_env("PHONE_PIPELINE_DUCKDB_MEMORY_LIMIT", "2GB"),
+        controller=_env("PHONE_PIPELINE_CONTROLLER", ""),
         retention_restricted_days=int(_env("PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS", "90")),
         retention_pseudonymized_days=int(
             _env("PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS", "396")

@@ -4,7 +4,6 @@
 
 import dataclasses
 import datetime as dt
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -31,7 +30,7 @@ from phone_pipeline.domain.record import (
 )
 from phone_pipeline.domain.retention import RETENTION_TABLES, RetentionPolicy
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
-from phone_pipeline.settings import load_settings
+from phone_pipeline.settings import Settings, load_settings
 from phone_pipeline.warehouse import ATTACHED_ZONE_TABLES, RESTRICTED_TABLES, ddl_column_names
 
 RECORD_OF_PROCESSING = dg.AssetKey(["governance", "record_of_processing"])
@@ -190,9 +189,8 @@ def _safeguards(context: dg.AssetExecutionContext) -> list[Safeguard]:
     ]
 
 
-def _settings_in_force(key_version: int) -> dict[str, str]:
+def _settings_in_force(settings: Settings, key_version: int) -> dict[str, str]:
     # Settings hold no secret (the key is read by its resource only); the key's version is shown.
-    settings = load_settings()
     in_force = {
         field.name: str(getattr(settings, field.name)) for field in dataclasses.fields(settings)
     }
@@ -229,14 +227,14 @@ def record_of_processing(
     pipeline_config: PipelineConfig,
     pseudonym_key: PseudonymKeyResource,
 ) -> dg.MaterializeResult:
+    settings = load_settings()
     record = ProcessingRecord(
-        controller=os.environ.get("PHONE_PIPELINE_CONTROLLER", "").strip()
-        or "(set PHONE_PIPELINE_CONTROLLER)",
+        controller=settings.controller or "(set PHONE_PIPELINE_CONTROLLER)",
         generated_at=dt.datetime.now(dt.UTC),
         purposes=PURPOSES,
         zones=_zones(_retention_by_file_zone(retention_policy(pipeline_config))),
         safeguards=_safeguards(context),
-        settings=_settings_in_force(pseudonym_key.key_version),
+        settings=_settings_in_force(settings, pseudonym_key.key_version),
     )
     markdown = render_markdown(record)
     path = Path(pipeline_config.data_home) / "records" / "record_of_processing.md"
