@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +246,18 @@ def pseudonym_key_resource(settings: Settings) -> PseudonymKeyResource:
     return PseudonymKeyResource(**options)
 
 
+def _from_settings(
+    resource: type[dg.ConfigurableResource], settings: Settings, **overrides: Any
+) -> Any:
+    """A config resource filled from the settings of the same names (and `overrides`); a field
+    with no such setting fails here rather than silently keeping its default."""
+    unknown = set(resource.model_fields) - {f.name for f in fields(settings)} - set(overrides)
+    if unknown:
+        raise TypeError(f"{resource.__name__} fields without a setting: {sorted(unknown)}")
+    values = {name: getattr(settings, name) for name in set(resource.model_fields) - set(overrides)}
+    return resource(**{**values, **overrides})
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Resources for a deployment described by `settings` (the Definitions and the tests use it)."""
     # One resource per zone file; stages attach the others to a restricted connection.
@@ -263,37 +275,12 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             )
             for name, path in zone_files.items()
         },
-        "pipeline_config": PipelineConfig(
-            data_home=str(settings.home),
-            default_region=settings.default_region,
-            min_cell_size=settings.min_cell_size,
-            max_quarantine_share=settings.max_quarantine_share,
-            max_call_seconds=settings.max_call_seconds,
-            partitions_start_date=settings.partitions_start_date,
-            retention_restricted_days=settings.retention_restricted_days,
-            retention_pseudonymized_days=settings.retention_pseudonymized_days,
-            retention_aggregates_days=settings.retention_aggregates_days,
-            risk_k=settings.risk_k or 0,
-            max_share_below_k=settings.max_share_below_k,
-            max_unicity=settings.max_unicity,
-            unicity_sample_size=settings.unicity_sample_size,
-            dp_outputs=settings.dp_outputs,
-            dp_epsilon=settings.dp_epsilon,
-            dp_budget_per_day=settings.dp_budget_per_day,
-            dp_max_calls_per_cell=settings.dp_max_calls_per_cell,
-            dp_max_cells_per_subscriber=settings.dp_max_cells_per_subscriber,
-            dp_max_duration_seconds=settings.dp_max_duration_seconds,
+        "pipeline_config": _from_settings(
+            PipelineConfig, settings, data_home=str(settings.home), risk_k=settings.risk_k or 0
         ),
         "pseudonym_key": pseudonym_key_resource(settings),
         "gx": GreatExpectationsResource(),
-        "contact_rules": ContactRules(
-            max_calls_24h=settings.max_calls_24h,
-            max_calls_7d=settings.max_calls_7d,
-            permitted_window=settings.permitted_window,
-            max_abandonment_rate=settings.max_abandonment_rate,
-            fairness_ratio=settings.fairness_ratio,
-            fairness_min_group_rows=settings.fairness_min_group_rows,
-        ),
+        "contact_rules": _from_settings(ContactRules, settings),
     }
 
 
