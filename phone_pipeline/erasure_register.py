@@ -2,7 +2,8 @@
 
 Two entry points:
 - `erase_subjects` removes given subjects (E.164 numbers known for this call only, never stored)
-  from every restricted table and, by pseudonym, from `analytics.calls_pseudonymized`;
+  from every restricted table and, by pseudonym, from the analytics, shareable and compliance
+  zones;
 - `erased_among` tells which numbers of a relation are registered as erased, by pseudonymising them
   under the register's key versions: what ingest and the consent registry run on new rows, so that
   a re-landed file cannot bring an erased subject back.
@@ -21,7 +22,7 @@ import pandas as pd
 from phone_pipeline.domain.erasure import ERASED_SUBJECT, erased_numbers
 from phone_pipeline.domain.pseudonyms import Pseudonymizer
 from phone_pipeline.number_cache import cache_new_numbers
-from phone_pipeline.warehouse import ANALYTICS
+from phone_pipeline.warehouse import ANALYTICS, COMPLIANCE, SHAREABLE
 
 Pseudonymizers = Mapping[int, Pseudonymizer]
 
@@ -75,7 +76,7 @@ def erase_subjects(
     pseudonyms: set[str] | None = None,
 ) -> ErasureOutcome:
     """Remove the subjects from the restricted zone and, with `pseudonyms` (their register
-    entries) and the analytics zone attached, from `analytics.calls_pseudonymized`.
+    entries), from every attached zone that holds pseudonyms (`pseudonym_removals`).
 
     Idempotent: a second call finds nothing left to change.
     """
@@ -157,28 +158,49 @@ def erase_subjects(
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    if pseudonyms and _attached(con, ANALYTICS):
-        # DuckDB writes one attached file per transaction: analytics goes second. A failure in
-        # between leaves the request pending, and the next run completes it.
+    if pseudonyms:
         con.register("erased_pseudonym_frame", pd.DataFrame({"pseudonym": sorted(pseudonyms)}))
         con.execute(
             "CREATE OR REPLACE TEMP TABLE erased_pseudonyms AS "
             "SELECT pseudonym FROM erased_pseudonym_frame"
         )
         con.unregister("erased_pseudonym_frame")
-        table = f"{ANALYTICS}.calls_pseudonymized"
-        marks = "(SELECT pseudonym FROM erased_pseudonyms)"
-        outcome.add(
-            ANALYTICS, "calls_pseudonymized", "deleted",
-            _changed(con, f"DELETE FROM {table} WHERE caller_pseudonym IN {marks} RETURNING call_date"),
-        )  # fmt: skip
-        outcome.add(
-            ANALYTICS, "calls_pseudonymized", "callee_removed",
-            _changed(con, f"UPDATE {table} SET callee_pseudonym = NULL, callee_country = NULL, "
-                          f"callee_number_type = NULL WHERE callee_pseudonym IN {marks} "
-                          "RETURNING call_date"),
-        )  # fmt: skip
+        # DuckDB writes one attached file per transaction: each zone goes after the restricted
+        # one, in its own. A failure in between leaves the request pending, and the next run
+        # completes it.
+        for zone, table, action, sql in pseudonym_removals(
+            "(SELECT pseudonym FROM erased_pseudonyms)"
+        ):
+            if _attached(con, zone):
+                outcome.add(zone, table, action, _changed(con, sql))
     return outcome
+
+
+def pseudonym_removals(marks: str) -> list[tuple[str, str, str, str]]:
+    """(zone, table, action, SQL returning call_date) removing the pseudonyms of `marks` (a
+    subquery of pseudonyms) from every zone that holds pseudonyms: as caller the row goes, as
+    callee the callee pseudonym (and what describes the callee) is removed; compliance rows are
+    about the callee alone, so they go."""
+    removals = []
+    for zone in (ANALYTICS, SHAREABLE):
+        table = f"{zone}.calls_pseudonymized"
+        removals += [
+            (zone, "calls_pseudonymized", "deleted",
+             f"DELETE FROM {table} WHERE caller_pseudonym IN {marks} RETURNING call_date"),
+            (zone, "calls_pseudonymized", "callee_removed",
+             f"UPDATE {table} SET callee_pseudonym = NULL, callee_country = NULL, "
+             f"callee_number_type = NULL WHERE callee_pseudonym IN {marks} RETURNING call_date"),
+        ]  # fmt: skip
+    removals += [
+        (COMPLIANCE, table, "deleted",
+         f"DELETE FROM {COMPLIANCE}.{table} WHERE callee_pseudonym IN {marks} RETURNING call_date")
+        for table in COMPLIANCE_PSEUDONYM_TABLES
+    ]  # fmt: skip
+    return removals
+
+
+# Compliance tables naming a callee by pseudonym (abandonment_rates has campaigns only).
+COMPLIANCE_PSEUDONYM_TABLES = ("contact_pressure", "quiet_hours", "dnc_call_findings")
 
 
 def _attached(con: duckdb.DuckDBPyConnection, catalog: str) -> bool:

@@ -13,7 +13,7 @@ from phone_pipeline.assets.retention import retention_policy, today_utc
 from phone_pipeline.checks.consent import CONSENT_EVENTS
 from phone_pipeline.checks.erasure import ERASURE_REGISTER
 from phone_pipeline.domain.redaction import redact
-from phone_pipeline.domain.retention import RESTRICTED
+from phone_pipeline.domain.retention import PSEUDONYMIZED, RESTRICTED
 from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job
 from phone_pipeline.landing import (
     LandingFileError,
@@ -168,6 +168,14 @@ def plan_privacy_reruns(
     return runs
 
 
+def rerun_retention_cutoffs(config: PipelineConfig) -> list[dt.date]:
+    """The cutoffs (oldest kept day) of the zones a partition run rebuilds and refuses past."""
+    policy = retention_policy(config)
+    today = today_utc()
+    cutoffs = (policy.cutoff(zone, today) for zone in (RESTRICTED, PSEUDONYMIZED))
+    return [cutoff for cutoff in cutoffs if cutoff is not None]
+
+
 @dg.sensor(
     job=call_pipeline_job,
     minimum_interval_seconds=load_settings().sensor_interval_seconds,
@@ -177,10 +185,11 @@ def plan_privacy_reruns(
         "`affected_partitions` metadata of erasure_register and consent_events), published ones "
         "included, so that their rows and aggregates are rebuilt with the change applied. A "
         "re-run changes nothing new, so it starts no further run; run keys name the change, so a "
-        "partition is re-run once per change."
+        "partition is re-run once per change. Partitions past the restricted or pseudonymised "
+        "retention are skipped (their runs would be refused: the sweep deleted their rows)."
     ),
 )
-def privacy_rerun_sensor(context: dg.SensorEvaluationContext):
+def privacy_rerun_sensor(context: dg.SensorEvaluationContext, pipeline_config: PipelineConfig):
     cursor = json.loads(context.cursor) if context.cursor else {}
     changes: list[tuple[str, int, list[str]]] = []
     for asset_key, source in PRIVACY_SOURCES.items():
@@ -195,6 +204,8 @@ def privacy_rerun_sensor(context: dg.SensorEvaluationContext):
             changes.append((source, record.storage_id, partitions))
             cursor[source] = record.storage_id
     first_date, last_date = partition_range()
+    # A run of a partition past retention is refused (raw_calls, calls_pseudonymized): skip it.
+    first_date = max([first_date, *rerun_retention_cutoffs(pipeline_config)])
     runs = plan_privacy_reruns(changes, first_date, last_date)
     requests = [
         dg.RunRequest(

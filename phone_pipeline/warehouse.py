@@ -109,6 +109,11 @@ RESTRICTED_TABLES: dict[str, str] = {
         call_date DATE NOT NULL, reason VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
         PRIMARY KEY (content_hash, source_row)""",
+    # Rows of each landing file the retention sweep deleted (counts only), so that ingest's
+    # "rows of loaded files = raw rows + rows erased + rows swept" stays exact after a sweep.
+    "retention_swept_rows": """
+        content_hash VARCHAR NOT NULL, call_date DATE NOT NULL, table_name VARCHAR NOT NULL,
+        rows BIGINT NOT NULL, swept_at TIMESTAMPTZ NOT NULL""",
 }
 
 _CELL_FIGURES = """

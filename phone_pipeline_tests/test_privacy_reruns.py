@@ -11,7 +11,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from phone_pipeline.checks.erasure import ERASURE_REGISTER
 from phone_pipeline.domain.consent import CALLER_WITHDRAWN
+from phone_pipeline.resources import PipelineConfig, build_resources
 from phone_pipeline.sensors import plan_privacy_reruns, privacy_rerun_sensor
 from phone_pipeline_tests.conftest import Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import count, module_pipeline, pseudonymizer
@@ -52,7 +54,11 @@ CONSENT = pd.DataFrame(
 
 
 def tick(pipeline: Pipeline, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, instance=pipeline.instance)
+    context = dg.build_sensor_context(
+        cursor=cursor,
+        instance=pipeline.instance,
+        resources={"pipeline_config": build_resources(pipeline.settings)["pipeline_config"]},
+    )
     result = privacy_rerun_sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
@@ -162,3 +168,39 @@ def test_plan_keeps_partitions_in_range_and_groups_changes() -> None:
     )
     assert runs == {"2026-11-01": ["erasure:5", "consent_change:9"]}
     json.dumps(runs)
+
+
+def test_no_rerun_is_requested_for_a_partition_past_retention(tmp_path) -> None:
+    """An erasure that touched a partition the sweep has since deleted: its run would be refused
+    (and fail), so the sensor does not request it."""
+    today = dt.datetime.now(dt.UTC).date()
+    old_day, recent_day = today - dt.timedelta(days=100), today - dt.timedelta(days=1)
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=ERASURE_REGISTER,
+                metadata={
+                    "affected_partitions": dg.MetadataValue.json(
+                        [old_day.isoformat(), recent_day.isoformat()]
+                    )
+                },
+            )
+        )
+        for restricted_days, pseudonymized_days, expected in (
+            (0, 0, [old_day, recent_day]),
+            (90, 0, [recent_day]),
+            (0, 90, [recent_day]),  # the pseudonymised rows are refused too
+        ):
+            config = PipelineConfig(
+                data_home=str(tmp_path),
+                retention_restricted_days=restricted_days,
+                retention_pseudonymized_days=pseudonymized_days,
+            )
+            context = dg.build_sensor_context(
+                instance=instance, resources={"pipeline_config": config}
+            )
+            result = privacy_rerun_sensor(context)
+            assert isinstance(result, dg.SensorResult)
+            assert [r.partition_key for r in result.run_requests] == [
+                day.isoformat() for day in expected
+            ]

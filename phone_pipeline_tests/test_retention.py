@@ -9,6 +9,7 @@ import os
 from dataclasses import replace
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import pytest
 
@@ -44,6 +45,8 @@ def _clone_partitions(pipeline: Pipeline) -> dict[str, int]:
     con = duckdb.connect(str(pipeline.settings.restricted_db))
     try:
         con.execute(f"ATTACH '{pipeline.settings.analytics_db}' AS analytics")
+        con.execute(f"ATTACH '{pipeline.settings.compliance_db}' AS compliance")
+        con.execute(f"ATTACH '{pipeline.settings.shareable_db}' AS shareable")
         for table in [table for tables in RETENTION_TABLES.values() for table in tables]:
             per_day[table] = count(con, f"SELECT count(*) FROM {table} WHERE call_date = ?", [DAY])
             for offset in CLONED_OFFSETS:
@@ -112,8 +115,36 @@ def test_each_zone_keeps_its_cutoff_day_and_deletes_the_day_before(swept) -> Non
         kept = [DAY, DAY - dt.timedelta(days=1), DAY - dt.timedelta(days=10)]
         assert days == dict.fromkeys(kept, n)
         for table in RETENTION_TABLES["aggregates"]:
-            name = table.split(".")[-1]
-            assert count(con, f"SELECT count(*) FROM {name}") == 4 * per_day[table], name
+            zone, name = table.split(".")
+            if zone == "analytics":
+                assert count(con, f"SELECT count(*) FROM {name}") == 4 * per_day[table], name
+
+
+def test_shareable_and_compliance_follow_their_zones_cutoffs(swept) -> None:
+    """The pseudonymised rows' shareable copy and the findings per callee keep DAY - 10 (the
+    pseudonymised cutoff) and lose DAY - 11; their aggregates are kept."""
+    pipeline, per_day, _, _ = swept
+    kept = {DAY, DAY - dt.timedelta(days=1), DAY - dt.timedelta(days=10)}
+    for zone, path in (("shareable", pipeline.settings.shareable_db),
+                       ("compliance", pipeline.settings.compliance_db)):  # fmt: skip
+        with duckdb.connect(str(path), read_only=True) as con:
+            for retention_zone, days in (("pseudonymized", kept), ("aggregates", None)):
+                for table in RETENTION_TABLES[retention_zone]:
+                    if not table.startswith(f"{zone}."):
+                        continue
+                    name = table.split(".")[1]
+                    found = dict(
+                        con.execute(f"SELECT call_date, count(*) FROM {name} GROUP BY 1").fetchall()
+                    )
+                    n = per_day[table]
+                    expected_days = (
+                        days if days is not None else kept | {DAY - dt.timedelta(days=11)}
+                    )
+                    assert found == (dict.fromkeys(expected_days, n) if n else {}), table
+    # Every new zone had rows to sweep in this data.
+    assert per_day["shareable.calls_pseudonymized"] > 0
+    assert per_day["compliance.contact_pressure"] > 0
+    assert per_day["shareable.call_volume_hourly"] > 0
 
 
 def test_retention_log_and_metadata_hold_the_counts(swept) -> None:
@@ -243,3 +274,46 @@ def test_the_sensor_requests_no_run_for_a_partition_past_retention(tmp_path) -> 
             )
             result = landing_calls_sensor(context)
             assert {request.partition_key for request in result.run_requests} == expected
+
+
+def test_rows_of_a_file_stay_accounted_for_after_the_sweep_of_one_of_its_days(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A file with calls on two days; the older day is swept; a run of the newer day must still
+    find every row of the file: kept, erased, or swept by retention."""
+    from phone_pipeline_tests.test_erasure import call
+
+    today = dt.datetime.now(dt.UTC).date()
+    old_day, new_day = today - dt.timedelta(days=20), today - dt.timedelta(days=5)
+    numbers = ["+12125550171", "+12125550172", "+12125550173"]
+    calls = pd.DataFrame(
+        [
+            call("o-1", numbers[0], numbers[1], f"{old_day}T10:00:00Z"),
+            call("o-2", numbers[1], numbers[2], f"{old_day}T11:00:00Z"),
+            call("n-1", numbers[2], numbers[0], f"{new_day}T10:00:00Z"),
+        ]
+    )
+    consent = pd.DataFrame(
+        {"phone_number": numbers, "purpose": "analytics", "status": "granted",
+         "recorded_at": f"{old_day - dt.timedelta(days=1)}T00:00:00Z", "source": "web-form"}
+    )  # fmt: skip
+    with module_pipeline(tmp_path_factory.mktemp("retention_identity")) as pipeline:
+        write_csv_atomically(calls, pipeline.settings.landing_calls / "two_days.csv")
+        write_csv_atomically(consent, pipeline.settings.landing_consent / "consent.csv")
+        for day in (old_day, new_day):
+            assert pipeline.run(day).success
+        pipeline.settings = replace(pipeline.settings, retention_restricted_days=10)
+        sweep = defs.resolve_job_def("retention_sweep").execute_in_process(
+            instance=pipeline.instance, resources=build_resources(pipeline.settings)
+        )
+        assert sweep.success
+        with pipeline.restricted() as con:
+            assert count(con, "SELECT count(*) FROM raw_calls") == 1  # the old day's 2 went
+        result = pipeline.run(new_day)
+        assert result.success, step_failures(result)
+        assert check_results(result)["raw_rows_identified_once"]
+        with pipeline.restricted() as con:
+            swept = con.execute(
+                "SELECT table_name, call_date, rows FROM retention_swept_rows"
+            ).fetchall()
+        assert swept == [("raw_calls", old_day, 2)]

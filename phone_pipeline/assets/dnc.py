@@ -15,9 +15,10 @@ from phone_pipeline.checks.dnc import DNC_REGISTRY, DNC_REGISTRY_CHECKS
 from phone_pipeline.domain.contract import DNC_OPTIONAL_COLUMNS, DNC_REQUIRED_COLUMNS
 from phone_pipeline.domain.dnc import classify_dnc_rows_sql
 from phone_pipeline.domain.redaction import redact
+from phone_pipeline.erasure_register import erased_among
 from phone_pipeline.landing import LandingFileError, list_landing_files, stage_file
 from phone_pipeline.number_cache import cache_new_numbers
-from phone_pipeline.resources import PipelineConfig
+from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
 
 
 @dg.asset(
@@ -35,6 +36,7 @@ def dnc_registry(
     context: dg.AssetExecutionContext,
     restricted_warehouse: DuckDBResource,
     pipeline_config: PipelineConfig,
+    pseudonym_key: PseudonymKeyResource,
 ):
     region = pipeline_config.default_region
     unreadable: dict[str, str] = {}
@@ -61,6 +63,15 @@ def dnc_registry(
             "CREATE OR REPLACE TEMP TABLE dnc_classified AS "
             + classify_dnc_rows_sql("dnc_staged", "number_cache", region)
         )
+        # An erased subject's listing is kept (see README, Erasure), but parsing it must not put
+        # the number back into the number cache, which erasure emptied of it.
+        erased = erased_among(
+            con,
+            "SELECT e164 FROM dnc_classified WHERE e164 IS NOT NULL",
+            pseudonym_key.pseudonymizers,
+        )
+        if erased:
+            con.execute("DELETE FROM number_cache WHERE e164 IN (SELECT unnest(?))", [erased])
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("DELETE FROM dnc_registry")

@@ -22,21 +22,60 @@ from phone_pipeline.domain.erasure import (
 )
 from phone_pipeline.domain.numbers import normalize_numbers
 from phone_pipeline.domain.redaction import redact
-from phone_pipeline.erasure_register import erase_subjects
+from phone_pipeline.erasure_register import COMPLIANCE_PSEUDONYM_TABLES, erase_subjects
 from phone_pipeline.landing import LandingFileError, list_landing_files, stage_file
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
-from phone_pipeline.warehouse import ANALYTICS
+from phone_pipeline.warehouse import (
+    ANALYTICS,
+    COMPLIANCE,
+    RESTRICTED_TABLES,
+    SHAREABLE,
+    ddl_column_names,
+)
 
-# Every restricted table and column that can hold a subject's number (raw or E.164).
-_NUMBER_COLUMNS = {
-    "raw_calls": ("caller_number", "callee_number"),
-    "calls_validated": ("caller_e164", "callee_e164"),
-    "calls_quarantine": ("caller_number", "callee_number"),
-    "consented_calls": ("caller_e164", "callee_e164"),
-    "consent_events": ("e164",),
-    "consent_quarantine": ("phone_number",),
-    "number_cache": ("raw_number", "e164"),
-}
+# Column names that hold a number (raw or E.164) in the restricted zone.
+_NUMBER_COLUMN_NAMES = frozenset(
+    {"caller_number", "callee_number", "caller_e164", "callee_e164", "e164", "phone_number",
+     "raw_number"}
+)  # fmt: skip
+
+# Restricted tables that keep an erased number on purpose, left out of `erased_subjects_absent`:
+# - the do-not-call registry, its quarantine and the scrub list: GDPR Art. 17(3)(b), keeping a
+#   number on a suppression list is necessary to comply with the legal obligation not to call it
+#   (erasing it would make the person callable again). Only the number, the listing and its
+#   reason are kept, in the restricted zone; nothing of it reaches another zone;
+# - erasure_quarantine: the unusable request rows themselves, kept with their text (README).
+ERASURE_KEEPS = frozenset(
+    {"dnc_registry", "dnc_quarantine", "dnc_scrub_list", "erasure_quarantine"}
+)
+
+
+def number_columns() -> dict[str, tuple[str, ...]]:
+    """Every restricted table and column that can hold a subject's number and must not keep it
+    once the subject is erased (a table added later is covered by its column names)."""
+    columns = {
+        table: tuple(c for c in ddl_column_names(ddl) if c in _NUMBER_COLUMN_NAMES)
+        for table, ddl in RESTRICTED_TABLES.items()
+        if table not in ERASURE_KEEPS
+    }
+    return {table: names for table, names in columns.items() if names}
+
+
+def registered_pseudonym_counts() -> list[tuple[str, str, str]]:
+    """(zone, table, SQL counting its rows that name a registered pseudonym)."""
+    registered = "(SELECT pseudonym FROM erasure_register)"
+    counts = [
+        (zone, "calls_pseudonymized",
+         f"SELECT count(*) FROM {zone}.calls_pseudonymized WHERE caller_pseudonym IN "
+         f"{registered} OR callee_pseudonym IN {registered}")
+        for zone in (ANALYTICS, SHAREABLE)
+    ]  # fmt: skip
+    counts += [
+        (COMPLIANCE, table,
+         f"SELECT count(*) FROM {COMPLIANCE}.{table} WHERE callee_pseudonym IN {registered}")
+        for table in COMPLIANCE_PSEUDONYM_TABLES
+    ]  # fmt: skip
+    return counts
 
 
 @dg.asset(
@@ -48,8 +87,9 @@ _NUMBER_COLUMNS = {
         "Erasure requests (GDPR Art. 17) from landing/erasure (`phone_number`, `requested_at`, "
         "`request_id`). Keeps a register of keyed pseudonyms of erased numbers, one per request "
         "and key version (never the numbers), and applies each new request once: the subject's "
-        "calls as caller are deleted from the restricted zone and analytics, as callee the "
-        "callee's number and pseudonym are removed. The dates it touched are in the metadata "
+        "calls as caller are deleted from the restricted zone, analytics and the shareable "
+        "zone, as callee the callee's number and pseudonym are removed and the compliance rows "
+        "about the callee are deleted. The dates it touched are in the metadata "
         "(`affected_partitions`): the `privacy_rerun_sensor` re-runs them. Bad request rows go "
         "to `erasure_quarantine`. Restricted zone."
     ),
@@ -58,12 +98,19 @@ def erasure_register(
     context: dg.AssetExecutionContext,
     restricted_warehouse: DuckDBResource,
     analytics_warehouse: DuckDBResource,
+    compliance_warehouse: DuckDBResource,
+    shareable_warehouse: DuckDBResource,
     pipeline_config: PipelineConfig,
     pseudonym_key: PseudonymKeyResource,
 ):
     region = pipeline_config.default_region
     unreadable: dict[str, str] = {}
-    with zones_connection(restricted_warehouse, analytics_warehouse) as con:
+    with zones_connection(
+        restricted_warehouse,
+        analytics_warehouse,
+        compliance=compliance_warehouse,
+        shareable=shareable_warehouse,
+    ) as con:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE erasure_staged (source_file VARCHAR, source_row BIGINT, "
             "phone_number VARCHAR, requested_at VARCHAR, request_id VARCHAR)"
@@ -178,13 +225,13 @@ def erasure_register(
                     f"{column} IN (SELECT e164 FROM processed_e164)" for column in columns
                 )
             ).fetchone()[0]
-            for table, columns in _NUMBER_COLUMNS.items()
+            for table, columns in number_columns().items()
         )
-        left_in_analytics = con.execute(
-            f"SELECT count(*) FROM {ANALYTICS}.calls_pseudonymized WHERE caller_pseudonym IN "
-            "(SELECT pseudonym FROM erasure_register) OR callee_pseudonym IN "
-            "(SELECT pseudonym FROM erasure_register)"
-        ).fetchone()[0]
+        # Every registered pseudonym, in every zone that holds pseudonyms.
+        left_by_table = {
+            f"{zone}.{table}": con.execute(sql).fetchone()[0]
+            for zone, table, sql in registered_pseudonym_counts()
+        }
         rows_read, usable_rows, quarantined, request_count, register_rows = con.execute(
             "SELECT (SELECT count(*) FROM erasure_staged), "
             "(SELECT count(*) FROM erasure_classified WHERE reason IS NULL), "
@@ -241,10 +288,10 @@ def erasure_register(
     yield sql_check(
         ERASURE_REGISTER,
         "erased_subjects_absent",
-        passed=left_in_restricted == 0 and left_in_analytics == 0,
+        passed=left_in_restricted == 0 and not any(left_by_table.values()),
         metadata={
             "restricted_rows_left_of_processed_requests": left_in_restricted,
-            "analytics_rows_with_a_registered_pseudonym": left_in_analytics,
+            "rows_with_a_registered_pseudonym": dg.MetadataValue.json(left_by_table),
             "unreadable_files": dg.MetadataValue.json(unreadable),
         },
     )

@@ -95,17 +95,22 @@ def raw_calls(
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"unreadable_files": dg.MetadataValue.json(report.rejected)},
         )
+        loaded = "content_hash IN (SELECT content_hash FROM landing_files)"
         file_rows, kept_or_erased = con.execute(
             "SELECT (SELECT coalesce(sum(rows), 0) FROM landing_files), "
-            "(SELECT count(*) FROM raw_calls) + (SELECT count(*) FROM erasure_exclusions "
-            " WHERE content_hash IN (SELECT content_hash FROM landing_files))"
+            f"(SELECT count(*) FROM raw_calls) + (SELECT count(*) FROM erasure_exclusions "
+            f" WHERE {loaded}) + (SELECT coalesce(sum(rows), 0) FROM retention_swept_rows "
+            f" WHERE {loaded})"
         ).fetchone()
         yield reconcile_check(
             RAW_CALLS,
             "raw_rows_identified_once",
             {
                 "rows = distinct (file content hash, row number)": (rows, distinct_keys),
-                "rows of loaded files = raw rows + rows erased": (file_rows, kept_or_erased),
+                "rows of loaded files = raw rows + rows erased + rows swept by retention": (
+                    file_rows,
+                    kept_or_erased,
+                ),
             },
         )
         yield suite_check(

@@ -18,9 +18,11 @@ from phone_pipeline.assets.common import (
 from phone_pipeline.checks.common import blocking, reconcile_check
 from phone_pipeline.domain.retention import (
     RETENTION_TABLES,
+    SOURCE_ROW_TABLES,
     RetentionPolicy,
     delete_expired_sql,
     expired_rows_sql,
+    record_swept_rows_sql,
 )
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.warehouse import ANALYTICS
@@ -74,9 +76,11 @@ def retention_refusal(config: PipelineConfig, zones: tuple[str, ...], call_date:
     ],
     description=(
         "Deletes day partitions older than each zone's retention: restricted call rows "
-        "(PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS, default 90), pseudonymised rows "
-        "(PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS, default 396), aggregates "
-        "(PHONE_PIPELINE_RETENTION_AGGREGATES_DAYS, default 0 = kept). A partition exactly at the "
+        "(PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS, default 90), pseudonymised rows in analytics, "
+        "their shareable copy and the compliance findings per callee "
+        "(PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS, default 396), aggregates, analytics and "
+        "shareable, and abandonment rates (PHONE_PIPELINE_RETENTION_AGGREGATES_DAYS, default 0 = "
+        "kept). A partition exactly at the "
         "cutoff is kept. Each table's deleted row count goes to analytics.retention_log."
     ),
 )
@@ -85,6 +89,8 @@ def retention_sweep(
     config: RetentionSweepConfig,
     restricted_warehouse: DuckDBResource,
     analytics_warehouse: DuckDBResource,
+    compliance_warehouse: DuckDBResource,
+    shareable_warehouse: DuckDBResource,
     pipeline_config: PipelineConfig,
 ):
     real_today = today_utc()
@@ -96,7 +102,12 @@ def retention_sweep(
     deleted: dict[str, int] = {}
     log_rows = []
     remaining: dict[str, tuple[int, int]] = {}
-    with zones_connection(restricted_warehouse, analytics_warehouse) as con:
+    with zones_connection(
+        restricted_warehouse,
+        analytics_warehouse,
+        compliance=compliance_warehouse,
+        shareable=shareable_warehouse,
+    ) as con:
         for zone, tables in RETENTION_TABLES.items():
             days = policy.days_by_zone()[zone]
             cutoff = policy.cutoff(zone, as_of)
@@ -104,7 +115,11 @@ def retention_sweep(
                 rows_deleted = 0
                 if cutoff is not None:
                     rows_deleted = con.execute(expired_rows_sql(table, cutoff)).fetchone()[0]
+                    con.execute("BEGIN TRANSACTION")
+                    if table in SOURCE_ROW_TABLES:
+                        con.execute(record_swept_rows_sql(table, cutoff))
                     con.execute(delete_expired_sql(table, cutoff))
+                    con.execute("COMMIT")
                     remaining[f"{table}: rows before {cutoff}"] = (
                         con.execute(expired_rows_sql(table, cutoff)).fetchone()[0],
                         0,

@@ -19,6 +19,8 @@ ERASURE_CHECKS = [
         ERASURE_REGISTER,
         "erased_subjects_absent",
         "After processing: no number of a processed request is left in any restricted table, and "
-        "no registered pseudonym is left in analytics.calls_pseudonymized.",
+        "no registered pseudonym is left in analytics.calls_pseudonymized, "
+        "shareable.calls_pseudonymized or the compliance tables (contact_pressure, quiet_hours, "
+        "dnc_call_findings).",
     ),
 ]

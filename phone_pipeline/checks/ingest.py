@@ -26,7 +26,8 @@ RAW_CALLS_CHECKS = [
         RAW_CALLS,
         "raw_rows_identified_once",
         "Each row of the partition is one input row: its (file content hash, row number) is "
-        "unique; every row of every loaded file is a raw row or excluded as an erased subject's.",
+        "unique; every row of every loaded file is a raw row, excluded as an erased subject's, or "
+        "deleted by the retention sweep (counted per file in retention_swept_rows).",
     ),
     warning(
         RAW_CALLS,

@@ -16,8 +16,9 @@ RESTRICTED = "restricted"
 PSEUDONYMIZED = "pseudonymized"
 AGGREGATES = "aggregates"
 
-# The day-partitioned tables of each retention zone, as `catalog.table` for an analytics table
-# attached to a restricted connection, or a bare name for a table of the restricted file.
+# The day-partitioned tables of each retention zone, as `catalog.table` for a table of a zone file
+# attached to a restricted connection (analytics, shareable, compliance), or a bare name for a
+# table of the restricted file.
 RETENTION_TABLES: dict[str, tuple[str, ...]] = {
     RESTRICTED: (
         "raw_calls",
@@ -25,14 +26,31 @@ RETENTION_TABLES: dict[str, tuple[str, ...]] = {
         "calls_quarantine",
         "consented_calls",
         "consent_exclusions",
+        "erasure_exclusions",
     ),
-    PSEUDONYMIZED: ("analytics.calls_pseudonymized",),
+    # Rows naming a person by pseudonym, in whichever zone: the analytics rows, their shareable
+    # copy, and the compliance findings per callee.
+    PSEUDONYMIZED: (
+        "analytics.calls_pseudonymized",
+        "shareable.calls_pseudonymized",
+        "compliance.contact_pressure",
+        "compliance.quiet_hours",
+        "compliance.dnc_call_findings",
+    ),
     AGGREGATES: (
         "analytics.call_volume_hourly",
         "analytics.call_volume_by_country",
         "analytics.row_accounting",
+        "shareable.call_volume_hourly",
+        "shareable.call_volume_by_country",
+        "compliance.abandonment_rates",  # per campaign, no person
     ),
 }
+
+# Restricted tables whose rows are input rows of a landing file (`content_hash`): the sweep
+# records how many of each file's rows it deleted (`restricted.retention_swept_rows`), so that
+# "rows of loaded files = raw rows + rows erased + rows swept" stays exact at ingest.
+SOURCE_ROW_TABLES: tuple[str, ...] = ("raw_calls", "erasure_exclusions")
 
 
 @dataclass(frozen=True)
@@ -85,3 +103,15 @@ def expired_rows_sql(table: str, cutoff: dt.date) -> str:
 
 def delete_expired_sql(table: str, cutoff: dt.date) -> str:
     return f"DELETE FROM {table} WHERE call_date < DATE '{cutoff.isoformat()}'"
+
+
+def record_swept_rows_sql(table: str, cutoff: dt.date) -> str:
+    """Rows of `table` (a SOURCE_ROW_TABLES table) older than `cutoff`, counted per file and day,
+    as rows of `retention_swept_rows`; run just before `delete_expired_sql`, in its transaction."""
+    if table not in SOURCE_ROW_TABLES:
+        raise ValueError(f"{table} holds no landing-file rows")
+    return (
+        "INSERT INTO retention_swept_rows (content_hash, call_date, table_name, rows, swept_at) "
+        f"SELECT content_hash, call_date, '{table}', count(*), now() FROM {table} "
+        f"WHERE call_date < DATE '{cutoff.isoformat()}' GROUP BY content_hash, call_date"
+    )
