@@ -335,7 +335,7 @@ def publish_dp_aggregate(
                 [call_date, table, privacy.epsilon, privacy.budget_per_day,
                  f"geometric (diffprivlib) L={bounds.max_calls_per_cell} "
                  f"C={bounds.max_cells_per_subscriber} D={bounds.max_duration_seconds}s",
-                 context.run_id],
+                 context.run.run_id],
             )  # fmt: skip
             replace_partition(
                 con, call_date, {f"{ANALYTICS}.{table}": "SELECT * FROM staged_published"}

@@ -130,7 +130,7 @@ def retention_sweep(
         con.executemany(
             f"INSERT INTO {RETENTION_LOG} (swept_at, run_id, as_of, zone, table_name, "
             "retention_days, cutoff, rows_deleted) VALUES (now(), ?, ?, ?, ?, ?, ?, ?)",
-            [[context.run_id, as_of, *row] for row in log_rows],
+            [[context.run.run_id, as_of, *row] for row in log_rows],
         )
         cutoffs = {zone: policy.cutoff(zone, as_of) for zone in RETENTION_TABLES}
         yield dg.MaterializeResult(
