@@ -12,10 +12,11 @@ call_pipeline_job = dg.define_asset_job(
     # The retention sweep is not a day partition's stage: it has its own job and schedule.
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(RETENTION_SWEEP),
     description=(
-        "Ingest -> validate -> consent -> pseudonymize -> aggregate -> row accounting -> "
-        "re-identification risk -> shareable zone for one day, "
-        "with the consent registry and cell reference refreshed first. Every stage is gated by "
-        "blocking checks: a failed gate stops the stages after it."
+        "One day: erasure register, consent and do-not-call registries and cell reference "
+        "refreshed first; then ingest -> validate -> consent -> pseudonymize -> aggregate -> row "
+        "accounting -> re-identification risk -> shareable zone, with the compliance findings, "
+        "scrub list and fairness report beside them, and the record of processing last. Every "
+        "stage is gated by blocking checks: a failed gate stops the stages after it."
     ),
 )
 
