@@ -65,6 +65,17 @@ def erased_among(
     return sorted(erased_numbers((n for n in numbers if n), register, pseudonymizers()))
 
 
+def forget_erased_numbers(
+    con: duckdb.DuckDBPyConnection, e164_sql: str, pseudonymizers: Callable[[], Pseudonymizers]
+) -> list[str]:
+    """The erased numbers among `e164_sql`, dropped again from the number cache: parsing a
+    registry (consent, do-not-call) through the cache would otherwise keep them there."""
+    erased = erased_among(con, e164_sql, pseudonymizers)
+    if erased:
+        con.execute("DELETE FROM number_cache WHERE e164 IN (SELECT unnest(?))", [erased])
+    return erased
+
+
 def _changed(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
     return con.execute(sql).fetchall()
 

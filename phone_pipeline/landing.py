@@ -53,6 +53,31 @@ def list_landing_files(folder: Path, suffixes: tuple[str, ...] = CALL_FILE_SUFFI
     return sorted(path for path in folder.iterdir() if is_landing_file(path, suffixes))
 
 
+def stage_registry_files(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    staged_table: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+    suffixes: tuple[str, ...] = CALL_FILE_SUFFIXES,
+) -> dict[str, str]:
+    """Append every readable file of a registry folder (consent, do-not-call, erasure requests)
+    to `staged_table`, with its `source_file`; returns the unreadable ones, redacted name ->
+    problem, so that one bad file is reported without stopping the others."""
+    unreadable: dict[str, str] = {}
+    for path in list_landing_files(folder, suffixes):
+        try:
+            stage_file(con, path, required, optional, stage_table="registry_file")
+        except LandingFileError as error:
+            unreadable[redact(path.name)] = str(error)
+            continue
+        con.execute(
+            f"INSERT INTO {staged_table} BY NAME SELECT ? AS source_file, * FROM registry_file",
+            [path.name],
+        )
+    return unreadable
+
+
 def content_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

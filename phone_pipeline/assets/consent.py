@@ -14,7 +14,12 @@ from phone_pipeline.assets.common import (
     table_metadata,
     zone_attributes,
 )
-from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
+from phone_pipeline.checks.common import (
+    files_readable_check,
+    reconcile_check,
+    sql_check,
+    suite_check,
+)
 from phone_pipeline.checks.consent import (
     CONSENT_EVENTS,
     CONSENT_EVENTS_CHECKS,
@@ -34,9 +39,8 @@ from phone_pipeline.domain.consent import (
 )
 from phone_pipeline.domain.contract import CONSENT_OPTIONAL_COLUMNS, CONSENT_REQUIRED_COLUMNS
 from phone_pipeline.domain.erasure import consent_change_partitions_sql
-from phone_pipeline.domain.redaction import redact
-from phone_pipeline.erasure_register import erased_among
-from phone_pipeline.landing import LandingFileError, list_landing_files, sql_date, stage_file
+from phone_pipeline.erasure_register import forget_erased_numbers
+from phone_pipeline.landing import sql_date, stage_registry_files
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.partitions import partition_date
 from phone_pipeline.resources import (
@@ -70,29 +74,17 @@ def consent_events(
     pseudonym_key: PseudonymKeyResource,
 ):
     region = pipeline_config.default_region
-    unreadable: dict[str, str] = {}
     with restricted_connection(restricted_warehouse) as con:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE consent_staged (source_file VARCHAR, source_row BIGINT, "
             "phone_number VARCHAR, purpose VARCHAR, status VARCHAR, recorded_at VARCHAR, source VARCHAR)"
         )
-        for path in list_landing_files(pipeline_config.landing_consent):
-            try:
-                stage_file(
-                    con,
-                    path,
-                    CONSENT_REQUIRED_COLUMNS,
-                    CONSENT_OPTIONAL_COLUMNS,
-                    stage_table="consent_file",
-                )
-            except LandingFileError as error:
-                unreadable[redact(path.name)] = str(error)
-                context.log.error(f"Consent file not read: {error}")
-                continue
-            con.execute(
-                "INSERT INTO consent_staged BY NAME SELECT ? AS source_file, * FROM consent_file",
-                [path.name],
-            )
+        unreadable = stage_registry_files(
+            con, pipeline_config.landing_consent, "consent_staged",
+            CONSENT_REQUIRED_COLUMNS, CONSENT_OPTIONAL_COLUMNS,
+        )  # fmt: skip
+        for problem in unreadable.values():
+            context.log.error(f"Consent file not read: {problem}")
         parsed = cache_new_numbers(
             con, "SELECT phone_number AS raw_number FROM consent_staged", region
         )
@@ -101,7 +93,7 @@ def consent_events(
             + classify_consent_events_sql("consent_staged", "number_cache", region)
         )
         # The register applies here too: an erased subject's events (and its cached number) go.
-        erased = erased_among(
+        erased = forget_erased_numbers(
             con,
             "SELECT e164 FROM consent_classified WHERE e164 IS NOT NULL",
             pseudonym_key.pseudonymizers,
@@ -109,7 +101,6 @@ def consent_events(
         con.execute("CREATE OR REPLACE TEMP TABLE consent_erased (e164 VARCHAR)")
         if erased:
             con.executemany("INSERT INTO consent_erased VALUES (?)", [[n] for n in erased])
-            con.execute("DELETE FROM number_cache WHERE e164 IN (SELECT e164 FROM consent_erased)")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE consent_kept AS SELECT * FROM consent_classified "
             "WHERE e164 IS NULL OR e164 NOT IN (SELECT e164 FROM consent_erased)"
@@ -168,13 +159,7 @@ def consent_events(
                 "quarantined_by_reason": counts_table(reasons),
             },
         )
-        yield sql_check(
-            CONSENT_EVENTS,
-            "consent_files_readable",
-            passed=not unreadable,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"unreadable_files": dg.MetadataValue.json(unreadable)},
-        )
+        yield files_readable_check(CONSENT_EVENTS, "consent_files_readable", unreadable)
         yield reconcile_check(
             CONSENT_EVENTS,
             "consent_registry_rows_reconcile",

@@ -10,13 +10,12 @@ from phone_pipeline.assets.common import (
     table_metadata,
     zone_attributes,
 )
-from phone_pipeline.checks.common import reconcile_check, sql_check
+from phone_pipeline.checks.common import files_readable_check, reconcile_check
 from phone_pipeline.checks.dnc import DNC_REGISTRY, DNC_REGISTRY_CHECKS
 from phone_pipeline.domain.contract import DNC_OPTIONAL_COLUMNS, DNC_REQUIRED_COLUMNS
 from phone_pipeline.domain.dnc import classify_dnc_rows_sql
-from phone_pipeline.domain.redaction import redact
-from phone_pipeline.erasure_register import erased_among
-from phone_pipeline.landing import LandingFileError, list_landing_files, stage_file
+from phone_pipeline.erasure_register import forget_erased_numbers
+from phone_pipeline.landing import stage_registry_files
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
 
@@ -39,25 +38,17 @@ def dnc_registry(
     pseudonym_key: PseudonymKeyResource,
 ):
     region = pipeline_config.default_region
-    unreadable: dict[str, str] = {}
     with restricted_connection(restricted_warehouse) as con:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE dnc_staged (source_file VARCHAR, source_row BIGINT, "
             "phone_number VARCHAR, listed_at VARCHAR)"
         )
-        for path in list_landing_files(pipeline_config.landing_dnc, (".csv",)):
-            try:
-                stage_file(
-                    con, path, DNC_REQUIRED_COLUMNS, DNC_OPTIONAL_COLUMNS, stage_table="dnc_file"
-                )
-            except LandingFileError as error:
-                unreadable[redact(path.name)] = str(error)
-                context.log.error(f"Do-not-call file not read: {error}")
-                continue
-            con.execute(
-                "INSERT INTO dnc_staged BY NAME SELECT ? AS source_file, * FROM dnc_file",
-                [path.name],
-            )
+        unreadable = stage_registry_files(
+            con, pipeline_config.landing_dnc, "dnc_staged",
+            DNC_REQUIRED_COLUMNS, DNC_OPTIONAL_COLUMNS, suffixes=(".csv",),
+        )  # fmt: skip
+        for problem in unreadable.values():
+            context.log.error(f"Do-not-call file not read: {problem}")
         parsed = cache_new_numbers(con, "SELECT phone_number AS raw_number FROM dnc_staged", region)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE dnc_classified AS "
@@ -65,13 +56,11 @@ def dnc_registry(
         )
         # An erased subject's listing is kept (see README, Erasure), but parsing it must not put
         # the number back into the number cache, which erasure emptied of it.
-        erased = erased_among(
+        forget_erased_numbers(
             con,
             "SELECT e164 FROM dnc_classified WHERE e164 IS NOT NULL",
             pseudonym_key.pseudonymizers,
         )
-        if erased:
-            con.execute("DELETE FROM number_cache WHERE e164 IN (SELECT unnest(?))", [erased])
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("DELETE FROM dnc_registry")
@@ -104,13 +93,7 @@ def dnc_registry(
                 "quarantined_by_reason": counts_table(reasons),
             },
         )
-    yield sql_check(
-        DNC_REGISTRY,
-        "dnc_files_readable",
-        passed=not unreadable,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"unreadable_files": dg.MetadataValue.json(unreadable)},
-    )
+    yield files_readable_check(DNC_REGISTRY, "dnc_files_readable", unreadable)
     yield reconcile_check(
         DNC_REGISTRY,
         "dnc_registry_rows_reconcile",

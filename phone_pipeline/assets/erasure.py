@@ -23,7 +23,7 @@ from phone_pipeline.domain.erasure import (
 from phone_pipeline.domain.numbers import normalize_numbers
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.erasure_register import COMPLIANCE_PSEUDONYM_TABLES, erase_subjects
-from phone_pipeline.landing import LandingFileError, list_landing_files, stage_file
+from phone_pipeline.landing import stage_registry_files
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
 from phone_pipeline.warehouse import (
     ANALYTICS,
@@ -104,7 +104,6 @@ def erasure_register(
     pseudonym_key: PseudonymKeyResource,
 ):
     region = pipeline_config.default_region
-    unreadable: dict[str, str] = {}
     with zones_connection(
         restricted_warehouse,
         analytics_warehouse,
@@ -115,17 +114,12 @@ def erasure_register(
             "CREATE OR REPLACE TEMP TABLE erasure_staged (source_file VARCHAR, source_row BIGINT, "
             "phone_number VARCHAR, requested_at VARCHAR, request_id VARCHAR)"
         )
-        for path in list_landing_files(pipeline_config.landing_erasure, (".csv",)):
-            try:
-                stage_file(con, path, ERASURE_REQUIRED_COLUMNS, stage_table="erasure_file")
-            except LandingFileError as error:
-                unreadable[redact(path.name)] = str(error)
-                context.log.error(f"Erasure file not read: {error}")
-                continue
-            con.execute(
-                "INSERT INTO erasure_staged BY NAME SELECT ? AS source_file, * FROM erasure_file",
-                [path.name],
-            )
+        unreadable = stage_registry_files(
+            con, pipeline_config.landing_erasure, "erasure_staged",
+            ERASURE_REQUIRED_COLUMNS, suffixes=(".csv",),
+        )  # fmt: skip
+        for problem in unreadable.values():
+            context.log.error(f"Erasure file not read: {problem}")
         # Request numbers are parsed here, not through the number cache: the cache must not
         # keep an erased number.
         raw_numbers = [

@@ -10,7 +10,11 @@ from phone_pipeline.assets.common import (
     zone_attributes,
 )
 from phone_pipeline.assets.retention import retention_policy, retention_refusal, today_utc
-from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
+from phone_pipeline.checks.common import (
+    files_readable_check,
+    reconcile_check,
+    suite_check,
+)
 from phone_pipeline.checks.erasure import ERASURE_REGISTER
 from phone_pipeline.checks.ingest import RAW_CALLS, RAW_CALLS_CHECKS, raw_calls_expectations
 from phone_pipeline.domain.redaction import redact
@@ -88,13 +92,7 @@ def raw_calls(
         rows, distinct_keys = con.execute(
             f"SELECT count(*), count(DISTINCT (content_hash, source_row)) FROM ({partition_sql})"
         ).fetchone()
-        yield sql_check(
-            RAW_CALLS,
-            "landing_files_readable",
-            passed=not report.rejected,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"unreadable_files": dg.MetadataValue.json(report.rejected)},
-        )
+        yield files_readable_check(RAW_CALLS, "landing_files_readable", report.rejected)
         loaded = "content_hash IN (SELECT content_hash FROM landing_files)"
         file_rows, kept_or_erased = con.execute(
             "SELECT (SELECT coalesce(sum(rows), 0) FROM landing_files), "

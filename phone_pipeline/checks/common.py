@@ -106,3 +106,17 @@ def reconcile_check(
             "broken": dg.MetadataValue.json(broken),
         },
     )
+
+
+def files_readable_check(
+    asset_key: dg.AssetKey, check_name: str, unreadable: Mapping[str, str]
+) -> dg.AssetCheckResult:
+    """WARN, never blocking: one unreadable landing file must not stop every partition. Names are
+    already redacted by the landing functions."""
+    return sql_check(
+        asset_key,
+        check_name,
+        passed=not unreadable,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"unreadable_files": dg.MetadataValue.json(dict(unreadable))},
+    )
