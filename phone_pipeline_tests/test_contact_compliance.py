@@ -20,7 +20,12 @@ from phone_pipeline_tests.pipeline_support import (
     pseudonymizer,
     write_csv_atomically,
 )
-from phone_pipeline_tests.test_privacy_leaks import PHONE_LIKE, PSEUDONYM, event_log_texts
+from phone_pipeline_tests.test_privacy_leaks import (
+    PHONE_LIKE,
+    PSEUDONYM,
+    analytics_texts,
+    event_log_texts,
+)
 
 COMPLIANCE_ASSETS = {
     "compliance/contact_pressure",
@@ -35,24 +40,6 @@ CALLER, NY_CALLEE, IDAHO_CALLEE = "+12125550150", "+12125550151", "+12085550152"
 
 def compliance(pipeline: Pipeline) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(pipeline.settings.compliance_db), read_only=True)
-
-
-def compliance_texts(pipeline: Pipeline) -> list[str]:
-    texts: list[str] = []
-    with compliance(pipeline) as con:
-        for table, column, data_type in con.execute(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_catalog = current_database()"
-        ).fetchall():
-            texts += [table, column]
-            if data_type == "VARCHAR":
-                texts += [
-                    row[0]
-                    for row in con.execute(
-                        f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL'
-                    ).fetchall()
-                ]
-    return texts
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +145,7 @@ def test_no_input_number_in_the_compliance_file(generated) -> None:
     with pipeline.restricted() as con:
         numbers = input_phone_numbers(pipeline.settings.home, con)
         numbers |= {row[0] for row in con.execute("SELECT e164 FROM dnc_registry").fetchall()}
-    texts = compliance_texts(pipeline)
+    texts = analytics_texts(pipeline, pipeline.settings.compliance_db)
     assert len(texts) > 100
     assert numbers_found(numbers, texts) == set()
     others = [text for text in texts if not PSEUDONYM.fullmatch(text)]
