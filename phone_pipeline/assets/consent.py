@@ -227,22 +227,6 @@ def join_consent(
     call_date = partition_date(context)
     day = sql_date(call_date)
     with restricted_connection(restricted_warehouse) as con:
-        # The as-of join runs on the narrow columns it needs (carrying whole rows through its
-        # sort costs 4x), and the flags are joined back by call_id, unique in the partition.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE consent_flags AS "
-            + consent_as_of_sql(
-                "(SELECT call_id, caller_e164, callee_e164, started_at_utc FROM calls_validated "
-                f"WHERE call_date = {day})",
-                "consent_events",
-                "analytics",
-            )
-        )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE consent_joined AS SELECT calls.*, flags.caller_consent, "
-            "flags.callee_consent FROM calls_validated AS calls JOIN consent_flags AS flags "
-            f"USING (call_id) WHERE calls.call_date = {day}"
-        )
         written = _write_consent_outcome(con, call_date)
         validated = con.execute(
             "SELECT count(*) FROM calls_validated WHERE call_date = ?", [call_date]
@@ -301,21 +285,27 @@ def join_consent(
 
 
 def _write_consent_outcome(con: duckdb.DuckDBPyConnection, call_date: dt.date) -> dict[str, int]:
+    # A hash join on the number (see consent_as_of_sql) streams the calls: no intermediate table.
+    calls = consent_as_of_sql(
+        f"(SELECT * FROM calls_validated WHERE call_date = {sql_date(call_date)})",
+        "consent_events",
+        "analytics",
+    )
     return replace_partition(
         con,
         call_date,
         {
             # Minimise here: a callee without consent loses the number, keeps country and type.
-            "consented_calls": """
+            "consented_calls": f"""
                 SELECT call_date, call_id, started_at_utc, duration_seconds, disposition, cell_id,
                        caller_e164, caller_country, caller_number_type, caller_geo_region,
                        CASE WHEN callee_consent THEN callee_e164 END AS callee_e164,
                        coalesce(callee_consent, false) AS callee_identifiable,
                        callee_country, callee_number_type, source_file, source_row, campaign_id
-                FROM consent_joined WHERE caller_consent""",
+                FROM ({calls}) WHERE caller_consent""",
             "consent_exclusions": f"""
                 SELECT call_date, {exclusion_reason_sql("caller_consent")} AS reason, call_id,
                        source_file, source_row
-                FROM consent_joined WHERE caller_consent IS NOT TRUE""",
+                FROM ({calls}) WHERE caller_consent IS NOT TRUE""",
         },
     )

@@ -115,7 +115,7 @@ def calls_pseudonymized(
             if row[1] == "VARCHAR"
         ]
         found = con.execute(
-            phone_numbers_found_sql("staged_pseudonymized", text_columns, day)
+            phone_numbers_found_sql("staged_pseudonymized", text_columns)
         ).fetchone()
         admitted = con.execute(
             f"SELECT count(*) FROM consented_calls WHERE call_date = {day}"
@@ -139,7 +139,7 @@ def calls_pseudonymized(
                 passed=found[0] == 0 and found[1] == 0,
                 metadata={
                     "text_columns_scanned": dg.MetadataValue.json(text_columns),
-                    "distinct_values_equal_to_a_partition_number": found[0],
+                    "distinct_values_equal_to_a_known_number": found[0],
                     "distinct_values_that_look_like_a_phone_number": found[1],
                 },
             ),

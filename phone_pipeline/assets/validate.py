@@ -22,7 +22,7 @@ from phone_pipeline.checks.validate import (
     validated_expectations,
 )
 from phone_pipeline.domain.timestamps import clean_text_sql
-from phone_pipeline.domain.validation import classify_calls_sql
+from phone_pipeline.domain.validation import cleaned_calls_sql, quarantine_verdicts_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.partitions import partition_date
@@ -100,21 +100,17 @@ def validate_calls(
             "JOIN landing_files USING (content_hash) "
             f"WHERE raw_calls.call_date = {day}"
         )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE classified_calls AS "
-            + classify_calls_sql(
-                raw_sql,
-                "number_cache",
-                region,
-                pipeline_config.max_call_seconds,
-                callee_erased_sql="raw.callee_erased",
-            )  # fmt: skip
+        cleaned_sql = cleaned_calls_sql(
+            raw_sql, "number_cache", region, callee_erased_sql="raw.callee_erased"
         )
-        counts = con.execute(
-            "SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), "
-            "count(*) FROM classified_calls"
-        ).fetchone()
-        replace_counts = _write_validation(con, call_date)
+        # Only the verdicts of rows not admitted are kept (a few percent); both tables are then
+        # written straight from the raw rows, never through a wide intermediate table.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE quarantine_verdicts AS "
+            + quarantine_verdicts_sql(cleaned_sql, pipeline_config.max_call_seconds)
+        )
+        verdicts = con.execute("SELECT count(*) FROM quarantine_verdicts").fetchone()[0]
+        replace_counts = _write_validation(con, call_date, cleaned_sql)
         reasons = dict(
             con.execute(
                 "SELECT reason, count(*) FROM calls_quarantine WHERE call_date = ? GROUP BY 1",
@@ -168,15 +164,16 @@ def validate_calls(
         "validate_rows_reconcile",
         {
             "raw = validated + quarantined": (raw_rows, validated + quarantined),
-            "classified = raw": (counts[2], raw_rows),
-            "validated written = classified as valid": (validated, counts[0]),
+            "quarantined written = rows given a reason": (quarantined, verdicts),
             "validated = distinct call ids": (validated, distinct_call_ids),
             "callees missing, not erased": (callees_missing, 0),
         },
     )
 
 
-def _write_validation(con: duckdb.DuckDBPyConnection, call_date: dt.date) -> dict[str, int]:
+def _write_validation(
+    con: duckdb.DuckDBPyConnection, call_date: dt.date, cleaned_sql: str
+) -> dict[str, int]:
     """Validated and quarantined rows of the partition, replaced together in one transaction."""
     return replace_partition(
         con,
@@ -191,11 +188,11 @@ def _write_validation(con: duckdb.DuckDBPyConnection, call_date: dt.date) -> dic
                        callee_time_zones, source_file, source_row,
                        {clean_text_sql("campaign_id")} AS campaign_id,
                        callee_was_erased AS callee_erased
-                FROM classified_calls WHERE reason IS NULL""",
-            "calls_quarantine": """
+                FROM ({cleaned_sql}) ANTI JOIN quarantine_verdicts USING (row_key)""",
+            "calls_quarantine": f"""
                 SELECT call_date, reason, detail, source_file, source_row, call_id, caller_number,
                        callee_number, started_at, duration_seconds, disposition, cell_id,
                        campaign_id
-                FROM classified_calls WHERE reason IS NOT NULL""",
+                FROM ({cleaned_sql}) JOIN quarantine_verdicts USING (row_key)""",
         },
     )

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from phone_pipeline.checks.common import E164_REGEX, blocking, warning
-from phone_pipeline.domain.consent import PURPOSES, STATUSES
+from phone_pipeline.domain.consent import PURPOSES, STATUSES, consent_timeline_sql
 
 CONSENT_EVENTS = dg.AssetKey(["restricted", "consent_events"])
 CONSENTED_CALLS = dg.AssetKey(["restricted", "consented_calls"])
@@ -78,29 +78,24 @@ def consented_expectations() -> list[Any]:
 
 
 def consent_violations_sql(consented_table: str, events_table: str, call_date_sql: str) -> str:
-    """Counts of admitted calls breaking the consent rule, written without the ASOF join so that
-    a mistake in the pipeline's join cannot hide itself."""
-
-    def granted_at(number: str) -> str:
-        return f"""(
-            SELECT bool_and(event.status = 'granted') FROM {events_table} AS event
-            WHERE event.e164 = calls.{number} AND event.purpose = 'analytics'
-              AND event.recorded_at = (
-                  SELECT max(earlier.recorded_at) FROM {events_table} AS earlier
-                  WHERE earlier.e164 = calls.{number} AND earlier.purpose = 'analytics'
-                    AND earlier.recorded_at <= calls.started_at_utc))"""
-
+    """Counts of admitted calls breaking the consent rule, re-derived with an ASOF join (the
+    latest event at or before the call) so that a mistake in the stage's interval join cannot
+    hide itself."""
     return f"""
-        SELECT count(*) FILTER (WHERE NOT coalesce(caller_granted, false)) AS caller_violations,
-               count(*) FILTER (WHERE callee_e164 IS NOT NULL AND NOT coalesce(callee_granted, false))
+        WITH timeline AS ({consent_timeline_sql(events_table, "analytics")})
+        SELECT count(*) FILTER (WHERE NOT coalesce(caller_state.granted, false))
+                   AS caller_violations,
+               count(*) FILTER (WHERE calls.callee_e164 IS NOT NULL
+                                  AND NOT coalesce(callee_state.granted, false))
                    AS callee_violations,
-               count(*) FILTER (WHERE callee_identifiable <> (callee_e164 IS NOT NULL))
+               count(*) FILTER (WHERE calls.callee_identifiable <> (calls.callee_e164 IS NOT NULL))
                    AS identifiable_flag_mismatches
-        FROM (
-            SELECT calls.callee_e164, calls.callee_identifiable,
-                   {granted_at("caller_e164")} AS caller_granted,
-                   {granted_at("callee_e164")} AS callee_granted
-            FROM {consented_table} AS calls
-            WHERE calls.call_date = {call_date_sql}
-        )
+        FROM (SELECT caller_e164, callee_e164, started_at_utc, callee_identifiable
+              FROM {consented_table} WHERE call_date = {call_date_sql}) AS calls
+        ASOF LEFT JOIN timeline AS caller_state
+          ON caller_state.e164 = calls.caller_e164
+         AND caller_state.recorded_at <= calls.started_at_utc
+        ASOF LEFT JOIN timeline AS callee_state
+          ON callee_state.e164 = calls.callee_e164
+         AND callee_state.recorded_at <= calls.started_at_utc
     """

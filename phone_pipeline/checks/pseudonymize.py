@@ -67,19 +67,14 @@ def pseudonymized_expectations() -> list[Any]:
     ]
 
 
-def phone_numbers_found_sql(staged_table: str, text_columns: list[str], call_date_sql: str) -> str:
-    """Distinct staged text values that are a number of the partition (raw or E.164) or look
-    like one."""
+def phone_numbers_found_sql(staged_table: str, text_columns: list[str]) -> str:
+    """Distinct staged text values that are a number the pipeline has seen (raw string or
+    E.164, from the number cache: every string of every partition, ever) or look like one."""
     values = ", ".join(text_columns)
     return f"""
         WITH known_numbers AS (
-            SELECT DISTINCT number FROM (
-                SELECT unnest([caller_number, callee_number]) AS number
-                FROM raw_calls WHERE call_date = {call_date_sql}
-                UNION ALL
-                SELECT unnest([caller_e164, callee_e164]) FROM calls_validated
-                WHERE call_date = {call_date_sql}
-            ) WHERE regexp_matches(number, '[0-9].*[0-9].*[0-9]')  -- junk such as 'N/A' is no number
+            SELECT raw_number AS number FROM number_cache
+            UNION SELECT e164 FROM number_cache WHERE e164 IS NOT NULL
         ),
         -- Each distinct value once: the verdict is the same, and pseudonyms repeat a lot.
         published_values AS (SELECT DISTINCT unnest([{values}]) AS value FROM {staged_table})

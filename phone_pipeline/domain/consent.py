@@ -4,8 +4,10 @@ The rule a reviewer audits: the state of a number for a purpose at time t is the
 consent event recorded at or before t; no such event means not granted. Two events of one number and
 purpose recorded at the same instant resolve to withdrawn (the protective reading).
 
-`consent_as_of_sql` is what the pipeline runs (a DuckDB ASOF join, fast on millions of calls);
-`consent_granted_at` is a small pure-Python statement of the same rule that tests compare it against.
+`consent_as_of_sql` is what the pipeline runs: each number's consent as states valid from one event
+to the next, joined to the calls on number and time (a hash join on the number: 10M calls in about
+2 s, where an ASOF join sorted them all for 8-13 s). `consent_granted_at` is a small pure-Python
+statement of the same rule that tests compare it against; the gate re-derives it with an ASOF join.
 """
 
 from __future__ import annotations
@@ -65,25 +67,39 @@ def consent_timeline_sql(events_table: str, purpose: str) -> str:
     """
 
 
+def consent_states_sql(events_table: str, purpose: str) -> str:
+    """One row per number and state: `granted` from `valid_from` (an event's instant) until
+    `valid_until` (the number's next event; NULL: still in force)."""
+    return f"""
+        SELECT e164, granted, recorded_at AS valid_from,
+               lead(recorded_at) OVER (PARTITION BY e164 ORDER BY recorded_at) AS valid_until
+        FROM ({consent_timeline_sql(events_table, purpose)})
+    """
+
+
 def consent_as_of_sql(calls_table: str, events_table: str, purpose: str = "analytics") -> str:
     """The calls with `caller_consent` and `callee_consent` (TRUE, FALSE, or NULL for no event).
 
     `calls_table` needs `caller_e164`, `callee_e164` and `started_at_utc`; `events_table` needs
-    `e164`, `purpose`, `status` and `recorded_at`.
+    `e164`, `purpose`, `status` and `recorded_at`. States do not overlap, so each call matches
+    at most one state per number and keeps its row.
     """
-    timeline = consent_timeline_sql(events_table, purpose)
+
+    def state_at(role: str) -> str:
+        return f"""
+        LEFT JOIN states AS {role}_state
+          ON {role}_state.e164 = calls.{role}_e164
+         AND {role}_state.valid_from <= calls.started_at_utc
+         AND ({role}_state.valid_until IS NULL OR calls.started_at_utc < {role}_state.valid_until)"""
+
     return f"""
-        WITH timeline AS ({timeline})
+        WITH states AS ({consent_states_sql(events_table, purpose)})
         SELECT calls.*,
                caller_state.granted AS caller_consent,
                callee_state.granted AS callee_consent
         FROM {calls_table} AS calls
-        ASOF LEFT JOIN timeline AS caller_state
-          ON caller_state.e164 = calls.caller_e164
-         AND caller_state.recorded_at <= calls.started_at_utc
-        ASOF LEFT JOIN timeline AS callee_state
-          ON callee_state.e164 = calls.callee_e164
-         AND callee_state.recorded_at <= calls.started_at_utc
+        {state_at("caller")}
+        {state_at("callee")}
     """
 
 

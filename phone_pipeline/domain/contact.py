@@ -121,80 +121,95 @@ def _checked_cap(cap: int) -> int:
     return int(cap)
 
 
-def rolling_counts_sql(calls: str) -> str:
-    """Each call of `calls` (`call_id`, `call_date`, `callee_e164`, `campaign_id`,
-    `started_at_utc`) with `calls_24h`, `calls_7d`, and the same within its campaign
-    (`campaign_calls_24h`, `campaign_calls_7d`; NULL without a campaign).
+# An E.164 number is `+` and at most 15 digits, the first not 0: as a BIGINT it is an exact key,
+# and sorting a week of calls by an integer instead of a string halves the rolling counts' cost.
+def e164_key_sql(column: str) -> str:
+    return f"CAST(substr({column}, 2) AS BIGINT)"
 
-    `calls` must reach back 7 days before the first call whose counts are used.
+
+def rolling_counts_sql(calls: str, partition: str) -> str:
+    """Each row of `calls` (`started_at_utc`, the `partition` columns, others carried along)
+    with `calls_24h` and `calls_7d`: the rows of its partition in the 24 hours and 7 days up to
+    and including it. `calls` must reach back 7 days before the first row whose counts are used.
     """
+    day_us, week_us = 24 * 3600 * 10**6, 7 * 24 * 3600 * 10**6
 
-    def window(partition: str, span: str) -> str:
+    def window(span_us: int) -> str:
         return (
-            f"OVER (PARTITION BY {partition} ORDER BY started_at_utc "
-            f"RANGE BETWEEN INTERVAL {span} PRECEDING AND CURRENT ROW)"
+            f"OVER (PARTITION BY {partition} ORDER BY epoch_us(started_at_utc) "
+            f"RANGE BETWEEN {span_us} PRECEDING AND CURRENT ROW)"
         )
 
     return f"""
-        SELECT *,
-               count(*) {window("callee_e164", "24 HOURS")} AS calls_24h,
-               count(*) {window("callee_e164", "7 DAYS")} AS calls_7d,
-               CASE WHEN campaign_id IS NOT NULL
-                    THEN count(*) {window("callee_e164, campaign_id", "24 HOURS")} END
-                   AS campaign_calls_24h,
-               CASE WHEN campaign_id IS NOT NULL
-                    THEN count(*) {window("callee_e164, campaign_id", "7 DAYS")} END
-                   AS campaign_calls_7d
+        SELECT *, count(*) {window(day_us)} AS calls_24h, count(*) {window(week_us)} AS calls_7d
         FROM {calls}
     """
 
 
-def contact_pressure_sql(counted_calls: str, call_date_sql: str, cap_24h: int, cap_7d: int) -> str:
+def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: int) -> str:
     """Per callee and day (scope `all`) and per callee, campaign and day (scope `campaign`): the
-    day's calls, the largest rolling counts, and whether a cap was exceeded."""
+    day's calls, the largest rolling counts, and whether a cap was exceeded.
+
+    `calls` (`call_date`, `callee_e164`, `campaign_id`, `started_at_utc`) must reach back 7 days
+    before `call_date_sql`."""
     cap_day, cap_week = _checked_cap(cap_24h), _checked_cap(cap_7d)
+    keyed = (
+        f"(SELECT call_date, campaign_id, started_at_utc, {e164_key_sql('callee_e164')} "
+        f"AS callee_key FROM {calls})"
+    )
     return f"""
         WITH scoped AS (
-            SELECT call_date, callee_e164, '{SCOPE_ALL}' AS scope, CAST(NULL AS VARCHAR) AS campaign_id,
-                   calls_24h AS in_24h, calls_7d AS in_7d
-            FROM {counted_calls} WHERE call_date = {call_date_sql}
+            SELECT call_date, callee_key, '{SCOPE_ALL}' AS scope,
+                   CAST(NULL AS VARCHAR) AS campaign_id, calls_24h, calls_7d
+            FROM ({rolling_counts_sql(keyed, "callee_key")})
+            WHERE call_date = {call_date_sql}
             UNION ALL
-            SELECT call_date, callee_e164, '{SCOPE_CAMPAIGN}', campaign_id,
-                   campaign_calls_24h, campaign_calls_7d
-            FROM {counted_calls} WHERE call_date = {call_date_sql} AND campaign_id IS NOT NULL
+            SELECT call_date, callee_key, '{SCOPE_CAMPAIGN}', campaign_id, calls_24h, calls_7d
+            FROM ({rolling_counts_sql(f"(SELECT * FROM {keyed} WHERE campaign_id IS NOT NULL)",
+                                      "callee_key, campaign_id")})
+            WHERE call_date = {call_date_sql}
         )
-        SELECT call_date, callee_e164, scope, campaign_id, count(*) AS calls,
-               max(in_24h) AS max_calls_24h, max(in_7d) AS max_calls_7d,
-               max(in_24h) > {cap_day} AS over_24h_cap, max(in_7d) > {cap_week} AS over_7d_cap
+        SELECT call_date, '+' || callee_key AS callee_e164, scope, campaign_id,
+               count(*) AS calls, max(calls_24h) AS max_calls_24h, max(calls_7d) AS max_calls_7d,
+               max(calls_24h) > {cap_day} AS over_24h_cap, max(calls_7d) > {cap_week} AS over_7d_cap
         FROM scoped
-        GROUP BY call_date, callee_e164, scope, campaign_id
-    """
+        GROUP BY call_date, callee_key, scope, campaign_id
+    """  # fmt: skip
 
 
 def window_status_sql(calls: str, window: PermittedWindow, known_zones: str) -> str:
-    """Each call of `calls` (`call_id` unique, `started_at_utc`, `callee_time_zones`) with
-    `window_status`. `known_zones` is a relation of zone names (`name`) the database can convert
-    (DuckDB's ICU): DuckDB reads an unknown zone name as UTC, so names outside it are ignored,
-    and `Etc/Unknown`, phonenumbers' "no idea", is never a zone."""
+    """Each call of `calls` (`started_at_utc`, `callee_time_zones`) with `window_status`.
+    `known_zones` is a relation of zone names (`name`) the database can convert (DuckDB's ICU):
+    DuckDB reads an unknown zone name as UTC, so names outside it are ignored, and `Etc/Unknown`,
+    phonenumbers' "no idea", is never a zone.
+
+    The window is judged on local minutes, so each distinct (zone list, UTC minute) is judged
+    once and joined back: a day holds at most 1,440 minutes per zone list, however many calls.
+    """
     local_minute = "(hour(local_time) * 60 + minute(local_time))"
     return f"""
-        WITH zones AS (
-            SELECT call_id, started_at_utc, unnest(callee_time_zones) AS zone FROM {calls}
+        WITH minutes AS (
+            SELECT DISTINCT callee_time_zones AS zones,
+                   date_trunc('minute', started_at_utc) AS utc_minute
+            FROM {calls}
         ),
         verdicts AS (
-            SELECT call_id, bool_and({window.contains_sql(local_minute)}) AS inside_all
+            SELECT zones, utc_minute, bool_and({window.contains_sql(local_minute)}) AS inside_all
             FROM (
-                SELECT call_id, timezone(zone, started_at_utc) AS local_time
-                FROM zones
+                SELECT zones, utc_minute, timezone(zone, utc_minute) AS local_time
+                FROM (SELECT zones, utc_minute, unnest(zones) AS zone FROM minutes)
                 WHERE zone <> 'Etc/Unknown' AND zone IN (SELECT name FROM {known_zones})
             )
-            GROUP BY call_id
+            GROUP BY zones, utc_minute
         )
         SELECT calls.*,
                CASE WHEN verdicts.inside_all IS NULL THEN '{UNKNOWN_ZONE}'
                     WHEN verdicts.inside_all THEN '{PERMITTED}'
                     ELSE '{OUTSIDE_WINDOW}' END AS window_status
-        FROM {calls} AS calls LEFT JOIN verdicts USING (call_id)
+        FROM {calls} AS calls
+        LEFT JOIN verdicts
+          ON verdicts.zones = calls.callee_time_zones
+         AND verdicts.utc_minute = date_trunc('minute', calls.started_at_utc)
     """
 
 

@@ -157,6 +157,9 @@ def rates_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+PLOTTED_GROUPS = 30
+
+
 def rates_png(frame: pd.DataFrame, title: str) -> bytes:
     """One panel per measure: each group's rate (flagged ones in red) and the overall rate."""
     from matplotlib.figure import Figure  # lazy: matplotlib costs an import; no pyplot state
@@ -164,7 +167,14 @@ def rates_png(frame: pd.DataFrame, title: str) -> bytes:
     figure = Figure(figsize=(10, 3.2 * len(MEASURES)), layout="constrained")
     axes = figure.subplots(len(MEASURES), 1, squeeze=False)[:, 0]
     for ax, measure in zip(axes, MEASURES, strict=True):
-        part = frame[frame["measure"] == measure].sort_values("rows", ascending=False)
+        groups = frame[frame["measure"] == measure]
+        # Flagged groups and the largest ones: hundreds of bars (one per region of a carrier's
+        # traffic) are unreadable and slow to draw; the Markdown table lists every group.
+        part = (
+            groups.sort_values(["flagged", "rows"], ascending=False)
+            .head(max(PLOTTED_GROUPS, int(groups["flagged"].sum())))
+            .sort_values("rows", ascending=False)
+        )
         labels = [f"{c}/{t}" for c, t in zip(part["country"], part["number_type"], strict=True)]
         colours = ["#c0392b" if flag else "#4a78a8" for flag in part["flagged"]]
         ax.bar(range(len(part)), part["rate"].fillna(0) * 100, color=colours)
@@ -174,7 +184,10 @@ def rates_png(frame: pd.DataFrame, title: str) -> bytes:
             ax.legend(loc="upper right")
         ax.set_xticks(range(len(part)), labels, rotation=45, ha="right", fontsize=7)
         ax.set_ylabel("rate (%)")
-        ax.set_title(f"{measure} by caller country / number type (red: flagged)", fontsize=9)
+        shown = (
+            "" if len(part) == len(groups) else f", {len(part)} largest or flagged of {len(groups)}"
+        )
+        ax.set_title(f"{measure} by caller country / number type (red: flagged{shown})", fontsize=9)
     figure.suptitle(title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)

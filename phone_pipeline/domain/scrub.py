@@ -23,6 +23,7 @@ that run.
 from __future__ import annotations
 
 from phone_pipeline.domain.consent import consent_timeline_sql
+from phone_pipeline.domain.contact import e164_key_sql
 
 WITHDRAWN = "marketing_consent_withdrawn"
 NEVER_GRANTED = "marketing_consent_never_granted"
@@ -48,6 +49,16 @@ def scrub_list_sql(
     if cap_day < 1 or cap_week < 1:
         raise ValueError("frequency caps must be at least 1")
     events_now = f"(SELECT * FROM {consent_events} WHERE recorded_at <= {now_sql})"
+
+    def numbered_calls(span: str) -> str:
+        # Numbers as integer keys (see e164_key_sql): the sort is the cost here.
+        return f"""
+        SELECT callee_key, started_at_utc,
+               row_number() OVER (PARTITION BY callee_key ORDER BY started_at_utc) AS nth
+        FROM (SELECT {e164_key_sql("callee_e164")} AS callee_key, started_at_utc FROM {calls}), latest
+        WHERE started_at_utc BETWEEN latest.reference - INTERVAL {span} AND latest.reference
+          AND callee_key IS NOT NULL"""
+
     return f"""
     WITH known AS (
         SELECT e164, min(seen_at) AS first_seen FROM (
@@ -73,20 +84,8 @@ def scrub_list_sql(
     latest AS (SELECT max(started_at_utc) AS reference FROM {calls}),
     -- Each callee's calls in the window ending at the reference, numbered in time order: the
     -- cap-th is the call that reached the cap.
-    last_day AS (
-        SELECT callee_e164, started_at_utc,
-               row_number() OVER (PARTITION BY callee_e164 ORDER BY started_at_utc) AS nth
-        FROM {calls}, latest
-        WHERE started_at_utc BETWEEN latest.reference - INTERVAL 24 HOURS AND latest.reference
-          AND callee_e164 IS NOT NULL
-    ),
-    last_week AS (
-        SELECT callee_e164, started_at_utc,
-               row_number() OVER (PARTITION BY callee_e164 ORDER BY started_at_utc) AS nth
-        FROM {calls}, latest
-        WHERE started_at_utc BETWEEN latest.reference - INTERVAL 7 DAYS AND latest.reference
-          AND callee_e164 IS NOT NULL
-    )
+    last_day AS ({numbered_calls("24 HOURS")}),
+    last_week AS ({numbered_calls("7 DAYS")})
     SELECT e164, '{WITHDRAWN}' AS reason, since FROM withdrawn
     UNION ALL
     SELECT known.e164, '{NEVER_GRANTED}', known.first_seen
@@ -95,7 +94,7 @@ def scrub_list_sql(
     SELECT e164, '{DNC_LISTED}', min(listed_at) FROM {dnc_registry}
     WHERE listed_at <= {now_sql} GROUP BY e164
     UNION ALL
-    SELECT callee_e164, '{CAP_24H}', started_at_utc FROM last_day WHERE nth = {cap_day}
+    SELECT '+' || callee_key, '{CAP_24H}', started_at_utc FROM last_day WHERE nth = {cap_day}
     UNION ALL
-    SELECT callee_e164, '{CAP_7D}', started_at_utc FROM last_week WHERE nth = {cap_week}
+    SELECT '+' || callee_key, '{CAP_7D}', started_at_utc FROM last_week WHERE nth = {cap_week}
     """

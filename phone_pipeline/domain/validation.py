@@ -26,27 +26,29 @@ QUARANTINE_REASONS = (
 )
 
 
-def classify_calls_sql(
+def row_key_sql(relation: str) -> str:
+    """A raw row's place, its file's load order then its row number, packed in one BIGINT so
+    that the duplicate search compares integers (a file has fewer than 2^32 rows)."""
+    return f"({relation}.load_order * 4294967296 + {relation}.source_row)"
+
+
+def cleaned_calls_sql(
     raw_calls_sql: str,
     number_cache: str,
     default_region: str,
-    max_call_seconds: int,
     callee_erased_sql: str = "FALSE",
 ) -> str:
-    """Raw rows joined to their parsed numbers, with `reason`/`detail` (NULL reason = admitted).
+    """Raw rows with their cleaned fields, parsed numbers and `row_key`; no verdict yet.
 
-    `raw_calls_sql` selects the partition's raw rows with their file's `load_order`; the first
-    occurrence of a `call_id` (by load order, then row) is kept and later ones are duplicates.
+    `raw_calls_sql` selects the partition's raw rows with their file's `load_order`.
     `callee_erased_sql` (over `raw`) marks rows whose callee was erased: their missing callee
     number is no reason to quarantine the caller's call.
     """
     if not default_region.isalpha() or len(default_region) != 2:
         raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {default_region!r}")
-    dispositions = ", ".join(f"'{value}'" for value in DISPOSITIONS)
-    max_seconds = int(max_call_seconds)
     return f"""
-    WITH parsed AS (
         SELECT raw.*,
+               {row_key_sql("raw")} AS row_key,
                {clean_text_sql("raw.call_id")} AS clean_call_id,
                -- whole seconds only: TRY_CAST alone would take 0x10, 1e3, 1_000 or round 12.5
                CASE WHEN regexp_full_match({clean_text_sql("raw.duration_seconds")}, '[+-]?[0-9]{{1,18}}')
@@ -65,9 +67,21 @@ def classify_calls_sql(
           ON caller.raw_number = raw.caller_number AND caller.default_region = '{default_region}'
         LEFT JOIN {number_cache} AS callee
           ON callee.raw_number = raw.callee_number AND callee.default_region = '{default_region}'
-    ),
-    row_reasons AS MATERIALIZED (
-        SELECT *,
+    """
+
+
+def quarantine_verdicts_sql(cleaned_calls_sql: str, max_call_seconds: int) -> str:
+    """`row_key`, `reason` and `detail` of each row of `cleaned_calls_sql` that is not admitted.
+
+    Narrow on purpose: at 10M rows, carrying whole rows through the duplicate search cost more
+    than the rest of validation. The first occurrence of a `call_id` among otherwise valid rows
+    (by load order, then row) is kept and later ones are duplicates.
+    """
+    dispositions = ", ".join(f"'{value}'" for value in DISPOSITIONS)
+    max_seconds = int(max_call_seconds)
+    return f"""
+    WITH verdicts AS (
+        SELECT row_key, clean_call_id, caller_reason, callee_reason,
                CASE
                  WHEN clean_call_id IS NULL THEN 'missing_call_id'
                  WHEN timestamp_status = 'unreadable' THEN 'bad_timestamp'
@@ -80,26 +94,36 @@ def classify_calls_sql(
                  WHEN clean_disposition IS NULL OR clean_disposition NOT IN ({dispositions})
                    THEN 'unknown_disposition'
                END AS row_reason
-        FROM parsed
+        FROM ({cleaned_calls_sql})
     ),
-    -- Ids seen more than once among otherwise valid rows, with the first occurrence (by load
-    -- order, then row): an aggregate instead of a window over all rows, as repeats are rare.
+    -- An aggregate instead of a window over all rows: repeats are rare.
     repeated_ids AS (
-        SELECT clean_call_id, min((load_order, source_row)) AS first_occurrence
-        FROM row_reasons WHERE row_reason IS NULL
+        SELECT clean_call_id, min(row_key) AS first_key
+        FROM verdicts WHERE row_reason IS NULL
         GROUP BY clean_call_id HAVING count(*) > 1
-    ),
-    ranked AS (
-        SELECT row_reasons.*, repeated_ids.first_occurrence
-        FROM row_reasons LEFT JOIN repeated_ids USING (clean_call_id)
     )
-    SELECT * EXCLUDE (first_occurrence),
-           CASE WHEN row_reason IS NULL AND first_occurrence IS NOT NULL
-                     AND (load_order, source_row) <> first_occurrence THEN 'duplicate_call_id'
-                ELSE row_reason END AS reason,
+    SELECT row_key, coalesce(row_reason, 'duplicate_call_id') AS reason,
            CASE WHEN row_reason = 'invalid_caller_number' THEN caller_reason
                 WHEN row_reason = 'invalid_callee_number' THEN callee_reason
                 WHEN row_reason = 'absurd_duration' THEN 'longer than {max_seconds} s'
            END AS detail
-    FROM ranked
+    FROM verdicts LEFT JOIN repeated_ids USING (clean_call_id)
+    WHERE row_reason IS NOT NULL OR (first_key IS NOT NULL AND row_key <> first_key)
+    """
+
+
+def classify_calls_sql(
+    raw_calls_sql: str,
+    number_cache: str,
+    default_region: str,
+    max_call_seconds: int,
+    callee_erased_sql: str = "FALSE",
+) -> str:
+    """Every row of `cleaned_calls_sql` with `reason`/`detail` (NULL reason = admitted): the
+    whole verdict in one relation (the stage writes the two parts without joining them)."""
+    cleaned = cleaned_calls_sql(raw_calls_sql, number_cache, default_region, callee_erased_sql)
+    return f"""
+    SELECT cleaned.*, verdicts.reason, verdicts.detail
+    FROM ({cleaned}) AS cleaned
+    LEFT JOIN ({quarantine_verdicts_sql(cleaned, max_call_seconds)}) AS verdicts USING (row_key)
     """

@@ -64,13 +64,21 @@ def insert(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
 
 
 def counts_by_call(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
-    return {
-        row[0]: row[1:]
-        for row in con.execute(
-            "SELECT call_id, calls_24h, calls_7d, campaign_calls_24h, campaign_calls_7d "
-            f"FROM ({rolling_counts_sql('calls')})"
-        ).fetchall()
-    }
+    """call_id -> (calls_24h, calls_7d, and the same within its campaign, None without one)."""
+
+    def counts(calls: str, partition: str) -> dict[str, tuple]:
+        return {
+            row[0]: row[1:]
+            for row in con.execute(
+                f"SELECT call_id, calls_24h, calls_7d FROM ({rolling_counts_sql(calls, partition)})"
+            ).fetchall()
+        }
+
+    by_callee = counts("calls", "callee_e164")
+    by_campaign = counts(
+        "(SELECT * FROM calls WHERE campaign_id IS NOT NULL)", "callee_e164, campaign_id"
+    )
+    return {call: both + by_campaign.get(call, (None, None)) for call, both in by_callee.items()}
 
 
 def test_rolling_24h_window_across_midnight_and_partition_boundary(
@@ -89,10 +97,9 @@ def test_rolling_24h_window_across_midnight_and_partition_boundary(
     assert counts["c5"] == (1, 1, None, None)  # another callee, no campaign
 
     day = NOV_2
-    con.execute(f"CREATE TABLE counted AS {rolling_counts_sql('calls')}")
     rows = con.execute(
         "SELECT callee_e164, scope, campaign_id, calls, max_calls_24h, max_calls_7d, "
-        f"over_24h_cap, over_7d_cap FROM ({contact_pressure_sql('counted', day, 3, 7)}) "
+        f"over_24h_cap, over_7d_cap FROM ({contact_pressure_sql('calls', day, 3, 7)}) "
         "ORDER BY callee_e164, scope"
     ).fetchall()
     assert rows == [
@@ -115,10 +122,9 @@ def test_rolling_7d_window_reaches_back_seven_days(con: duckdb.DuckDBPyConnectio
     # Per campaign: the last call is cmp-b's; within 7 days of 2 Nov 12:30 cmp-b called on 28 and
     # 30 Oct, 1 Nov and at 12:30 (26 Oct 12:00 is just outside); 1 Nov 12:00 is 24.5 hours before.
     assert counts["c8"][2:] == (1, 4)
-    con.execute(f"CREATE TABLE counted AS {rolling_counts_sql('calls')}")
     over = con.execute(
         "SELECT scope, campaign_id, max_calls_7d, over_7d_cap FROM "
-        f"({contact_pressure_sql('counted', NOV_2, 3, 7)}) ORDER BY 1, 2"
+        f"({contact_pressure_sql('calls', NOV_2, 3, 7)}) ORDER BY 1, 2"
     ).fetchall()
     assert over == [("all", None, 8, True), ("campaign", "cmp-a", 4, False),
                     ("campaign", "cmp-b", 4, False)]  # fmt: skip
