@@ -123,8 +123,7 @@ def stage_file(
     """Read `path` into a TEMP table of text columns plus `source_row`; raises LandingFileError.
 
     Column names are matched case-insensitively; extra columns are not read (data minimisation).
-    `derived` adds columns computed from the text ones in the same pass (name -> SQL expression):
-    at 10M rows every extra temp table costs about as much as reading the file.
+    `derived` adds columns computed from the text ones (name -> SQL expression).
     """
     try:
         columns = {name.strip().lower(): name for name in _file_columns(con, path)}
@@ -144,10 +143,18 @@ def stage_file(
             for name in (*required, *optional)
         )
         extra = "".join(f", {expression} AS {name}" for name, expression in (derived or {}).items())
+        # Rows keep the file's order (DuckDB preserves insertion order), so a row's number is
+        # its rowid + 1 in a table read straight from the file: numbering while reading,
+        # row_number() OVER (), doubled the cost of reading a 10M-row file.
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {stage_table}_text AS "
+            f"SELECT {selected} FROM {read_text_table_sql(path)}"
+        )
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {stage_table} AS SELECT *{extra} FROM ("
-            f"SELECT row_number() OVER () AS source_row, {selected} FROM {read_text_table_sql(path)})"
+            f"SELECT rowid + 1 AS source_row, * FROM {stage_table}_text)"
         )
+        con.execute(f"DROP TABLE {stage_table}_text")
     except duckdb.Error as error:
         # DuckDB quotes offending lines, which may hold phone numbers: redact before reporting.
         first_line = (

@@ -550,6 +550,20 @@ def test_source_row_is_unique_per_file_and_follows_the_file(
     assert mismatched == 0
 
 
+def test_source_row_follows_a_file_read_in_parallel(
+    con: duckdb.DuckDBPyConnection, landing: Path
+) -> None:
+    # 400,000 rows (about 40 MB): several CSV buffers and row groups read by several threads.
+    con.execute("SET threads = 4")
+    rows = 400_000
+    write_csv(landing / "big.csv", [call(f"r{i}") for i in range(1, rows + 1)])
+    ingest(con, landing)
+    assert con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE call_id = 'r' || CAST(source_row AS VARCHAR)) "
+        "FROM raw_calls"
+    ).fetchone() == (rows, rows)
+
+
 def test_every_input_row_lands_exactly_once(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
     files = {
         "day1.csv": [call(f"d1-{i}", started_at=f"2026-11-01T{i:02d}:15:00Z") for i in range(24)],
