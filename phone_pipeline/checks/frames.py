@@ -63,9 +63,10 @@ def _group_sql(relation_sql: str, group: tuple[str, ...], expectations: list[Any
     if len(group) == 1 and reading <= set(NULLNESS_ONLY):
         # A column with a million distinct ids needs only: is there a null, is there a value.
         (column,) = group
+        # (An aggregate, not a window: no sort of the partition's rows.)
         return (
-            f"SELECT {column} FROM (SELECT {column}, row_number() OVER "
-            f"(PARTITION BY {column} IS NULL) AS nth FROM ({relation_sql})) WHERE nth = 1"
+            f"SELECT any_value({column}) AS {column} FROM ({relation_sql}) "
+            f"GROUP BY {column} IS NULL"
         )
     return f"SELECT DISTINCT {', '.join(group)} FROM ({relation_sql})"
 
