@@ -44,6 +44,16 @@ def call(call_id: str, caller: str, callee: str, started: str, duration: str = "
     }
 
 
+def analytics_consent(
+    numbers: list[str], recorded_at: str = "2026-10-01T00:00:00Z"
+) -> pd.DataFrame:
+    """A consent file granting `analytics` to each number at `recorded_at`."""
+    return pd.DataFrame(
+        {"phone_number": numbers, "purpose": "analytics", "status": "granted",
+         "recorded_at": recorded_at, "source": "web-form"}
+    )  # fmt: skip
+
+
 CALLS = pd.DataFrame(
     [
         # Day one: the subject calls twice (two spellings), is called once, and has a quarantined
@@ -62,15 +72,7 @@ CALLS = pd.DataFrame(
         call("d2-4", H, B, "2026-11-02T09:30:00Z"),
     ]
 )
-CONSENT = pd.DataFrame(
-    {
-        "phone_number": [SUBJECT, *OTHERS],
-        "purpose": "analytics",
-        "status": "granted",
-        "recorded_at": "2026-10-01T00:00:00Z",
-        "source": "web-form",
-    }
-)
+CONSENT = analytics_consent([SUBJECT, *OTHERS])
 
 
 def request_erasure(pipeline: Pipeline, name: str, rows: list[tuple[str, str, str]]) -> None:

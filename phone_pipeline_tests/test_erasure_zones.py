@@ -15,7 +15,12 @@ from phone_pipeline.erasure_register import COMPLIANCE_PSEUDONYM_TABLES
 from phone_pipeline_tests.conftest import Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import count, module_pipeline, pseudonymizer
 from phone_pipeline_tests.pipeline_support import write_csv_atomically as write
-from phone_pipeline_tests.test_erasure import call, request_erasure, restricted_texts
+from phone_pipeline_tests.test_erasure import (
+    analytics_consent,
+    call,
+    request_erasure,
+    restricted_texts,
+)
 
 DAY_ONE, DAY_TWO = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 SUBJECT = "+12125550141"  # erased; also on the do-not-call registry
@@ -34,15 +39,7 @@ CALLS = pd.DataFrame(
         call("6", D, LISTED_ONLY, "2026-11-02T11:00:00Z"),
     ]
 )
-CONSENT = pd.DataFrame(
-    {
-        "phone_number": [SUBJECT, B, C, D],
-        "purpose": "analytics",
-        "status": "granted",
-        "recorded_at": "2026-10-01T00:00:00Z",
-        "source": "web-form",
-    }
-)
+CONSENT = analytics_consent([SUBJECT, B, C, D])
 DNC = pd.DataFrame(
     {"phone_number": [SUBJECT, LISTED_ONLY], "listed_at": ["2026-10-15T00:00:00Z"] * 2}
 )

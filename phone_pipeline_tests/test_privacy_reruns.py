@@ -18,7 +18,7 @@ from phone_pipeline.sensors import plan_privacy_reruns, privacy_rerun_sensor
 from phone_pipeline_tests.conftest import Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import count, module_pipeline, pseudonymizer
 from phone_pipeline_tests.pipeline_support import write_csv_atomically as write
-from phone_pipeline_tests.test_erasure import call, request_erasure
+from phone_pipeline_tests.test_erasure import analytics_consent, call, request_erasure
 
 DAY_ONE, DAY_TWO = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 W = "+12125550111"  # withdraws at noon on day one
@@ -42,15 +42,7 @@ CALLS = pd.DataFrame(
         call("12", S, P, "2026-11-02T12:00:00Z"),
     ]
 )
-CONSENT = pd.DataFrame(
-    {
-        "phone_number": [W, X, *OTHERS],
-        "purpose": "analytics",
-        "status": "granted",
-        "recorded_at": "2026-10-01T00:00:00Z",
-        "source": "web-form",
-    }
-)
+CONSENT = analytics_consent([W, X, *OTHERS])
 
 
 def tick(pipeline: Pipeline, cursor: str | None) -> dg.SensorResult:

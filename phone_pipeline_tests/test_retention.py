@@ -281,7 +281,7 @@ def test_rows_of_a_file_stay_accounted_for_after_the_sweep_of_one_of_its_days(
 ) -> None:
     """A file with calls on two days; the older day is swept; a run of the newer day must still
     find every row of the file: kept, erased, or swept by retention."""
-    from phone_pipeline_tests.test_erasure import call
+    from phone_pipeline_tests.test_erasure import analytics_consent, call
 
     today = dt.datetime.now(dt.UTC).date()
     old_day, new_day = today - dt.timedelta(days=20), today - dt.timedelta(days=5)
@@ -293,10 +293,7 @@ def test_rows_of_a_file_stay_accounted_for_after_the_sweep_of_one_of_its_days(
             call("n-1", numbers[2], numbers[0], f"{new_day}T10:00:00Z"),
         ]
     )
-    consent = pd.DataFrame(
-        {"phone_number": numbers, "purpose": "analytics", "status": "granted",
-         "recorded_at": f"{old_day - dt.timedelta(days=1)}T00:00:00Z", "source": "web-form"}
-    )  # fmt: skip
+    consent = analytics_consent(numbers, f"{old_day - dt.timedelta(days=1)}T00:00:00Z")
     with module_pipeline(tmp_path_factory.mktemp("retention_identity")) as pipeline:
         write_csv_atomically(calls, pipeline.settings.landing_calls / "two_days.csv")
         write_csv_atomically(consent, pipeline.settings.landing_consent / "consent.csv")

@@ -18,7 +18,7 @@ from phone_pipeline.rotation import rotate_keys
 from phone_pipeline_tests.conftest import TEST_KEY, Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import module_pipeline, pseudonymizer
 from phone_pipeline_tests.pipeline_support import write_csv_atomically as write
-from phone_pipeline_tests.test_erasure import call, request_erasure
+from phone_pipeline_tests.test_erasure import analytics_consent, call, request_erasure
 from phone_pipeline_tests.test_privacy_leaks import event_log_texts
 
 NEW_KEY = "5e" * 32
@@ -36,15 +36,7 @@ CALLS = pd.DataFrame(
         call("7", D, A, "2026-11-03T10:00:00Z"),
     ]
 )
-CONSENT = pd.DataFrame(
-    {
-        "phone_number": NUMBERS,
-        "purpose": "analytics",
-        "status": "granted",
-        "recorded_at": "2026-10-01T00:00:00Z",
-        "source": "web-form",
-    }
-)
+CONSENT = analytics_consent(NUMBERS)
 
 
 def versions(pipeline: Pipeline, day: dt.date) -> list[int]:
