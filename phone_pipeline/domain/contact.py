@@ -157,6 +157,7 @@ def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: i
         f"(SELECT call_date, campaign_id, started_at_utc, {e164_key_sql('callee_e164')} "
         f"AS callee_key FROM {calls})"
     )
+    with_campaign = f"(SELECT * FROM {keyed} WHERE campaign_id IS NOT NULL)"
     return f"""
         WITH scoped AS (
             SELECT call_date, callee_key, '{SCOPE_ALL}' AS scope,
@@ -165,8 +166,7 @@ def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: i
             WHERE call_date = {call_date_sql}
             UNION ALL
             SELECT call_date, callee_key, '{SCOPE_CAMPAIGN}', campaign_id, calls_24h, calls_7d
-            FROM ({rolling_counts_sql(f"(SELECT * FROM {keyed} WHERE campaign_id IS NOT NULL)",
-                                      "callee_key, campaign_id")})
+            FROM ({rolling_counts_sql(with_campaign, "callee_key, campaign_id")})
             WHERE call_date = {call_date_sql}
         )
         SELECT call_date, '+' || callee_key AS callee_e164, scope, campaign_id,
@@ -174,7 +174,7 @@ def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: i
                max(calls_24h) > {cap_day} AS over_24h_cap, max(calls_7d) > {cap_week} AS over_7d_cap
         FROM scoped
         GROUP BY call_date, callee_key, scope, campaign_id
-    """  # fmt: skip
+    """
 
 
 def window_status_sql(calls: str, window: PermittedWindow, known_zones: str) -> str:

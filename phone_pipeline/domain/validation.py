@@ -110,20 +110,3 @@ def quarantine_verdicts_sql(cleaned_calls_sql: str, max_call_seconds: int) -> st
     FROM verdicts LEFT JOIN repeated_ids USING (clean_call_id)
     WHERE row_reason IS NOT NULL OR (first_key IS NOT NULL AND row_key <> first_key)
     """
-
-
-def classify_calls_sql(
-    raw_calls_sql: str,
-    number_cache: str,
-    default_region: str,
-    max_call_seconds: int,
-    callee_erased_sql: str = "FALSE",
-) -> str:
-    """Every row of `cleaned_calls_sql` with `reason`/`detail` (NULL reason = admitted): the
-    whole verdict in one relation (the stage writes the two parts without joining them)."""
-    cleaned = cleaned_calls_sql(raw_calls_sql, number_cache, default_region, callee_erased_sql)
-    return f"""
-    SELECT cleaned.*, verdicts.reason, verdicts.detail
-    FROM ({cleaned}) AS cleaned
-    LEFT JOIN ({quarantine_verdicts_sql(cleaned, max_call_seconds)}) AS verdicts USING (row_key)
-    """

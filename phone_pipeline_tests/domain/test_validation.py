@@ -1,4 +1,4 @@
-"""Unit tests for phone_pipeline.domain.validation (`classify_calls_sql`).
+"""Unit tests for phone_pipeline.domain.validation (`cleaned_calls_sql`, `quarantine_verdicts_sql`).
 
 A raw_calls-like table is written by hand; each row carries a label in `cell_id` (passed through
 untouched) so that results are looked up by what the row was meant to test.
@@ -12,11 +12,29 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from phone_pipeline.domain.validation import DISPOSITIONS, QUARANTINE_REASONS, classify_calls_sql
+from phone_pipeline.domain.validation import (
+    DISPOSITIONS,
+    QUARANTINE_REASONS,
+    cleaned_calls_sql,
+    quarantine_verdicts_sql,
+)
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.warehouse import RESTRICTED_TABLES
 
 MAX_SECONDS = 14_400
+
+
+def classify_calls_sql(raw_sql: str, number_cache: str, region: str, max_seconds: int) -> str:
+    """Every row with `reason`/`detail` (NULL reason = admitted), as the stage writes them:
+    cleaned rows, and the verdicts of those not admitted."""
+    cleaned = cleaned_calls_sql(raw_sql, number_cache, region)
+    return f"""
+        SELECT cleaned.*, verdicts.reason, verdicts.detail
+        FROM ({cleaned}) AS cleaned
+        LEFT JOIN ({quarantine_verdicts_sql(cleaned, max_seconds)}) AS verdicts USING (row_key)
+    """
+
+
 A = "212-555-0101"
 B = "+44 20 7946 0102"
 C = "(212) 555-0103"
