@@ -138,7 +138,7 @@ def erase_subjects(
              f"DELETE FROM calls_validated WHERE caller_e164 IN {numbers} RETURNING call_date"),
             ("calls_validated", "callee_removed",
              "UPDATE calls_validated SET callee_e164 = NULL, callee_country = NULL, "
-             "callee_number_type = NULL, callee_time_zones = NULL, callee_erased = TRUE "
+             "callee_number_type = NULL, callee_erased = TRUE "
              f"WHERE callee_e164 IN {numbers} RETURNING call_date"),
             ("calls_quarantine", "deleted",
              f"DELETE FROM calls_quarantine WHERE caller_number IN {raws} RETURNING call_date"),

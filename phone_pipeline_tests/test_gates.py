@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
+import duckdb
 import pytest
 
 import phone_pipeline.assets.aggregate as aggregate_assets
 from phone_pipeline.definitions import defs
 from phone_pipeline.domain.suppression import suppress_small_cells_sql
+from phone_pipeline.warehouse import prepare_restricted
 from phone_pipeline_tests.conftest import DAY, Pipeline, check_results, materialized
 from phone_pipeline_tests.pipeline_support import (
     count,
@@ -178,3 +180,22 @@ def test_broken_suppression_is_caught_before_publishing(
     # The aggregates and the accounting still hold the last audited publication.
     assert after == before
     assert small_published == 0
+
+
+def test_raw_row_of_no_registered_file_stops_the_run(pipeline: Pipeline) -> None:
+    pipeline.generate()
+    # A row that no loaded file accounts for (say, written by hand): it has no row key.
+    with duckdb.connect(str(pipeline.settings.restricted_db)) as con:
+        prepare_restricted(con)
+        con.execute(
+            "INSERT INTO raw_calls (call_date, content_hash, source_file, source_row, "
+            "timestamp_status) VALUES (?, 'not-a-loaded-file', 'stray.csv', 1, 'ok')",
+            [DAY],
+        )
+    result = pipeline.run()
+
+    assert not result.success
+    checks = check_results(result)
+    assert checks["raw_rows_identified_once"] is False
+    assert set(step_failures(result)) == {"restricted__raw_calls"}
+    assert_not_run(result, ["validate_calls", *CONSENT_AND_LATER_STEPS])

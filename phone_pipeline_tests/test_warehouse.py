@@ -6,7 +6,14 @@ from pathlib import Path
 
 import duckdb
 
-from phone_pipeline.warehouse import ATTACHED_ZONE_TABLES, attach_zone, ensure_tables
+from phone_pipeline.warehouse import (
+    ATTACHED_ZONE_TABLES,
+    RESTRICTED_TABLES,
+    attach_zone,
+    ensure_tables,
+    prepare_restricted,
+    table_columns,
+)
 
 
 def test_a_newer_schema_adds_its_columns_to_an_existing_table(tmp_path: Path) -> None:
@@ -36,3 +43,21 @@ def test_every_attached_zone_gets_its_own_file_and_tables(tmp_path: Path) -> Non
     for zone, zone_tables in ATTACHED_ZONE_TABLES.items():
         assert (tmp_path / f"{zone}.duckdb").exists()
         assert {(zone, table) for table in zone_tables} <= tables
+
+
+def test_validated_calls_of_an_older_file_lose_their_time_zone_lists(tmp_path: Path) -> None:
+    # Files made before kept each number's time zones beside every call; they are looked up from
+    # the number now, and data not needed is not kept.
+    con = duckdb.connect(str(tmp_path / "restricted.duckdb"))
+    older = RESTRICTED_TABLES["calls_validated"].replace(
+        "callee_number_type VARCHAR,",
+        "callee_number_type VARCHAR, caller_time_zones VARCHAR[], callee_time_zones VARCHAR[],",
+    )
+    ensure_tables(con, None, {"calls_validated": older})
+    assert "callee_time_zones" in {name for name, _ in table_columns(con, "calls_validated")}
+
+    prepare_restricted(con)
+
+    columns = {name for name, _ in table_columns(con, "calls_validated")}
+    assert not columns & {"caller_time_zones", "callee_time_zones"}
+    assert "callee_e164" in columns

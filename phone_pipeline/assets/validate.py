@@ -38,9 +38,9 @@ VALIDATED_LINEAGE = {
     "cell_id": [(RAW_CALLS, "cell_id")],
     "campaign_id": [(RAW_CALLS, "campaign_id")],
     **{f"caller_{field}": [(RAW_CALLS, "caller_number")] for field in
-       ("e164", "country", "number_type", "time_zones", "geo_region")},
+       ("e164", "country", "number_type", "geo_region")},
     **{f"callee_{field}": [(RAW_CALLS, "callee_number")] for field in
-       ("e164", "country", "number_type", "time_zones", "erased")},
+       ("e164", "country", "number_type", "erased")},
     "source_file": [(RAW_CALLS, "source_file")],
     "source_row": [(RAW_CALLS, "source_row")],
 }  # fmt: skip
@@ -58,8 +58,8 @@ QUARANTINE_LINEAGE = {
             CALLS_VALIDATED,
             [RAW_CALLS],
             (
-                "Calls whose numbers are valid, in E.164 with country, number type and time "
-                "zones; durations and dispositions checked; one row per call_id. Restricted zone."
+                "Calls whose numbers are valid, in E.164 with country and number type; durations "
+                "and dispositions checked; one row per call_id. Restricted zone."
             ),
             "restricted",
             "validate",
@@ -183,9 +183,8 @@ def _write_validation(
                 SELECT call_date, clean_call_id AS call_id, started_at_utc,
                        CAST(duration_int AS INTEGER) AS duration_seconds,
                        clean_disposition AS disposition, clean_cell_id AS cell_id,
-                       caller_e164, caller_country, caller_number_type, caller_time_zones,
-                       caller_geo_region, callee_e164, callee_country, callee_number_type,
-                       callee_time_zones, source_file, source_row,
+                       caller_e164, caller_country, caller_number_type, caller_geo_region,
+                       callee_e164, callee_country, callee_number_type, source_file, source_row,
                        {clean_text_sql("campaign_id")} AS campaign_id,
                        callee_was_erased AS callee_erased
                 FROM ({cleaned_sql}) ANTI JOIN quarantine_verdicts USING (row_key)""",

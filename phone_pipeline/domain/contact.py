@@ -177,6 +177,16 @@ def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: i
     """
 
 
+def number_time_zones_sql(number_table: str) -> str:
+    """One row per E.164 number of `number_table` (the parsed-number cache) with its
+    `time_zones`. A number's zones follow from the number alone, so the raw strings that parse
+    to it agree."""
+    return f"""
+        SELECT e164, any_value(time_zones) AS time_zones
+        FROM {number_table} WHERE e164 IS NOT NULL GROUP BY e164
+    """
+
+
 def window_status_sql(calls: str, window: PermittedWindow, known_zones: str) -> str:
     """Each call of `calls` (`started_at_utc`, `callee_time_zones`) with `window_status`.
     `known_zones` is a relation of zone names (`name`) the database can convert (DuckDB's ICU):

@@ -56,10 +56,10 @@ def cleaned_calls_sql(
                lower({clean_text_sql("raw.disposition")}) AS clean_disposition,
                {clean_text_sql("raw.cell_id")} AS clean_cell_id,
                caller.e164 AS caller_e164, caller.country AS caller_country,
-               caller.number_type AS caller_number_type, caller.time_zones AS caller_time_zones,
-               caller.geo_region AS caller_geo_region, coalesce(caller.reason, 'empty') AS caller_reason,
+               caller.number_type AS caller_number_type, caller.geo_region AS caller_geo_region,
+               coalesce(caller.reason, 'empty') AS caller_reason,
                callee.e164 AS callee_e164, callee.country AS callee_country,
-               callee.number_type AS callee_number_type, callee.time_zones AS callee_time_zones,
+               callee.number_type AS callee_number_type,
                coalesce(callee.reason, 'empty') AS callee_reason,
                coalesce({callee_erased_sql}, FALSE) AS callee_was_erased
         FROM ({raw_calls_sql}) AS raw
