@@ -160,6 +160,18 @@ def rates_markdown(frame: pd.DataFrame) -> str:
 PLOTTED_GROUPS = 30
 
 
+def plotted_groups(groups: pd.DataFrame) -> pd.DataFrame:
+    """The groups of one measure that the plot draws: at most PLOTTED_GROUPS, flagged ones first
+    (largest first), then the largest others. Hundreds of bars (one per region of a carrier's
+    traffic, or per tiny group whose cells are suppressed) are unreadable and took seconds to
+    draw; the Markdown table and the `flagged` metadata list every group."""
+    return (
+        groups.sort_values(["flagged", "rows"], ascending=False)
+        .head(PLOTTED_GROUPS)
+        .sort_values("rows", ascending=False)
+    )
+
+
 def rates_png(frame: pd.DataFrame, title: str) -> bytes:
     """One panel per measure: each group's rate (flagged ones in red) and the overall rate."""
     from matplotlib.figure import Figure  # lazy: matplotlib costs an import; no pyplot state
@@ -168,13 +180,7 @@ def rates_png(frame: pd.DataFrame, title: str) -> bytes:
     axes = figure.subplots(len(MEASURES), 1, squeeze=False)[:, 0]
     for ax, measure in zip(axes, MEASURES, strict=True):
         groups = frame[frame["measure"] == measure]
-        # Flagged groups and the largest ones: hundreds of bars (one per region of a carrier's
-        # traffic) are unreadable and slow to draw; the Markdown table lists every group.
-        part = (
-            groups.sort_values(["flagged", "rows"], ascending=False)
-            .head(max(PLOTTED_GROUPS, int(groups["flagged"].sum())))
-            .sort_values("rows", ascending=False)
-        )
+        part = plotted_groups(groups)
         labels = [f"{c}/{t}" for c, t in zip(part["country"], part["number_type"], strict=True)]
         colours = ["#c0392b" if flag else "#4a78a8" for flag in part["flagged"]]
         ax.bar(range(len(part)), part["rate"].fillna(0) * 100, color=colours)
@@ -185,7 +191,10 @@ def rates_png(frame: pd.DataFrame, title: str) -> bytes:
         ax.set_xticks(range(len(part)), labels, rotation=45, ha="right", fontsize=7)
         ax.set_ylabel("rate (%)")
         shown = (
-            "" if len(part) == len(groups) else f", {len(part)} largest or flagged of {len(groups)}"
+            ""
+            if len(part) == len(groups)
+            else f"; {len(part)} of {len(groups)} groups, flagged first "
+            f"({int(groups['flagged'].sum())} flagged)"
         )
         ax.set_title(f"{measure} by caller country / number type (red: flagged{shown})", fontsize=9)
     figure.suptitle(title)

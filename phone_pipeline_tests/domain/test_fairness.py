@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from phone_pipeline.domain.fairness import (
+    PLOTTED_GROUPS,
     flag_groups,
     guess_country,
+    plotted_groups,
     png_markdown,
     rates_markdown,
     rates_png,
@@ -122,3 +124,21 @@ def test_report_renders_a_table_and_a_png() -> None:
     png = rates_png(report, "test")
     assert png.startswith(b"\x89PNG")
     assert png_markdown(png, "rates").startswith("![rates](data:image/png;base64,iVBOR")
+
+
+def test_plot_draws_flagged_groups_first_and_at_most_a_few_dozen() -> None:
+    # 100 small groups twice the rest's rate (all flagged) and 5 large unflagged ones.
+    rows = [("suppression", f"C{i:03d}", "mobile", 100 + i, 40) for i in range(100)]
+    rows += [("suppression", f"L{i}", "fixed_line", 50_000, 1_000) for i in range(5)]
+    report = flag_groups(counts(rows), ratio=2.0, min_rows=50)
+    assert int(report["flagged"].sum()) == 100
+
+    drawn = plotted_groups(report[report["measure"] == "suppression"])
+
+    assert len(drawn) == PLOTTED_GROUPS
+    assert drawn["flagged"].all()
+    # The largest flagged groups, in order of size.
+    assert list(drawn["rows"]) == sorted(
+        range(100 + 99, 100 + 99 - PLOTTED_GROUPS, -1), reverse=True
+    )
+    assert rates_png(report, "many groups").startswith(b"\x89PNG")
