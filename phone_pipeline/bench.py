@@ -1037,7 +1037,7 @@ def _instrument() -> list[tuple[str, float, float]]:
     with contextlib.suppress(ImportError, AttributeError):
         from phone_pipeline import number_cache
 
-        number_cache.normalize_numbers = timed("parse", number_cache.normalize_numbers)
+        number_cache.parse_numbers = timed("parse", number_cache.parse_numbers)
     with contextlib.suppress(ImportError, AttributeError):
         from phone_pipeline.resources import GreatExpectationsResource
 

@@ -1,14 +1,16 @@
 """The cache of numbers already normalised, kept in the restricted zone.
 
 Each distinct raw string is parsed once per default region, ever: later partitions and runs parse
-only strings they have not seen (phonenumbers costs 13-24 us per number, the join almost nothing).
+only strings they have not seen (phonenumbers costs 13-24 us per number, the join almost nothing),
+and new strings are parsed on every core (parse_worker).
 """
 
 from __future__ import annotations
 
 import duckdb
 
-from phone_pipeline.domain.numbers import NUMBER_COLUMNS, normalize_numbers
+from phone_pipeline.domain.numbers import NUMBER_COLUMNS
+from phone_pipeline.parse_worker import parse_numbers
 
 
 def cache_new_numbers(
@@ -33,7 +35,7 @@ def cache_new_numbers(
     ]
     if not new_numbers:
         return 0
-    parsed = normalize_numbers(new_numbers, default_region)[NUMBER_COLUMNS]
+    parsed = parse_numbers(new_numbers, default_region)[NUMBER_COLUMNS]
     parsed["default_region"] = default_region
     con.register("parsed_numbers", parsed)
     try:

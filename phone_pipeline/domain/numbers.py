@@ -231,6 +231,44 @@ def normalize_number(
     return _Describer(rules.region, with_geo_region)(_prepare(raw, rules), raw)
 
 
+def _parse_groups(
+    raw_numbers: Iterable[Any], rules: _RegionRules
+) -> tuple[list[Any], dict[str, dict[str, list[str]]]]:
+    """The empty inputs, and the others by group key (calling code), then by the text handed to
+    phonenumbers, each with the distinct raw strings that read as it.
+
+    Deduplicated first (dict keeps first-seen order): each distinct string is parsed once, and
+    strings that differ only in separators ("(212) 555-0123", "212.555.0123") share one parse:
+    phonenumbers ignores those separators, and logs hold each number in several formats.
+    """
+    empty: list[Any] = []
+    groups: dict[str, dict[str, list[str]]] = {}
+    for raw in dict.fromkeys(raw_numbers):
+        if _is_empty(raw):
+            empty.append(raw)
+            continue
+        if not isinstance(raw, str):
+            raise TypeError(f"raw numbers must be str, got {type(raw).__name__}")
+        text = _SEPARATORS.sub("", _prepare(raw, rules))
+        groups.setdefault(_group_key(text, rules), {}).setdefault(text, []).append(raw)
+    return empty, groups
+
+
+def parse_slices(raw_numbers: Iterable[str], default_region: str, slices: int) -> list[list[str]]:
+    """The distinct strings cut into at most `slices` lists of about as many parses each, for
+    separate processes to `normalize_numbers`: strings that share a parse stay together, and a
+    calling code's strings are contiguous, so each list touches few regions' patterns."""
+    empty, groups = _parse_groups(raw_numbers, _region_rules(default_region))
+    texts = [raws for key in sorted(groups) for raws in groups[key].values()]
+    size = max(1, -(-len(texts) // max(1, slices)))
+    parts = [
+        [raw for raws in texts[start : start + size] for raw in raws]
+        for start in range(0, len(texts), size)
+    ] or [[]]
+    parts[0][:0] = empty
+    return parts
+
+
 def normalize_numbers(
     raw_numbers: Iterable[str], default_region: str, *, with_geo_region: bool = True
 ) -> pd.DataFrame:
@@ -259,19 +297,9 @@ def normalize_numbers(
         geo_col.append(info.geo_region)
         reason_col.append(info.reason)
 
-    # Deduplicate first (dict keeps first-seen order): each distinct string is parsed once, and
-    # strings that differ only in separators ("(212) 555-0123", "212.555.0123") share one parse:
-    # phonenumbers ignores those separators, and logs hold each number in several formats.
-    groups: dict[str, dict[str, list[str]]] = {}
-    for raw in dict.fromkeys(raw_numbers):
-        if _is_empty(raw):
-            append(NumberInfo(raw, reason="empty"))
-            continue
-        if not isinstance(raw, str):
-            raise TypeError(f"raw numbers must be str, got {type(raw).__name__}")
-        text = _SEPARATORS.sub("", _prepare(raw, rules))
-        groups.setdefault(_group_key(text, rules), {}).setdefault(text, []).append(raw)
-
+    empty, groups = _parse_groups(raw_numbers, rules)
+    for raw in empty:
+        append(NumberInfo(raw, reason="empty"))
     for key in sorted(groups):
         for text, raws in groups[key].items():
             info = describe(text, raws[0])

@@ -24,6 +24,7 @@ from phone_pipeline.domain.numbers import (
     NumberInfo,
     normalize_number,
     normalize_numbers,
+    parse_slices,
 )
 
 NY_E164 = "+12125550123"
@@ -516,3 +517,25 @@ def test_batch_equals_one_by_one_on_a_generated_log(tmp_path) -> None:
     for raw in raws:
         alone = normalize_number(raw, "US", with_geo_region=False)
         assert (batch.at[raw, "e164"], batch.at[raw, "reason"]) == (alone.e164, alone.reason), raw
+
+
+def test_parse_slices_keep_spellings_of_one_parse_together() -> None:
+    spellings = [
+        [f"(212) 555-{i:04d}", f"212.555.{i:04d}", f"212-555-{i:04d}", f"+1 212 555 {i:04d}"]
+        for i in range(100)
+    ]
+    london = [f"+44 20 7946 {i:04d}" for i in range(100)]
+    numbers = [raw for group in spellings for raw in group] + london + ["", "  "]
+
+    slices = parse_slices(numbers, "US", 3)
+
+    assert len(slices) == 3
+    flat = [raw for part in slices for raw in part]
+    assert sorted(flat) == sorted(set(numbers))
+    slice_of = {raw: index for index, part in enumerate(slices) for raw in part}
+    # National spellings of one number differ only in separators: one parse, one slice.
+    for group in spellings:
+        assert len({slice_of[raw] for raw in group[:3]}) == 1
+    # As many parses in each: 300 texts (New York national, New York international, London).
+    texts = [{re.sub(r"[^0-9+]", "", raw) for raw in part} - {""} for part in slices]
+    assert [len(part) for part in texts] == [100, 100, 100]
