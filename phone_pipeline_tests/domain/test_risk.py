@@ -177,3 +177,36 @@ def test_datasets_without_traces_report_unicity_not_applicable() -> None:
     decision = gate_decision(measures, RiskLimits(k=5, max_share_below_k=0.0, max_unicity=0.0))
     assert decision.passed and decision.reasons == ()
     assert "not applicable" in measures_markdown(measures)
+
+
+def test_exact_unicity_matches_brute_force_on_popular_points() -> None:
+    # 2,000 subscribers, 2 to 5 points each out of 40, drawn with a strong skew: popular points
+    # have hundreds of subscribers, so the search goes through several chunks of them.
+    from itertools import combinations
+
+    from phone_pipeline.domain.risk import trace_index_from_pairs
+
+    rng = np.random.default_rng(7)
+    weights = 1 / np.arange(1, 41) ** 1.3
+    traces = [
+        sorted(set(rng.choice(40, size=int(rng.integers(2, 6)), p=weights / weights.sum())))
+        for _ in range(2_000)
+    ]
+    subscribers = np.concatenate([[s] * len(t) for s, t in enumerate(traces)])
+    points = np.concatenate(traces)
+    index = trace_index_from_pairs(subscribers, points)
+    assert np.diff(index.point_offsets).max() > 500
+    holders = [set(index.subscribers_at(point).tolist()) for point in range(40)]
+
+    for p in (1, 2, 3):
+        shares = []
+        for trace in traces:
+            if len(trace) >= p:
+                subsets = list(combinations(trace, p))
+                unique = sum(len(set.intersection(*(holders[x] for x in s))) == 1 for s in subsets)
+                shares.append(Fraction(unique, len(subsets)))
+        estimate = estimate_unicity(index, p, 10_000, np.random.default_rng(0))
+        assert estimate.exact
+        assert estimate.unique_share == pytest.approx(float(sum(shares) / len(shares)), abs=1e-12)
+        if p > 1:  # no point has a single subscriber; pairs and triples single some out
+            assert 0 < estimate.unique_share < 1
