@@ -70,6 +70,10 @@ def test_calls_within_granted_states_pass(con: duckdb.DuckDBPyConnection) -> Non
         ((B, A, True, "2025-03-04 12:30"), (0, 1, 0)),  # callee kept after withdrawing
         ((B, "+12025550199", True, "2025-03-04 12:30"), (0, 1, 0)),  # callee never asked
         ((B, None, True, "2025-03-04 12:30"), (0, 0, 1)),  # flag without a number
+        # Not E.164, though its digits are those of a number that granted: no match.
+        (("+0" + A[1:], None, False, "2025-03-04 11:00"), (1, 0, 0)),
+        ((A[1:] + "0", None, False, "2025-03-04 11:00"), (1, 0, 0)),
+        ((B, " " + A, True, "2025-03-04 11:00"), (0, 1, 0)),
     ],
 )
 def test_each_violation_is_counted(
