@@ -8,7 +8,6 @@ import dagster as dg
 
 from phone_pipeline.checks.common import E164_REGEX, blocking, warning
 from phone_pipeline.domain.consent import PURPOSES, STATUSES, consent_timeline_sql
-from phone_pipeline.domain.contact import checked_e164_key_sql
 
 CONSENT_EVENTS = dg.AssetKey(["restricted", "consent_events"])
 CONSENTED_CALLS = dg.AssetKey(["restricted", "consented_calls"])
@@ -81,13 +80,9 @@ def consented_expectations() -> list[Any]:
 def consent_violations_sql(consented_table: str, events_table: str, call_date_sql: str) -> str:
     """Counts of admitted calls breaking the consent rule, re-derived with an ASOF join (the
     latest event at or before the call) so that a mistake in the stage's interval join cannot
-    hide itself. Numbers are joined as checked integer keys (4x faster at 10M calls than text);
-    a malformed number has none, matches no event, and so counts as a violation."""
+    hide itself."""
     return f"""
-        WITH timeline AS (
-            SELECT {checked_e164_key_sql("e164")} AS e164_key, recorded_at, granted
-            FROM ({consent_timeline_sql(events_table, "analytics")})
-        )
+        WITH timeline AS ({consent_timeline_sql(events_table, "analytics")})
         SELECT count(*) FILTER (WHERE NOT coalesce(caller_state.granted, false))
                    AS caller_violations,
                count(*) FILTER (WHERE calls.callee_e164 IS NOT NULL
@@ -95,14 +90,12 @@ def consent_violations_sql(consented_table: str, events_table: str, call_date_sq
                    AS callee_violations,
                count(*) FILTER (WHERE calls.callee_identifiable <> (calls.callee_e164 IS NOT NULL))
                    AS identifiable_flag_mismatches
-        FROM (SELECT callee_e164, started_at_utc, callee_identifiable,
-                     {checked_e164_key_sql("caller_e164")} AS caller_key,
-                     {checked_e164_key_sql("callee_e164")} AS callee_key
+        FROM (SELECT caller_e164, callee_e164, started_at_utc, callee_identifiable
               FROM {consented_table} WHERE call_date = {call_date_sql}) AS calls
         ASOF LEFT JOIN timeline AS caller_state
-          ON caller_state.e164_key = calls.caller_key
+          ON caller_state.e164 = calls.caller_e164
          AND caller_state.recorded_at <= calls.started_at_utc
         ASOF LEFT JOIN timeline AS callee_state
-          ON callee_state.e164_key = calls.callee_key
+          ON callee_state.e164 = calls.callee_e164
          AND callee_state.recorded_at <= calls.started_at_utc
     """

@@ -127,13 +127,6 @@ def e164_key_sql(column: str) -> str:
     return f"CAST(substr({column}, 2) AS BIGINT)"
 
 
-def checked_e164_key_sql(column: str) -> str:
-    """The same key for audits, NULL unless the text is exactly `+` and the key's digits (so no
-    two texts share a key, and a malformed number matches nothing)."""
-    key = f"TRY_CAST(substr({column}, 2) AS BIGINT)"
-    return f"CASE WHEN '+' || {key} = {column} THEN {key} END"
-
-
 def rolling_counts_sql(calls: str, partition: str) -> str:
     """Each row of `calls` (`started_at_utc`, the `partition` columns, others carried along)
     with `calls_24h` and `calls_7d`: the rows of its partition in the 24 hours and 7 days up to

@@ -16,7 +16,6 @@ from phone_pipeline.domain.contact import (
     PermittedWindow,
     abandonment_sql,
     calls_after_dnc_listing_sql,
-    checked_e164_key_sql,
     contact_pressure_sql,
     over_abandonment_limit,
     rolling_counts,
@@ -254,22 +253,3 @@ def test_calls_before_the_listing_are_no_finding(con: duckdb.DuckDBPyConnection)
         f"({calls_after_dnc_listing_sql('calls', 'listed', NOV_2)})"
     ).fetchall()
     assert rows == [(X, "cmp-a", 2, at("2026-11-02T12:00"))]
-
-
-@pytest.mark.parametrize(
-    ("text", "key"),
-    [
-        ("+12125550101", 12125550101),
-        ("+999999999999999", 999999999999999),  # 15 digits, the most E.164 allows
-        ("+012125550101", None),  # would read as +1 212 ...: no two texts share a key
-        ("12125550101", None),
-        (" +12125550101", None),
-        ("+1 212 555 0101", None),
-        (None, None),
-    ],
-)
-def test_checked_e164_key_reads_only_exact_e164(
-    con: duckdb.DuckDBPyConnection, text: str | None, key: int | None
-) -> None:
-    sql = f"SELECT {checked_e164_key_sql('number')} FROM (SELECT CAST(? AS VARCHAR) AS number)"
-    assert con.execute(sql, [text]).fetchone()[0] == key
