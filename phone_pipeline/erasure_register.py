@@ -142,6 +142,8 @@ def erase_subjects(
              f"WHERE callee_e164 IN {numbers} RETURNING call_date"),
             ("calls_quarantine", "deleted",
              f"DELETE FROM calls_quarantine WHERE caller_number IN {raws} RETURNING call_date"),
+            ("known_numbers", "deleted",
+             f"DELETE FROM known_numbers WHERE e164 IN {numbers} RETURNING call_date"),
             ("calls_quarantine", "callee_removed",
              f"UPDATE calls_quarantine SET callee_number = NULL WHERE callee_number IN {raws} "
              "RETURNING call_date"),

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from phone_pipeline.domain.validation import known_numbers_sql
+
 # The catalog names the attached zone files go under.
 ANALYTICS = "analytics"
 COMPLIANCE = "compliance"
@@ -53,6 +55,11 @@ RESTRICTED_TABLES: dict[str, str] = {
         caller_geo_region VARCHAR, callee_e164 VARCHAR, callee_country VARCHAR,
         callee_number_type VARCHAR, source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
         campaign_id VARCHAR, callee_erased BOOLEAN""",
+    # Per day, each number of the validated calls, first and last seen that day
+    # (domain.validation.known_numbers_sql): written with calls_validated.
+    "known_numbers": """
+        call_date DATE NOT NULL, e164 VARCHAR NOT NULL, first_seen TIMESTAMPTZ NOT NULL,
+        last_seen TIMESTAMPTZ NOT NULL""",
     "calls_quarantine": """
         call_date DATE NOT NULL, reason VARCHAR NOT NULL, detail VARCHAR,
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL, call_id VARCHAR,
@@ -211,13 +218,28 @@ def _quoted(path: Path | str) -> str:
 def prepare_restricted(con: duckdb.DuckDBPyConnection) -> None:
     """Session settings and the restricted tables."""
     con.execute("SET TimeZone = 'UTC'")
+    had_known_numbers = _has_table(con, "known_numbers")
     ensure_tables(con, None, RESTRICTED_TABLES)
+    if not had_known_numbers:
+        # A file made before the table: the numbers of the days already validated, once.
+        con.execute(f"INSERT INTO main.known_numbers {known_numbers_sql('main.calls_validated')}")
     # An erased callee leaves the call without a callee number (files made before allowed none).
     drop_not_null(con, "main.calls_validated", "callee_e164")
     # Time zones are looked up from the number when needed (contact rules): a list per row and
     # number cost a fifth of validation at 10M calls. Files made before had them.
     for column in ("caller_time_zones", "callee_time_zones"):
         con.execute(f"ALTER TABLE main.calls_validated DROP COLUMN IF EXISTS {column}")
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return (
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = ?",
+            [table],
+        ).fetchone()[0]
+        > 0
+    )
 
 
 def ensure_tables(

@@ -61,3 +61,34 @@ def test_validated_calls_of_an_older_file_lose_their_time_zone_lists(tmp_path: P
     columns = {name for name, _ in table_columns(con, "calls_validated")}
     assert not columns & {"caller_time_zones", "callee_time_zones"}
     assert "callee_e164" in columns
+
+
+def test_an_older_file_gets_the_numbers_of_its_validated_days_once(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "restricted.duckdb"))
+    prepare_restricted(con)
+    con.execute("DROP TABLE known_numbers")  # as in a file made before the table
+    for day, caller, callee, at in [
+        ("2026-11-01", "+12125550101", "+12125550102", "2026-11-01 10:00"),
+        ("2026-11-01", "+12125550102", None, "2026-11-01 09:00"),  # an erased callee
+        ("2026-11-02", "+12125550101", "+12125550103", "2026-11-02 08:00"),
+    ]:
+        con.execute(
+            "INSERT INTO calls_validated (call_date, call_id, started_at_utc, duration_seconds, "
+            "disposition, caller_e164, callee_e164, source_file, source_row) "
+            "VALUES (?, ?, CAST(? AS TIMESTAMPTZ), 1, 'answered', ?, ?, 'f', 1)",
+            [day, at, at, caller, callee],
+        )
+
+    prepare_restricted(con)
+    prepare_restricted(con)  # once only
+
+    rows = con.execute(
+        "SELECT call_date::VARCHAR, e164, strftime(first_seen, '%H:%M') FROM known_numbers "
+        "ORDER BY 1, 2"
+    ).fetchall()
+    assert rows == [
+        ("2026-11-01", "+12125550101", "10:00"),
+        ("2026-11-01", "+12125550102", "09:00"),
+        ("2026-11-02", "+12125550101", "08:00"),
+        ("2026-11-02", "+12125550103", "08:00"),
+    ]

@@ -116,7 +116,7 @@ def consent_events(
             row[0].isoformat()
             for row in con.execute(
                 consent_change_partitions_sql(
-                    "consent_events", "consent_new_events", "calls_validated"
+                    "consent_events", "consent_new_events", "known_numbers"
                 )
             ).fetchall()
         ]

@@ -51,7 +51,7 @@ def dnc_scrub_list(restricted_warehouse: DuckDBResource, contact_rules: ContactR
         now = con.execute("SELECT now()").fetchone()[0]
         now_sql = f"TIMESTAMPTZ '{now.isoformat()}'"
         list_sql = scrub_list_sql(
-            "calls_validated", "consent_events", "dnc_registry", now_sql,
+            "calls_validated", "known_numbers", "consent_events", "dnc_registry", now_sql,
             contact_rules.max_calls_24h, contact_rules.max_calls_7d,
         )  # fmt: skip
         con.execute("BEGIN TRANSACTION")
@@ -71,7 +71,7 @@ def dnc_scrub_list(restricted_warehouse: DuckDBResource, contact_rules: ContactR
         numbers = con.execute("SELECT count(DISTINCT e164) FROM dnc_scrub_list").fetchone()[0]
         missing_consent, missing_listed = con.execute(
             numbers_missing_from_scrub_list_sql(
-                "dnc_scrub_list", "calls_validated", "consent_events", "dnc_registry", now_sql
+                "dnc_scrub_list", "known_numbers", "consent_events", "dnc_registry", now_sql
             )
         ).fetchone()
         yield dg.MaterializeResult(

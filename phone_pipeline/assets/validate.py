@@ -22,7 +22,11 @@ from phone_pipeline.checks.validate import (
     validated_expectations,
 )
 from phone_pipeline.domain.timestamps import clean_text_sql
-from phone_pipeline.domain.validation import cleaned_calls_sql, quarantine_verdicts_sql
+from phone_pipeline.domain.validation import (
+    cleaned_calls_sql,
+    known_numbers_sql,
+    quarantine_verdicts_sql,
+)
 from phone_pipeline.landing import sql_date
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.partitions import partition_date
@@ -193,5 +197,7 @@ def _write_validation(
                        callee_number, started_at, duration_seconds, disposition, cell_id,
                        campaign_id
                 FROM ({cleaned_sql}) JOIN quarantine_verdicts USING (row_key)""",
+            # The day's numbers, from the rows just written (scrub list, consent changes).
+            "known_numbers": known_numbers_sql("calls_validated", sql_date(call_date)),
         },
     )

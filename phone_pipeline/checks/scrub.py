@@ -19,13 +19,14 @@ SCRUB_LIST_CHECKS = [
 
 
 def numbers_missing_from_scrub_list_sql(
-    scrub_list: str, calls: str, consent_events: str, dnc_registry: str, now_sql: str
+    scrub_list: str, known_numbers: str, consent_events: str, dnc_registry: str, now_sql: str
 ) -> str:
     """Counts of numbers the list must hold but does not, written without the list's own SQL:
-    (no marketing consent now, listed in the registry)."""
+    (no marketing consent now, listed in the registry). `known_numbers`: the numbers of the
+    validated calls per day (domain.validation.known_numbers_sql)."""
     return f"""
         WITH known AS (
-            SELECT caller_e164 AS e164 FROM {calls} UNION SELECT callee_e164 FROM {calls}
+            SELECT e164 FROM {known_numbers}
             UNION SELECT e164 FROM {consent_events} WHERE recorded_at <= {now_sql}
         ),
         verdicts AS (

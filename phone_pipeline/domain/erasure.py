@@ -103,14 +103,15 @@ def classify_erasure_requests_sql(staged: str, parsed_numbers: str) -> str:
 
 
 def consent_change_partitions_sql(
-    old_events: str, new_events: str, calls: str, purpose: str = "analytics"
+    old_events: str, new_events: str, known_numbers: str, purpose: str = "analytics"
 ) -> str:
     """The call dates a consent registry change can alter: for every event added or removed
     (purpose `purpose`), the dates of calls with that number (as caller or callee) at or after the
     event's time. Dates only: what a sensor needs to re-run partitions, nothing personal.
 
-    `old_events`/`new_events` have `e164`, `purpose`, `status`, `recorded_at`; `calls` has
-    `call_date`, `caller_e164`, `callee_e164`, `started_at_utc`.
+    `old_events`/`new_events` have `e164`, `purpose`, `status`, `recorded_at`; `known_numbers`
+    has `call_date`, `e164` and `last_seen` (domain.validation.known_numbers_sql): a day has such
+    a call when the number was last seen that day at or after the event.
     """
     if not purpose.isidentifier():
         raise ValueError(f"purpose must be a plain word, got {purpose!r}")
@@ -124,11 +125,7 @@ def consent_change_partitions_sql(
          EXCEPT SELECT {columns} FROM {new_events} WHERE purpose = '{purpose}')
     ),
     earliest AS (SELECT e164, min(recorded_at) AS since FROM changed GROUP BY e164)
-    -- Two equi-joins, not one join on `e164 IN (caller, callee)`: that is a nested loop.
-    SELECT calls.call_date FROM {calls} AS calls
-    JOIN earliest ON earliest.e164 = calls.caller_e164 AND calls.started_at_utc >= earliest.since
-    UNION
-    SELECT calls.call_date FROM {calls} AS calls
-    JOIN earliest ON earliest.e164 = calls.callee_e164 AND calls.started_at_utc >= earliest.since
+    SELECT DISTINCT known.call_date FROM {known_numbers} AS known
+    JOIN earliest ON earliest.e164 = known.e164 AND known.last_seen >= earliest.since
     ORDER BY 1
     """

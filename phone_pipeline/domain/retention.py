@@ -24,6 +24,7 @@ RETENTION_TABLES: dict[str, tuple[str, ...]] = {
         "raw_calls",
         "calls_validated",
         "calls_quarantine",
+        "known_numbers",
         "consented_calls",
         "consent_exclusions",
         "erasure_exclusions",

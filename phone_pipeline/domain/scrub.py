@@ -5,9 +5,10 @@ and since when. One row per number and reason (a number can have several).
   withdrawal (two events at one instant resolve to withdrawn, as everywhere); `since` is the first
   withdrawal after its last grant.
 - `marketing_consent_never_granted`: a number we know of with no `marketing` event at all as of
-  now. "Numbers we know of" are every caller and callee in `calls_validated` (all days) and every
-  number in the consent registry (any purpose); `since` is when we first saw it (its first call or
-  registry event). Numbers known only from the do-not-call registry carry that reason instead.
+  now. "Numbers we know of" are every caller and callee in `calls_validated` (all days, read from
+  `known_numbers`, its numbers per day) and every number in the consent registry (any purpose);
+  `since` is when we first saw it (its first call or registry event). Numbers known only from the
+  do-not-call registry carry that reason instead.
 - `dnc_registry_listed`: listed in the national registry at or before now; `since` is its
   earliest listing.
 - `frequency_cap_24h_reached` / `frequency_cap_7d_reached`: the callee's calls in the 24 hours
@@ -35,13 +36,15 @@ SCRUB_REASONS = (WITHDRAWN, NEVER_GRANTED, DNC_LISTED, CAP_24H, CAP_7D)
 
 def scrub_list_sql(
     calls: str,
+    known_numbers: str,
     consent_events: str,
     dnc_registry: str,
     now_sql: str,
     cap_24h: int,
     cap_7d: int,
 ) -> str:
-    """SELECT `e164`, `reason`, `since` over the tables named (their pipeline schemas).
+    """SELECT `e164`, `reason`, `since` over the tables named (their pipeline schemas;
+    `known_numbers` as made by domain.validation.known_numbers_sql from `calls`).
 
     `now_sql` is a TIMESTAMPTZ expression: events and listings after it do not count yet.
     """
@@ -62,10 +65,9 @@ def scrub_list_sql(
     return f"""
     WITH known AS (
         SELECT e164, min(seen_at) AS first_seen FROM (
-            SELECT caller_e164 AS e164, started_at_utc AS seen_at FROM {calls}
-            UNION ALL SELECT callee_e164, started_at_utc FROM {calls}
+            SELECT e164, first_seen AS seen_at FROM {known_numbers}
             UNION ALL SELECT e164, recorded_at FROM {events_now}
-        ) WHERE e164 IS NOT NULL  -- an erased callee's number is gone (NULL) from its calls
+        )
         GROUP BY e164
     ),
     marketing AS ({consent_timeline_sql(events_now, "marketing")}),

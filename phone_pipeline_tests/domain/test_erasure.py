@@ -15,6 +15,7 @@ from phone_pipeline.domain.erasure import (
     register_entries,
 )
 from phone_pipeline.domain.pseudonyms import Pseudonymizer
+from phone_pipeline.domain.validation import known_numbers_sql
 
 KEY_ONE, KEY_TWO = bytes(range(32)), bytes(range(1, 33))
 V1, V2 = Pseudonymizer(KEY_ONE, 1), Pseudonymizer(KEY_TWO, 2)
@@ -103,7 +104,8 @@ def test_consent_changes_name_the_dates_of_later_calls() -> None:
         f"(DATE '2026-11-03', '{KEPT}', '{ERASED}', TIMESTAMPTZ '2026-11-03 09:00:00+00')"
         ") AS t(call_date, caller_e164, callee_e164, started_at_utc)"
     )
-    sql = consent_change_partitions_sql("old_events", "new_events", "calls")
+    known = f"({known_numbers_sql('calls')})"
+    sql = consent_change_partitions_sql("old_events", "new_events", known)
     # The withdrawal at noon on the 2nd: the call at 11:00 is before it; as callee on the 3rd.
     # The marketing event changes nothing for analytics.
     assert [row[0].isoformat() for row in con.execute(sql).fetchall()] == ["2026-11-03"]
@@ -111,6 +113,6 @@ def test_consent_changes_name_the_dates_of_later_calls() -> None:
     assert [
         row[0].isoformat()
         for row in con.execute(
-            consent_change_partitions_sql("new_events", "old_events", "calls")
+            consent_change_partitions_sql("new_events", "old_events", known)
         ).fetchall()
     ] == ["2026-11-03"]

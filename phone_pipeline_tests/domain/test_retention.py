@@ -11,11 +11,13 @@ from phone_pipeline.domain.retention import (
     AGGREGATES,
     PSEUDONYMIZED,
     RESTRICTED,
+    RETENTION_TABLES,
     RetentionPolicy,
     delete_expired_sql,
     expired_rows_sql,
     retention_cutoff,
 )
+from phone_pipeline.warehouse import RESTRICTED_TABLES, ddl_column_names
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -59,3 +61,14 @@ def test_expired_rows_sql_counts_and_deletes_only_rows_before_the_cutoff() -> No
     con.execute(delete_expired_sql("t", cutoff))
     remaining = con.execute("SELECT call_date, count(*) FROM t GROUP BY 1 ORDER BY 1").fetchall()
     assert remaining == [(dt.date(2026, 8, 25), 3), (dt.date(2026, 8, 26), 3)]
+
+
+def test_every_day_partitioned_restricted_table_is_swept() -> None:
+    # Each holds phone numbers or rows of them: kept past retention, the zone would keep them too.
+    # The sweep's own log (counts per file and day) is the one exception.
+    partitioned = {
+        table
+        for table, columns in RESTRICTED_TABLES.items()
+        if "call_date" in ddl_column_names(columns)
+    }
+    assert partitioned - {"retention_swept_rows"} == set(RETENTION_TABLES[RESTRICTED])
