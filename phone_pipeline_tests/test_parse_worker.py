@@ -23,7 +23,7 @@ JUNK = ["", "   ", "N/A", "0", "+", "12", "+999 123", "call me", "+1 (212) 555-0
 FORMATS = (PhoneNumberFormat.E164, PhoneNumberFormat.INTERNATIONAL, PhoneNumberFormat.NATIONAL)
 
 
-def corpus(per_region: int = 1_500) -> list[str]:
+def corpus(per_region: int = 800) -> list[str]:
     """Fictional numbers of every region the generator knows, each in three formats, the
     published examples of 244 regions, and junk."""
     strings: list[str] = []

@@ -123,3 +123,20 @@ def test_withdrawal_then_call_is_scrubbed_and_the_gate_agrees(
     assert con.execute(missing).fetchone() == (0, 0)
     con.execute("DELETE FROM scrub_list WHERE e164 IN (?, ?)", [B, C])
     assert con.execute(missing).fetchone() == (1, 1)  # the gate notices both
+
+
+def test_cap_reached_is_the_cap_th_call_of_the_window(con: duckdb.DuckDBPyConnection) -> None:
+    for number in (A, B, C, D):
+        event(con, number, "marketing", "granted", "2026-10-01T00:00")
+    # The latest call (the reference) is at 20:00 on 31 Oct; its 24 hours start 30 Oct 20:00.
+    for started in ("2026-10-30T19:59", "2026-10-30T20:00", "2026-10-31T08:00", "2026-10-31T09:00",
+                    "2026-10-31T20:00"):  # fmt: skip
+        call(con, B, started)  # four in the window (from 20:00 on the 30th, inclusive)
+    for started in ("2026-10-31T10:00", "2026-10-31T11:00"):
+        call(con, C, started)  # two: one short of the cap
+    for started in ("2026-10-31T12:00", "2026-10-31T12:00", "2026-10-31T12:00"):
+        call(con, D, started)  # three at one instant
+    assert scrub(con) == {
+        (B, CAP_24H, at("2026-10-31T09:00")),  # the third of the window, not of all calls
+        (D, CAP_24H, at("2026-10-31T12:00")),
+    }
