@@ -218,11 +218,21 @@ def _quoted(path: Path | str) -> str:
 def prepare_restricted(con: duckdb.DuckDBPyConnection) -> None:
     """Session settings and the restricted tables."""
     con.execute("SET TimeZone = 'UTC'")
-    had_known_numbers = _has_table(con, "known_numbers")
+    if not _has_table(con, "known_numbers"):
+        # A new file, or one made before the table: created and filled with the numbers of the
+        # days already validated in one transaction, so that it never exists half filled.
+        con.execute("BEGIN TRANSACTION")
+        try:
+            ensure_tables(con, None, {name: RESTRICTED_TABLES[name]
+                                      for name in ("calls_validated", "known_numbers")})  # fmt: skip
+            con.execute(
+                f"INSERT INTO main.known_numbers {known_numbers_sql('main.calls_validated')}"
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     ensure_tables(con, None, RESTRICTED_TABLES)
-    if not had_known_numbers:
-        # A file made before the table: the numbers of the days already validated, once.
-        con.execute(f"INSERT INTO main.known_numbers {known_numbers_sql('main.calls_validated')}")
     # An erased callee leaves the call without a callee number (files made before allowed none).
     drop_not_null(con, "main.calls_validated", "callee_e164")
     # Time zones are looked up from the number when needed (contact rules): a list per row and

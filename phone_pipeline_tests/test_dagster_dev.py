@@ -120,6 +120,26 @@ mutation Launch($executionParams: ExecutionParams!) {
 }
 """
 
+SCHEDULES_QUERY = """
+query Schedules($selector: RepositorySelector!) {
+  schedulesOrError(repositorySelector: $selector) {
+    __typename
+    ... on Schedules { results { name scheduleState { id status } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+STOP_SCHEDULE_MUTATION = """
+mutation Stop($id: String!) {
+  stopRunningSchedule(id: $id) {
+    __typename
+    ... on ScheduleStateResult { scheduleState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+
 
 @dataclass
 class DevServer:
@@ -325,6 +345,7 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
             STARTUP_TIMEOUT,
             lambda: f"dagster dev log:\n{server.log_tail()}",
         )
+        _stop_schedules(server)
         yield server
         passed = True
     finally:
@@ -332,6 +353,20 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
         if not passed:
             print(f"--- dagster dev log tail ({log_path}) ---\n{server.log_tail(150)}")
         assert not left, f"processes of dagster dev still alive after SIGKILL: {left}"
+
+
+def _stop_schedules(server: DevServer) -> None:
+    """Stop the daily schedules, as a user would in the UI: one that came due while the tests ran
+    (02:30 and 04:00 UTC) started a run of its own, which the tests then found still queued."""
+    selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
+    result = server.graphql(SCHEDULES_QUERY, {"selector": selector})["schedulesOrError"]
+    assert result["__typename"] == "Schedules", f"schedulesOrError failed: {result}"
+    assert result["results"], "no schedules found"
+    for schedule in result["results"]:
+        stopped = server.graphql(STOP_SCHEDULE_MUTATION, {"id": schedule["scheduleState"]["id"]})
+        outcome = stopped["stopRunningSchedule"]
+        assert outcome["__typename"] == "ScheduleStateResult", f"{schedule['name']}: {outcome}"
+        assert outcome["scheduleState"]["status"] == "STOPPED", schedule["name"]
 
 
 def _wait_for_success(server: DevServer, run_id: str, timeout: float) -> None:
