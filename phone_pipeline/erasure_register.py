@@ -22,7 +22,7 @@ import pandas as pd
 from phone_pipeline.domain.erasure import ERASED_SUBJECT, erased_numbers
 from phone_pipeline.domain.pseudonyms import Pseudonymizer
 from phone_pipeline.number_cache import cache_new_numbers
-from phone_pipeline.warehouse import ANALYTICS, COMPLIANCE, SHAREABLE
+from phone_pipeline.warehouse import ANALYTICS, COMPLIANCE, SHAREABLE, transaction
 
 Pseudonymizers = Mapping[int, Pseudonymizer]
 
@@ -113,8 +113,7 @@ def erase_subjects(
     numbers = "(SELECT e164 FROM erased_e164)"
     raws = "(SELECT raw_number FROM erased_raw)"
     restricted = "restricted"
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(
             "CREATE OR REPLACE TEMP TABLE erased_caller_calls AS SELECT call_date, call_id "
             f"FROM calls_validated WHERE caller_e164 IN {numbers}"
@@ -167,10 +166,6 @@ def erase_subjects(
         ]  # fmt: skip
         for table, action, sql in steps:
             outcome.add(restricted, table, action, _changed(con, sql))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     if pseudonyms:
         con.register("erased_pseudonym_frame", pd.DataFrame({"pseudonym": sorted(pseudonyms)}))
         con.execute(

@@ -21,6 +21,7 @@ import duckdb
 from phone_pipeline.domain.contract import CALL_OPTIONAL_COLUMNS, CALL_REQUIRED_COLUMNS
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.domain.timestamps import started_at_utc_sql
+from phone_pipeline.warehouse import transaction
 
 CALL_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # Names of files still being written: the sensor and the loader skip them until renamed.
@@ -228,8 +229,7 @@ def load_call_file(
                 f"{redact(path.name)}: no row has a readable started_at between {first_date} "
                 f"and {last_date} ({rows} rows), so its rows cannot be placed in a daily partition"
             )
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             load_order = con.execute(
                 "SELECT coalesce(max(load_order), 0) + 1 FROM landing_files"
             ).fetchone()[0]
@@ -250,10 +250,6 @@ def load_call_file(
                 "INSERT INTO landing_files VALUES (?, ?, ?, ?, ?, ?, now())",
                 [file_hash, path.name, path.stat().st_size, rows, anchor, load_order],
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.execute("DROP TABLE IF EXISTS landing_stage_text")
     return rows

@@ -16,7 +16,9 @@ ones): a failure leaves the old rows.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -221,17 +223,12 @@ def prepare_restricted(con: duckdb.DuckDBPyConnection) -> None:
     if not _has_table(con, "known_numbers"):
         # A new file, or one made before the table: created and filled with the numbers of the
         # days already validated in one transaction, so that it never exists half filled.
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             ensure_tables(con, None, {name: RESTRICTED_TABLES[name]
                                       for name in ("calls_validated", "known_numbers")})  # fmt: skip
             con.execute(
                 f"INSERT INTO main.known_numbers {known_numbers_sql('main.calls_validated')}"
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     ensure_tables(con, None, RESTRICTED_TABLES)
     # An erased callee leaves the call without a callee number (files made before allowed none).
     drop_not_null(con, "main.calls_validated", "callee_e164")
@@ -283,6 +280,18 @@ def attach_zone(con: duckdb.DuckDBPyConnection, zone: str, path: Path | str) -> 
     ensure_tables(con, zone, ATTACHED_ZONE_TABLES[zone])
 
 
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction around the block: committed at its end, rolled back if it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def replace_partition(
     con: duckdb.DuckDBPyConnection, call_date: dt.date, selects: dict[str, str]
 ) -> dict[str, int]:
@@ -292,16 +301,11 @@ def replace_partition(
     disagree. Returns the new row count of the partition per table.
     """
     counts = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table, select_sql in selects.items():
             con.execute(f"DELETE FROM {table} WHERE call_date = ?", [call_date])
             con.execute(f"INSERT INTO {table} BY NAME {select_sql}")
             counts[table] = partition_count(con, table, call_date)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
 
 

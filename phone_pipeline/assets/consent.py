@@ -48,7 +48,7 @@ from phone_pipeline.resources import (
     PipelineConfig,
     PseudonymKeyResource,
 )
-from phone_pipeline.warehouse import replace_partition
+from phone_pipeline.warehouse import replace_partition, transaction
 
 PARTITION_TAG = "dagster/partition"
 
@@ -120,20 +120,19 @@ def consent_events(
                 )
             ).fetchall()
         ]
-        con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM consent_events")
-        con.execute("DELETE FROM consent_quarantine")
-        con.execute(
-            "INSERT INTO consent_events BY NAME SELECT e164, clean_purpose AS purpose, "
-            "clean_status AS status, recorded_at_utc AS recorded_at, source, source_file, source_row "
-            "FROM consent_kept WHERE reason IS NULL"
-        )
-        con.execute(
-            "INSERT INTO consent_quarantine BY NAME SELECT reason, source_file, source_row, "
-            "phone_number, purpose, status, recorded_at, source FROM consent_kept "
-            "WHERE reason IS NOT NULL"
-        )
-        con.execute("COMMIT")
+        with transaction(con):
+            con.execute("DELETE FROM consent_events")
+            con.execute("DELETE FROM consent_quarantine")
+            con.execute(
+                "INSERT INTO consent_events BY NAME SELECT e164, clean_purpose AS purpose, "
+                "clean_status AS status, recorded_at_utc AS recorded_at, source, source_file, source_row "
+                "FROM consent_kept WHERE reason IS NULL"
+            )
+            con.execute(
+                "INSERT INTO consent_quarantine BY NAME SELECT reason, source_file, source_row, "
+                "phone_number, purpose, status, recorded_at, source FROM consent_kept "
+                "WHERE reason IS NOT NULL"
+            )
         rows_read, events, quarantined, erased_rows = con.execute(
             "SELECT (SELECT count(*) FROM consent_staged), (SELECT count(*) FROM consent_events), "
             "(SELECT count(*) FROM consent_quarantine), "

@@ -18,6 +18,7 @@ from phone_pipeline.erasure_register import forget_erased_numbers
 from phone_pipeline.landing import stage_registry_files
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
+from phone_pipeline.warehouse import transaction
 
 
 @dg.asset(
@@ -61,8 +62,7 @@ def dnc_registry(
             "SELECT e164 FROM dnc_classified WHERE e164 IS NOT NULL",
             pseudonym_key.pseudonymizers,
         )
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute("DELETE FROM dnc_registry")
             con.execute("DELETE FROM dnc_quarantine")
             con.execute(
@@ -73,10 +73,6 @@ def dnc_registry(
                 "INSERT INTO dnc_quarantine BY NAME SELECT reason, detail, source_file, source_row, "
                 "phone_number, listed_at FROM dnc_classified WHERE reason IS NOT NULL"
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         rows_read, listings, numbers, quarantined = con.execute(
             "SELECT (SELECT count(*) FROM dnc_staged), (SELECT count(*) FROM dnc_registry), "
             "(SELECT count(DISTINCT e164) FROM dnc_registry), (SELECT count(*) FROM dnc_quarantine)"

@@ -31,6 +31,7 @@ from phone_pipeline.warehouse import (
     RESTRICTED_TABLES,
     SHAREABLE,
     ddl_column_names,
+    transaction,
 )
 
 # Column names that hold a number (raw or E.164) in the restricted zone.
@@ -142,17 +143,16 @@ def erasure_register(
             "e164, requested_at_utc, source_file FROM erasure_classified WHERE reason IS NULL "
             "QUALIFY row_number() OVER (PARTITION BY clean_request_id ORDER BY source_file, source_row) = 1"
         )
-        con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM erasure_quarantine")
-        con.execute(
-            "INSERT INTO erasure_quarantine BY NAME SELECT reason, source_file, source_row, "
-            "phone_number, requested_at, request_id FROM erasure_classified WHERE reason IS NOT NULL"
-        )
-        con.execute(
-            "INSERT OR IGNORE INTO erasure_requests BY NAME SELECT request_id, "
-            "requested_at_utc AS requested_at, source_file, now() AS received_at FROM erasure_usable"
-        )
-        con.execute("COMMIT")
+        with transaction(con):
+            con.execute("DELETE FROM erasure_quarantine")
+            con.execute(
+                "INSERT INTO erasure_quarantine BY NAME SELECT reason, source_file, source_row, "
+                "phone_number, requested_at, request_id FROM erasure_classified WHERE reason IS NOT NULL"
+            )
+            con.execute(
+                "INSERT OR IGNORE INTO erasure_requests BY NAME SELECT request_id, "
+                "requested_at_utc AS requested_at, source_file, now() AS received_at FROM erasure_usable"
+            )
         requests = dict(con.execute("SELECT request_id, e164 FROM erasure_usable").fetchall())
         versions = {}
         if requests:
@@ -189,17 +189,16 @@ def erasure_register(
                 (request_id, zone, table, action, rows)
                 for (zone, table, action), rows in sorted(outcome.rows.items())
             ]
-            con.execute("BEGIN TRANSACTION")
-            if removals:
-                con.executemany(
-                    "INSERT INTO erasure_removals VALUES (?, ?, ?, ?, ?, now())", removals
+            with transaction(con):
+                if removals:
+                    con.executemany(
+                        "INSERT INTO erasure_removals VALUES (?, ?, ?, ?, ?, now())", removals
+                    )
+                con.execute(
+                    "UPDATE erasure_requests SET completed_at = now(), affected_partitions = ? "
+                    "WHERE request_id = ?",
+                    [sorted(outcome.partitions), request_id],
                 )
-            con.execute(
-                "UPDATE erasure_requests SET completed_at = now(), affected_partitions = ? "
-                "WHERE request_id = ?",
-                [sorted(outcome.partitions), request_id],
-            )
-            con.execute("COMMIT")
             for (zone, table, action), rows in outcome.rows.items():
                 key = f"{zone}.{table} {action}"
                 removed_this_run[key] = removed_this_run.get(key, 0) + rows

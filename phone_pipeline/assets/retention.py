@@ -25,7 +25,7 @@ from phone_pipeline.domain.retention import (
     record_swept_rows_sql,
 )
 from phone_pipeline.resources import PipelineConfig
-from phone_pipeline.warehouse import ANALYTICS
+from phone_pipeline.warehouse import ANALYTICS, transaction
 
 RETENTION_SWEEP = dg.AssetKey(["restricted", "retention_sweep"])
 RETENTION_LOG = f"{ANALYTICS}.retention_log"
@@ -115,11 +115,10 @@ def retention_sweep(
                 rows_deleted = 0
                 if cutoff is not None:
                     rows_deleted = con.execute(expired_rows_sql(table, cutoff)).fetchone()[0]
-                    con.execute("BEGIN TRANSACTION")
-                    if table in SOURCE_ROW_TABLES:
-                        con.execute(record_swept_rows_sql(table, cutoff))
-                    con.execute(delete_expired_sql(table, cutoff))
-                    con.execute("COMMIT")
+                    with transaction(con):
+                        if table in SOURCE_ROW_TABLES:
+                            con.execute(record_swept_rows_sql(table, cutoff))
+                        con.execute(delete_expired_sql(table, cutoff))
                     remaining[f"{table}: rows before {cutoff}"] = (
                         con.execute(expired_rows_sql(table, cutoff)).fetchone()[0],
                         0,

@@ -21,6 +21,7 @@ from phone_pipeline.checks.scrub import (
 from phone_pipeline.checks.validate import CALLS_VALIDATED
 from phone_pipeline.domain.scrub import scrub_list_sql
 from phone_pipeline.resources import ContactRules
+from phone_pipeline.warehouse import transaction
 
 SCRUB_LINEAGE = {
     "e164": [(CALLS_VALIDATED, "caller_e164"), (CALLS_VALIDATED, "callee_e164"),
@@ -54,17 +55,12 @@ def dnc_scrub_list(restricted_warehouse: DuckDBResource, contact_rules: ContactR
             "calls_validated", "known_numbers", "consent_events", "dnc_registry", now_sql,
             contact_rules.max_calls_24h, contact_rules.max_calls_7d,
         )  # fmt: skip
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute("DELETE FROM dnc_scrub_list")
             con.execute(
                 f"INSERT INTO dnc_scrub_list BY NAME SELECT *, {now_sql} AS recorded_at "
                 f"FROM ({list_sql})"
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         by_reason = dict(
             con.execute("SELECT reason, count(*) FROM dnc_scrub_list GROUP BY 1").fetchall()
         )

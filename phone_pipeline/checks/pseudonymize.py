@@ -72,13 +72,13 @@ def phone_numbers_found_sql(staged_table: str, text_columns: list[str]) -> str:
     E.164, from the number cache: every string of every partition, ever) or look like one."""
     values = ", ".join(text_columns)
     return f"""
-        WITH known_numbers AS (
+        WITH cached_numbers AS (
             SELECT raw_number AS number FROM number_cache
             UNION SELECT e164 FROM number_cache WHERE e164 IS NOT NULL
         ),
         -- Each distinct value once: the verdict is the same, and pseudonyms repeat a lot.
         published_values AS (SELECT DISTINCT unnest([{values}]) AS value FROM {staged_table})
-        SELECT count(*) FILTER (WHERE value IN (SELECT number FROM known_numbers)) AS known,
+        SELECT count(*) FILTER (WHERE value IN (SELECT number FROM cached_numbers)) AS known,
                count(*) FILTER (WHERE regexp_full_match(value, '{PHONE_LIKE_SQL_REGEX}')) AS phone_like
         FROM published_values WHERE value IS NOT NULL
     """
