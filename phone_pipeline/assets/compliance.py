@@ -50,7 +50,7 @@ HISTORY_DAYS = 7  # the longest rolling window reaches this many days before the
 # lineage and staleness the UI shows are true. Measured with dagster 1.13: the mapped window is
 # clipped at the partitions' start date (no error, nothing "required but nonexistent"), and, as a
 # plain dependency (no IO manager), earlier days never materialised do not stop a run: they
-# contribute no calls (`earlier_days_calling_todays_callees` in the metadata names those found).
+# contribute no calls (`earlier_days_with_calls` in the metadata names those found).
 VALIDATED_WITH_HISTORY = dg.AssetDep(
     CALLS_VALIDATED,
     partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-HISTORY_DAYS, end_offset=0),
@@ -147,16 +147,6 @@ def contact_compliance(
     day = sql_date(call_date)
     first_day = sql_date(call_date - dt.timedelta(days=HISTORY_DAYS))
     with zones_connection(restricted_warehouse, compliance=compliance_warehouse) as con:
-        # The rolling counts sort a week of calls: only the four columns they need (carrying
-        # whole rows through that sort cost 4x at 10M calls a day).
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE recent_calls AS SELECT call_date, callee_e164, "
-            "campaign_id, started_at_utc FROM calls_validated "
-            f"WHERE call_date BETWEEN {first_day} AND {day} "
-            # Earlier days matter only for callees called today: a semi-join keeps the window
-            # sort to those (at 10M calls a day, 8 whole days would be 80M rows).
-            f"AND callee_e164 IN (SELECT callee_e164 FROM calls_validated WHERE call_date = {day})"
-        )
         con.execute(
             "CREATE OR REPLACE TEMP TABLE day_calls AS SELECT calls.call_id, calls.call_date, "
             "calls.callee_e164, calls.campaign_id, calls.started_at_utc, calls.disposition, "
@@ -169,7 +159,8 @@ def contact_compliance(
         history = [
             row[0].isoformat()
             for row in con.execute(
-                f"SELECT DISTINCT call_date FROM recent_calls WHERE call_date < {day} ORDER BY 1"
+                "SELECT DISTINCT call_date FROM calls_validated "
+                f"WHERE call_date BETWEEN {first_day} AND {day} - 1 ORDER BY 1"
             ).fetchall()
         ]
         numbers = [
@@ -184,7 +175,7 @@ def contact_compliance(
             "contact_pressure": f"""
                 SELECT call_date, map.pseudonym AS callee_pseudonym, scope, campaign_id, calls,
                        max_calls_24h, max_calls_7d, over_24h_cap, over_7d_cap
-                FROM ({contact_pressure_sql("recent_calls", day, contact_rules.max_calls_24h,
+                FROM ({contact_pressure_sql("calls_validated", day, contact_rules.max_calls_24h,
                                             contact_rules.max_calls_7d)}) AS pressure
                 JOIN pseudonym_map AS map ON map.e164 = pressure.callee_e164""",
             "quiet_hours": f"""
@@ -281,7 +272,7 @@ def _materializations(con, call_date: dt.date, history: list[str], rules: Contac
                 ).fetchall()
             ),
             "caps": f"more than {rules.max_calls_24h} in 24 h or {rules.max_calls_7d} in 7 d",
-            "earlier_days_calling_todays_callees": dg.MetadataValue.json(history),
+            "earlier_days_with_calls": dg.MetadataValue.json(history),
         },
     )
     statuses = dict(

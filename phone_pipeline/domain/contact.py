@@ -122,58 +122,107 @@ def _checked_cap(cap: int) -> int:
 
 
 # An E.164 number is `+` and at most 15 digits, the first not 0: as a BIGINT it is an exact key,
-# and sorting a week of calls by an integer instead of a string halves the rolling counts' cost.
+# and sorting calls by an integer instead of a string halves the rolling counts' cost.
 def e164_key_sql(column: str) -> str:
     return f"CAST(substr({column}, 2) AS BIGINT)"
 
 
-def rolling_counts_sql(calls: str, partition: str) -> str:
-    """Each row of `calls` (`started_at_utc`, the `partition` columns, others carried along)
-    with `calls_24h` and `calls_7d`: the rows of its partition in the 24 hours and 7 days up to
-    and including it. `calls` must reach back 7 days before the first row whose counts are used.
-    """
-    day_us, week_us = 24 * 3600 * 10**6, 7 * 24 * 3600 * 10**6
-
-    def window(span_us: int) -> str:
-        return (
-            f"OVER (PARTITION BY {partition} ORDER BY epoch_us(started_at_utc) "
-            f"RANGE BETWEEN {span_us} PRECEDING AND CURRENT ROW)"
-        )
-
-    return f"""
-        SELECT *, count(*) {window(day_us)} AS calls_24h, count(*) {window(week_us)} AS calls_7d
-        FROM {calls}
-    """
+_DAY_US, _WEEK_US = 24 * 3600 * 10**6, 7 * 24 * 3600 * 10**6
 
 
 def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: int) -> str:
     """Per callee and day (scope `all`) and per callee, campaign and day (scope `campaign`): the
     day's calls, the largest rolling counts, and whether a cap was exceeded.
 
-    `calls` (`call_date`, `callee_e164`, `campaign_id`, `started_at_utc`) must reach back 7 days
-    before `call_date_sql`."""
+    `calls` (`call_date`, `callee_e164`, `campaign_id`, `started_at_utc`) must hold the 7 days
+    before `call_date_sql` too.
+
+    A call's windows end on its own day and reach back into two earlier days only in part: the
+    day before (24 hours) and the day a week before (7 days); the six days in between count
+    whole. So only those three days are sorted, merged per callee by time with the earlier
+    days' calls moved forward by their window (a call at s is in the 24 hours up to t exactly
+    when s + 24 h >= t), and the days in between are counted by an aggregate. Sorting every
+    call of the week instead took 57 s at 10M calls a day with a week kept, against 15 s.
+    """
     cap_day, cap_week = _checked_cap(cap_24h), _checked_cap(cap_7d)
-    keyed = (
-        f"(SELECT call_date, campaign_id, started_at_utc, {e164_key_sql('callee_e164')} "
-        f"AS callee_key FROM {calls})"
-    )
-    with_campaign = f"(SELECT * FROM {keyed} WHERE campaign_id IS NOT NULL)"
+    day = call_date_sql
+
+    def moved(days_before: int, shift_us: int, kind: int) -> str:
+        return f"""
+            SELECT {e164_key_sql("callee_e164")} AS callee_key, campaign_id,
+                   epoch_us(started_at_utc) + {shift_us} AS t, {kind} AS kind
+            FROM {calls}
+            WHERE call_date = {day} - {days_before}
+              AND callee_e164 IN (SELECT callee_e164 FROM todays_callees)"""
+
+    def maxima(keys: str, where: str) -> str:
+        # Sorted by time, a call of today comes before an earlier day's call moved to the same
+        # instant (that call is still inside the window). The `position` rows up to a call of
+        # today are today's calls so far plus the earlier calls that have left its windows:
+        # `left_24h` of the day before and `left_7d` of the day a week before, both counted by
+        # one running sum (low and high 32 bits). Its 24-hour count is then today's calls so
+        # far plus the day before's calls that have not left.
+        return f"""
+            SELECT {keys}, count(*) FILTER (WHERE kind = 0) AS calls,
+                   max(position - 2 * left_24h - left_7d) FILTER (WHERE kind = 0)
+                     + count(*) FILTER (WHERE kind = 1) AS max_calls_24h,
+                   max(position - left_24h - 2 * left_7d) FILTER (WHERE kind = 0)
+                     + count(*) FILTER (WHERE kind = 2) AS max_calls_7d_partial
+            FROM (
+                SELECT {keys}, kind, position, left_calls & 4294967295 AS left_24h,
+                       left_calls >> 32 AS left_7d
+                FROM (
+                    SELECT {keys}, kind, row_number() OVER running AS position,
+                           sum(CASE kind WHEN 1 THEN 1 WHEN 2 THEN 4294967296 ELSE 0 END)
+                             OVER running AS left_calls
+                    FROM events WHERE {where}
+                    WINDOW running AS (PARTITION BY {keys} ORDER BY t, kind
+                                       ROWS UNBOUNDED PRECEDING)
+                )
+            )
+            GROUP BY {keys}
+            HAVING count(*) FILTER (WHERE kind = 0) > 0"""
+
     return f"""
-        WITH scoped AS (
-            SELECT call_date, callee_key, '{SCOPE_ALL}' AS scope,
-                   CAST(NULL AS VARCHAR) AS campaign_id, calls_24h, calls_7d
-            FROM ({rolling_counts_sql(keyed, "callee_key")})
-            WHERE call_date = {call_date_sql}
+        WITH todays_callees AS (
+            SELECT DISTINCT callee_e164 FROM {calls}
+            WHERE call_date = {day} AND callee_e164 IS NOT NULL
+        ),
+        events AS (
+            {moved(0, 0, 0)}
+            UNION ALL {moved(1, _DAY_US, 1)}
+            UNION ALL {moved(7, _WEEK_US, 2)}
+        ),
+        -- The six whole days in between, per callee and per callee and campaign.
+        between_days AS (
+            SELECT {e164_key_sql("callee_e164")} AS callee_key, campaign_id, all_campaigns,
+                   between_calls
+            FROM (
+                SELECT callee_e164, campaign_id, grouping(campaign_id) = 1 AS all_campaigns,
+                       count(*) AS between_calls
+                FROM {calls}
+                WHERE call_date BETWEEN {day} - 6 AND {day} - 1
+                  AND callee_e164 IN (SELECT callee_e164 FROM todays_callees)
+                GROUP BY GROUPING SETS ((callee_e164), (callee_e164, campaign_id))
+            )
+        ),
+        scoped AS (
+            SELECT callee_key, '{SCOPE_ALL}' AS scope, CAST(NULL AS VARCHAR) AS campaign_id,
+                   calls, max_calls_24h,
+                   max_calls_7d_partial + coalesce(between_calls, 0) AS max_calls_7d
+            FROM ({maxima("callee_key", "TRUE")}) AS maxima
+            LEFT JOIN (SELECT * FROM between_days WHERE all_campaigns) USING (callee_key)
             UNION ALL
-            SELECT call_date, callee_key, '{SCOPE_CAMPAIGN}', campaign_id, calls_24h, calls_7d
-            FROM ({rolling_counts_sql(with_campaign, "callee_key, campaign_id")})
-            WHERE call_date = {call_date_sql}
+            SELECT callee_key, '{SCOPE_CAMPAIGN}', campaign_id, calls, max_calls_24h,
+                   max_calls_7d_partial + coalesce(between_calls, 0)
+            FROM ({maxima("callee_key, campaign_id", "campaign_id IS NOT NULL")}) AS maxima
+            LEFT JOIN (SELECT * FROM between_days WHERE NOT all_campaigns)
+              USING (callee_key, campaign_id)
         )
-        SELECT call_date, '+' || callee_key AS callee_e164, scope, campaign_id,
-               count(*) AS calls, max(calls_24h) AS max_calls_24h, max(calls_7d) AS max_calls_7d,
-               max(calls_24h) > {cap_day} AS over_24h_cap, max(calls_7d) > {cap_week} AS over_7d_cap
+        SELECT {day} AS call_date, '+' || callee_key AS callee_e164, scope, campaign_id, calls,
+               max_calls_24h, max_calls_7d,
+               max_calls_24h > {cap_day} AS over_24h_cap, max_calls_7d > {cap_week} AS over_7d_cap
         FROM scoped
-        GROUP BY call_date, callee_key, scope, campaign_id
     """
 
 

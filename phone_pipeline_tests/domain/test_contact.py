@@ -4,6 +4,7 @@ pipeline runs compared with the pure-Python statement of the rule. Fictional num
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections.abc import Iterator
 
 import duckdb
@@ -19,7 +20,6 @@ from phone_pipeline.domain.contact import (
     contact_pressure_sql,
     over_abandonment_limit,
     rolling_counts,
-    rolling_counts_sql,
     window_status,
     window_status_sql,
 )
@@ -63,22 +63,12 @@ def insert(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
 # --- contact pressure -----------------------------------------------------------------------------
 
 
-def counts_by_call(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
-    """call_id -> (calls_24h, calls_7d, and the same within its campaign, None without one)."""
-
-    def counts(calls: str, partition: str) -> dict[str, tuple]:
-        return {
-            row[0]: row[1:]
-            for row in con.execute(
-                f"SELECT call_id, calls_24h, calls_7d FROM ({rolling_counts_sql(calls, partition)})"
-            ).fetchall()
-        }
-
-    by_callee = counts("calls", "callee_e164")
-    by_campaign = counts(
-        "(SELECT * FROM calls WHERE campaign_id IS NOT NULL)", "callee_e164, campaign_id"
-    )
-    return {call: both + by_campaign.get(call, (None, None)) for call, both in by_callee.items()}
+def pressure(con: duckdb.DuckDBPyConnection, day: str = NOV_2) -> list[tuple]:
+    return con.execute(
+        "SELECT callee_e164, scope, campaign_id, calls, max_calls_24h, max_calls_7d, "
+        f"over_24h_cap, over_7d_cap FROM ({contact_pressure_sql('calls', day, 3, 7)}) "
+        "ORDER BY callee_e164, scope, campaign_id"
+    ).fetchall()
 
 
 def test_rolling_24h_window_across_midnight_and_partition_boundary(
@@ -88,24 +78,12 @@ def test_rolling_24h_window_across_midnight_and_partition_boundary(
              "2026-11-02T22:00"]  # fmt: skip
     insert(con, [(X, "cmp-a", t, "answered", NEW_YORK) for t in times])
     insert(con, [(Y, None, "2026-11-02T10:00", "answered", NEW_YORK)])
-    counts = counts_by_call(con)
     # 22:00 on the 2nd sees back to 22:00 on the 1st inclusive: all five calls.
-    assert [counts[f"c{i}"][0] for i in range(5)] == [1, 2, 3, 4, 5]
-    assert [counts[f"c{i}"][0] for i in range(5)] == rolling_counts(
-        [at(t) for t in times], dt.timedelta(hours=24)
-    )
-    assert counts["c5"] == (1, 1, None, None)  # another callee, no campaign
-
-    day = NOV_2
-    rows = con.execute(
-        "SELECT callee_e164, scope, campaign_id, calls, max_calls_24h, max_calls_7d, "
-        f"over_24h_cap, over_7d_cap FROM ({contact_pressure_sql('calls', day, 3, 7)}) "
-        "ORDER BY callee_e164, scope"
-    ).fetchall()
-    assert rows == [
+    assert rolling_counts([at(t) for t in times], dt.timedelta(hours=24)) == [1, 2, 3, 4, 5]
+    assert pressure(con) == [
         (X, "all", None, 3, 5, 5, True, False),
         (X, "campaign", "cmp-a", 3, 5, 5, True, False),
-        (Y, "all", None, 1, 1, 1, False, False),
+        (Y, "all", None, 1, 1, 1, False, False),  # another callee, no campaign
     ]
 
 
@@ -116,18 +94,73 @@ def test_rolling_7d_window_reaches_back_seven_days(con: duckdb.DuckDBPyConnectio
     ]  # fmt: skip
     insert(con, [(X, "cmp-a" if i % 2 else "cmp-b", t, "answered", NEW_YORK)
                  for i, t in enumerate(times)])  # fmt: skip
-    counts = counts_by_call(con)
-    assert [counts[f"c{i}"][1] for i in range(9)] == [1, 2, 3, 4, 5, 6, 7, 8, 8]
-    assert counts["c8"][0] == 2  # 12:00 and 12:30 on 2 Nov
-    # Per campaign: the last call is cmp-b's; within 7 days of 2 Nov 12:30 cmp-b called on 28 and
-    # 30 Oct, 1 Nov and at 12:30 (26 Oct 12:00 is just outside); 1 Nov 12:00 is 24.5 hours before.
-    assert counts["c8"][2:] == (1, 4)
-    over = con.execute(
-        "SELECT scope, campaign_id, max_calls_7d, over_7d_cap FROM "
-        f"({contact_pressure_sql('calls', NOV_2, 3, 7)}) ORDER BY 1, 2"
-    ).fetchall()
-    assert over == [("all", None, 8, True), ("campaign", "cmp-a", 4, False),
-                    ("campaign", "cmp-b", 4, False)]  # fmt: skip
+    week = dt.timedelta(days=7)
+    assert rolling_counts([at(t) for t in times], week) == [1, 2, 3, 4, 5, 6, 7, 8, 8]
+    # Per campaign: cmp-b's last call (12:30) sees cmp-b on 28 and 30 Oct, 1 Nov and itself
+    # (26 Oct 12:00 is just outside); cmp-a's 12:00 call sees 27, 29 and 31 Oct and itself.
+    assert pressure(con) == [
+        (X, "all", None, 2, 2, 8, False, True),  # 12:00 and 12:30 on 2 Nov
+        (X, "campaign", "cmp-a", 1, 1, 4, False, False),
+        (X, "campaign", "cmp-b", 1, 1, 4, False, False),
+    ]
+
+
+def test_pressure_agrees_with_the_rolling_rule_on_random_calls_at_the_edges(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """The SQL merges only today, the day before and the day a week before and counts the days
+    in between whole; the rule counts every call of the callee. Calls are drawn at exactly 24 h
+    and 7 d before today's calls, at the same instant, and on days outside the week."""
+    rng = random.Random(7)
+    today = at("2026-11-02T00:00")
+    callees = [f"+1212555{n:04d}" for n in range(100, 112)]
+    rows = []
+    for callee in callees:
+        todays = [
+            today + dt.timedelta(seconds=rng.randrange(86_400)) for _ in range(rng.randint(1, 6))
+        ]
+        times = list(todays)
+        for t in todays:
+            for back in (dt.timedelta(hours=24), dt.timedelta(days=7)):
+                if rng.random() < 0.6:
+                    times.append(t - back)  # exactly on the window's edge: inside
+                if rng.random() < 0.4:
+                    times.append(t - back - dt.timedelta(microseconds=1))  # just outside
+            if rng.random() < 0.3:
+                times.append(t)  # another call at the same instant
+        times += [
+            today - dt.timedelta(seconds=rng.randrange(9 * 86_400))
+            for _ in range(rng.randint(0, 25))
+        ]
+        rows += [(callee, rng.choice(["cmp-a", "cmp-b", None]), t) for t in times]
+    for i, (callee, campaign, when) in enumerate(rows):
+        con.execute(
+            "INSERT INTO calls VALUES (?, ?, ?, ?, ?, 'answered', NULL)",
+            [f"c{i}", when.date(), callee, campaign, when],
+        )
+
+    def maxima(key_rows: list[tuple]) -> tuple[int, int, int] | None:
+        times = [when for _, _, when in key_rows]
+        on_day = [i for i, when in enumerate(times) if when.date() == today.date()]
+        if not on_day:
+            return None
+        day, week = (
+            rolling_counts(times, dt.timedelta(hours=24)),
+            rolling_counts(times, dt.timedelta(days=7)),
+        )
+        return len(on_day), max(day[i] for i in on_day), max(week[i] for i in on_day)
+
+    expected = []
+    for callee in callees:
+        mine = [row for row in rows if row[0] == callee]
+        found = maxima(mine)
+        expected.append((callee, "all", None, *found, found[1] > 3, found[2] > 7))
+        for campaign in ("cmp-a", "cmp-b"):
+            found = maxima([row for row in mine if row[1] == campaign])
+            if found:
+                expected.append((callee, "campaign", campaign, *found, found[1] > 3, found[2] > 7))
+    assert pressure(con) == sorted(expected, key=lambda row: row[:3])
+    assert any(row[7] for row in expected) and not all(row[7] for row in expected)
 
 
 # --- permitted window in the callee's local time --------------------------------------------------
