@@ -19,7 +19,7 @@ _CATEGORY_RULES: tuple[tuple[str, str], ...] = (
      "Phone numbers (direct identifiers: raw and E.164)"),
     (r"pseudonym$", "Pseudonymous subscriber identifiers (keyed HMAC-SHA256)"),
     (r"^(call_id|request_id)$", "Record identifiers from the source"),
-    (r"started_at|call_hour|_at$|^since$|listed_since", "Call and event times"),
+    (r"started_at|call_hour|_at$|^since$|listed_since|_seen$", "Call and event times"),
     (r"duration|disposition|campaign", "Call duration, outcome and campaign"),
     (r"cell_id|region|latitude|longitude|geo_region", "Location (cell, region)"),
     (r"country|number_type|time_zones", "Number attributes (country, type, time zones)"),

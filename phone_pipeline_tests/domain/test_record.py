@@ -14,6 +14,7 @@ from phone_pipeline.domain.record import (
     data_categories,
     render_markdown,
 )
+from phone_pipeline.warehouse import ATTACHED_ZONE_TABLES, RESTRICTED_TABLES, ddl_column_names
 
 WHEN = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
 
@@ -32,6 +33,18 @@ def test_columns_fall_into_categories_and_bookkeeping_is_left_out() -> None:
 
 def test_an_unknown_column_is_shown_for_review_not_hidden() -> None:
     assert data_categories(["favourite_colour"]) == ["Other (unclassified: review)"]
+
+
+def test_every_column_the_warehouse_declares_has_a_category() -> None:
+    """A new table must land in the record under what it holds, not under "review"."""
+    unclassified = [
+        f"{zone}.{table}.{column}"
+        for zone, tables in {"restricted": RESTRICTED_TABLES, **ATTACHED_ZONE_TABLES}.items()
+        for table, ddl in tables.items()
+        for column in ddl_column_names(ddl)
+        if data_categories([column]) == ["Other (unclassified: review)"]
+    ]
+    assert unclassified == []
 
 
 def _evidence(passed: bool | None) -> Evidence:
