@@ -5,6 +5,8 @@ no timing is compared with a target here."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,20 @@ def test_examples_cover_hundreds_of_regions_and_are_valid() -> None:
     assert len(set(first)) == len(first)
     for raw in examples["strings"][:50]:
         assert phonenumbers.is_valid_number(phonenumbers.parse(raw, None))
+
+
+@pytest.mark.timeout(300)
+def test_contact_history_script_times_a_week_built_from_the_bench(
+    bench_run: tuple[int, dict, Path],
+) -> None:
+    _, _, root = bench_run
+    script = Path(__file__).parents[1] / "benchmarks" / "contact_history.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(root / "home")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows[1:]] == ["0", "1", "3", "7"]
+    assert all(float(row[1]) > 0 and int(row[2].replace(",", "")) > 0 for row in rows[1:])
+    assert "+" not in done.stdout and "e164" not in done.stdout  # figures only, never a number
+    assert not (root / "home" / "contact_history.duckdb").exists()  # its scratch file is removed
