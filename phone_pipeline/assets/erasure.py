@@ -211,6 +211,8 @@ def erasure_register(
             con.executemany(
                 "INSERT INTO processed_e164 VALUES (?)", [[e164] for _, e164 in pending]
             )
+        # Only when a request was processed: each scan reads every day kept (0.7 s a table per
+        # two days of 10M calls), and with no subject there is nothing to find.
         left_in_restricted = sum(
             con.execute(
                 f"SELECT count(*) FROM {table} WHERE "
@@ -218,7 +220,7 @@ def erasure_register(
                     f"{column} IN (SELECT e164 FROM processed_e164)" for column in columns
                 )
             ).fetchone()[0]
-            for table, columns in number_columns().items()
+            for table, columns in (number_columns().items() if pending else ())
         )
         # Every registered pseudonym, in every zone that holds pseudonyms.
         left_by_table = {
