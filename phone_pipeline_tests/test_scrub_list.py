@@ -6,13 +6,17 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 
+from phone_pipeline.assets import scrub
 from phone_pipeline.domain.scrub import SCRUB_REASONS, WITHDRAWN
 from phone_pipeline_tests.conftest import Pipeline, check_results, materialized
 from phone_pipeline_tests.pipeline_support import write_csv_atomically
 
 
-def test_withdrawal_is_honoured_at_the_next_run(pipeline: Pipeline) -> None:
+def test_withdrawal_is_honoured_at_the_next_run(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pipeline.generate()
     first = pipeline.run()
     assert "restricted/dnc_scrub_list" in materialized(first)
@@ -44,3 +48,17 @@ def test_withdrawal_is_honoured_at_the_next_run(pipeline: Pipeline) -> None:
             "SELECT reason, since FROM dnc_scrub_list WHERE e164 = ?", [granted]
         ).fetchall()
     assert rows == [(WITHDRAWN, withdrawn_at)]
+
+    # The table has no primary key (it made every rebuild slow): the gate holds the list to one
+    # row per number and reason, and stops the run when the list's SQL repeats rows.
+    listed = scrub.scrub_list_sql
+    monkeypatch.setattr(
+        scrub,
+        "scrub_list_sql",
+        lambda *args: (
+            f"SELECT * FROM ({listed(*args)}) UNION ALL "
+            f"SELECT * FROM (SELECT * FROM ({listed(*args)}) LIMIT 1)"
+        ),
+    )
+    third = pipeline.run()
+    assert not third.success and check_results(third)["scrub_list_misses_no_number"] is False

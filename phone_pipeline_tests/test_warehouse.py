@@ -92,3 +92,25 @@ def test_an_older_file_gets_the_numbers_of_its_validated_days_once(tmp_path: Pat
         ("2026-11-02", "+12125550101", "08:00"),
         ("2026-11-02", "+12125550103", "08:00"),
     ]
+
+
+def test_an_older_scrub_list_loses_its_primary_key_and_keeps_its_rows(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "restricted.duckdb"))
+    older = RESTRICTED_TABLES["dnc_scrub_list"] + ", PRIMARY KEY (e164, reason)"
+    ensure_tables(con, None, {"dnc_scrub_list": older})
+    con.execute(
+        "INSERT INTO dnc_scrub_list VALUES ('+12125550101', 'dnc_listed', "
+        "TIMESTAMPTZ '2026-11-01 10:00:00+00', TIMESTAMPTZ '2026-11-02 00:00:00+00')"
+    )
+
+    prepare_restricted(con)
+    prepare_restricted(con)  # once only
+
+    keys = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'dnc_scrub_list' "
+        "AND constraint_type = 'PRIMARY KEY'"
+    ).fetchone()[0]
+    assert keys == 0
+    assert con.execute("SELECT e164, reason FROM dnc_scrub_list").fetchall() == [
+        ("+12125550101", "dnc_listed")
+    ]

@@ -64,7 +64,10 @@ def dnc_scrub_list(restricted_warehouse: DuckDBResource, contact_rules: ContactR
         by_reason = dict(
             con.execute("SELECT reason, count(*) FROM dnc_scrub_list GROUP BY 1").fetchall()
         )
-        numbers = con.execute("SELECT count(DISTINCT e164) FROM dnc_scrub_list").fetchone()[0]
+        numbers, repeated_rows = con.execute(
+            "SELECT count(DISTINCT e164), count(*) - count(DISTINCT (e164, reason)) "
+            "FROM dnc_scrub_list"
+        ).fetchone()
         missing_consent, missing_listed = con.execute(
             numbers_missing_from_scrub_list_sql(
                 "dnc_scrub_list", "known_numbers", "consent_events", "dnc_registry", now_sql
@@ -81,9 +84,10 @@ def dnc_scrub_list(restricted_warehouse: DuckDBResource, contact_rules: ContactR
     yield sql_check(
         DNC_SCRUB_LIST,
         "scrub_list_misses_no_number",
-        passed=missing_consent == 0 and missing_listed == 0,
+        passed=missing_consent == 0 and missing_listed == 0 and repeated_rows == 0,
         metadata={
             "numbers_without_marketing_consent_missing": missing_consent,
             "listed_numbers_missing": missing_listed,
+            "rows_repeating_a_number_and_reason": repeated_rows,
         },
     )

@@ -13,7 +13,7 @@ SCRUB_LIST_CHECKS = [
         DNC_SCRUB_LIST,
         "scrub_list_misses_no_number",
         "Re-derived independently: every known number without marketing consent now, and every "
-        "number listed in the do-not-call registry, is on the scrub list.",
+        "number listed in the do-not-call registry, is on the scrub list; once per reason.",
     ),
 ]
 
