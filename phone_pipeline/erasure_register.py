@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -209,6 +209,16 @@ def pseudonym_removals(marks: str) -> list[tuple[str, str, str, str]]:
 
 # Compliance tables naming a callee by pseudonym (abandonment_rates has campaigns only).
 COMPLIANCE_PSEUDONYM_TABLES = ("contact_pressure", "quiet_hours", "dnc_call_findings")
+
+
+def rows_naming_sql(
+    relation: str, columns: Sequence[str], pseudonyms: str = "erasure_register"
+) -> str:
+    """SQL counting the rows of `relation` whose pseudonym `columns` name one in `pseudonyms`
+    (a relation with a `pseudonym` column: by default the whole register)."""
+    return f"SELECT count(*) FROM {relation} WHERE " + " OR ".join(
+        f"{column} IN (SELECT pseudonym FROM {pseudonyms})" for column in columns
+    )
 
 
 def _attached(con: duckdb.DuckDBPyConnection, catalog: str) -> bool:

@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from phone_pipeline.assets import consent as consent_assets
 from phone_pipeline.domain.erasure import ERASED_SUBJECT
 from phone_pipeline_tests.conftest import Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import (
@@ -336,3 +337,46 @@ def test_no_trace_in_the_event_log_or_analytics_bytes(scene: ErasureScene) -> No
     assert subject_found(event_log_texts(scene.pipeline.instance)) == set()
     blob = scene.pipeline.settings.analytics_db.read_bytes()
     assert not any(spelling.encode() in blob for spelling in SUBJECT_SPELLINGS)
+
+
+def test_a_registered_subject_still_in_the_restricted_zone_is_not_published(
+    scene: ErasureScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The erasure gate checks every zone only for the pseudonyms of its own run; what is
+    written afterwards is checked against the whole register before publishing. A register
+    entry whose subject was never removed (here B's, written straight into the table) must
+    therefore be stopped by the write-time gates of analytics and compliance. The consent
+    stage drops a registered subject's consent on its own, which would keep B out of
+    analytics before the gate: that filter is switched off to reach the gate."""
+    pipeline = scene.pipeline
+    monkeypatch.setattr(consent_assets, "forget_erased_numbers", lambda *args: [])
+    b_pseudonym = pseudonymizer().pseudonym(B)
+    with pipeline.analytics() as con:
+        published_before = snapshot(con)["calls_pseudonymized"]
+    with duckdb.connect(str(pipeline.settings.restricted_db)) as con:
+        con.execute(
+            "INSERT INTO erasure_register VALUES ('bypassed', ?, ?)",
+            [pseudonymizer().key_version, b_pseudonym],
+        )
+    try:
+        result = pipeline.run(DAY_TWO)
+        checks = check_results(result)
+        assert not result.success
+        assert checks["no_erased_subject_in_analytics"] is False
+        assert checks["no_erased_subject_in_compliance"] is False
+        # Not new in this run, so not the erasure gate's to find; it passed and said so.
+        assert checks["erased_subjects_absent"] is True
+        evaluation = next(
+            event.event_specific_data
+            for event in result.all_events
+            if event.event_type_value == "ASSET_CHECK_EVALUATION"
+            and event.event_specific_data.check_name == "erased_subjects_absent"
+        )
+        assert evaluation.metadata["pseudonyms_of_this_run_checked"].value == 0
+        with pipeline.analytics() as con:
+            assert snapshot(con)["calls_pseudonymized"] == published_before
+    finally:
+        with duckdb.connect(str(pipeline.settings.restricted_db)) as con:
+            con.execute("DELETE FROM erasure_register WHERE request_id = 'bypassed'")
+        monkeypatch.undo()
+    run_ok(pipeline, DAY_TWO)

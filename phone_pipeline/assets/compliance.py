@@ -40,6 +40,7 @@ from phone_pipeline.domain.contact import (
     window_status_sql,
 )
 from phone_pipeline.domain.dnc import dnc_listed_since_sql
+from phone_pipeline.erasure_register import COMPLIANCE_PSEUDONYM_TABLES, rows_naming_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import ContactRules, PseudonymKeyResource
@@ -209,6 +210,10 @@ def contact_compliance(
                 phone_numbers_found_sql(f"staged_{table}", text_columns)
             ).fetchone()
             found_known, found_like = found_known + known, found_like + like
+        erased_rows = {}  # staged rows naming a pseudonym of the erasure register
+        for table in COMPLIANCE_PSEUDONYM_TABLES:
+            naming = rows_naming_sql(f"staged_{table}", ["callee_pseudonym"])
+            erased_rows[table] = con.execute(naming).fetchone()[0]
         day_calls = con.execute("SELECT count(*) FROM day_calls").fetchone()[0]
         quiet_total, pressure_total = con.execute(
             "SELECT (SELECT coalesce(sum(calls), 0) FROM staged_quiet_hours), "
@@ -223,6 +228,14 @@ def contact_compliance(
                     "tables_scanned": dg.MetadataValue.json(sorted(staged)),
                     "distinct_values_equal_to_a_known_number": found_known,
                     "distinct_values_that_look_like_a_phone_number": found_like,
+                },
+            ),
+            sql_check(
+                CONTACT_PRESSURE,
+                "no_erased_subject_in_compliance",
+                passed=not any(erased_rows.values()),
+                metadata={
+                    "staged_rows_naming_an_erased_subject": dg.MetadataValue.json(erased_rows)
                 },
             ),
             reconcile_check(

@@ -25,6 +25,7 @@ from phone_pipeline.checks.pseudonymize import (
 )
 from phone_pipeline.domain.pseudonyms import key_versions_sql
 from phone_pipeline.domain.retention import PSEUDONYMIZED, RESTRICTED
+from phone_pipeline.erasure_register import rows_naming_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import (
@@ -117,6 +118,9 @@ def calls_pseudonymized(
         found = con.execute(
             phone_numbers_found_sql("staged_pseudonymized", text_columns)
         ).fetchone()
+        erased_rows = con.execute(
+            rows_naming_sql("staged_pseudonymized", ["caller_pseudonym", "callee_pseudonym"])
+        ).fetchone()[0]
         admitted = con.execute(
             f"SELECT count(*) FROM consented_calls WHERE call_date = {day}"
         ).fetchone()[0]
@@ -142,6 +146,12 @@ def calls_pseudonymized(
                     "distinct_values_equal_to_a_known_number": found[0],
                     "distinct_values_that_look_like_a_phone_number": found[1],
                 },
+            ),
+            sql_check(
+                CALLS_PSEUDONYMIZED,
+                "no_erased_subject_in_analytics",
+                passed=erased_rows == 0,
+                metadata={"staged_rows_naming_an_erased_subject": erased_rows},
             ),
             reconcile_check(
                 CALLS_PSEUDONYMIZED,

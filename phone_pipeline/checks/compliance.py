@@ -27,6 +27,12 @@ COMPLIANCE_CHECKS = [
         "looks like a phone number: people appear only as pseudonyms. Checked before publishing.",
     ),
     blocking(
+        CONTACT_PRESSURE,
+        "no_erased_subject_in_compliance",
+        "No staged row of the day's compliance tables names a pseudonym of the erasure register "
+        "(any key version). Checked before publishing.",
+    ),
+    blocking(
         QUIET_HOURS,
         "compliance_rows_reconcile",
         "Every validated call of the day is counted once in quiet_hours and once in the overall "

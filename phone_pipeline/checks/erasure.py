@@ -18,9 +18,11 @@ ERASURE_CHECKS = [
     blocking(
         ERASURE_REGISTER,
         "erased_subjects_absent",
-        "After processing: no number of a processed request is left in any restricted table, and "
-        "no registered pseudonym is left in analytics.calls_pseudonymized, "
-        "shareable.calls_pseudonymized or the compliance tables (contact_pressure, quiet_hours, "
-        "dnc_call_findings).",
+        "After processing: no number of a request processed in this run is left in any "
+        "restricted table, and no pseudonym registered or processed in this run is left in any "
+        "day of analytics.calls_pseudonymized, shareable.calls_pseudonymized or the compliance "
+        "tables (contact_pressure, quiet_hours, dnc_call_findings). Partitions written later are "
+        "checked against the whole register before publishing (no_erased_subject_in_analytics, "
+        "no_erased_subject_in_compliance).",
     ),
 ]

@@ -32,6 +32,12 @@ PSEUDONYMIZED_CHECKS = [
     ),
     blocking(
         CALLS_PSEUDONYMIZED,
+        "no_erased_subject_in_analytics",
+        "No staged row names a pseudonym of the erasure register (any key version): an erased "
+        "subject cannot come back through a rebuilt partition. Checked before publishing.",
+    ),
+    blocking(
+        CALLS_PSEUDONYMIZED,
         "pseudonymized_rows_reconcile",
         "One published row per admitted call, every time truncated to the hour.",
     ),
