@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     scratch.unlink(missing_ok=True)
     con = duckdb.connect(str(scratch))
     con.execute(f"SET memory_limit = '{load_settings().duckdb_memory_limit}'")
-    con.execute(f"ATTACH '{source}' AS bench (READ_ONLY)")
+    quoted = str(source).replace("'", "''")
+    con.execute(f"ATTACH '{quoted}' AS bench (READ_ONLY)")
     bench_days = [row[0] for row in con.execute(
         "SELECT DISTINCT call_date FROM bench.calls_validated ORDER BY 1"
     ).fetchall()]  # fmt: skip
