@@ -212,12 +212,12 @@ COMPLIANCE_PSEUDONYM_TABLES = ("contact_pressure", "quiet_hours", "dnc_call_find
 
 
 def rows_naming_sql(
-    relation: str, columns: Sequence[str], pseudonyms: str = "erasure_register"
+    relation: str, columns: Sequence[str], values: str = "(SELECT pseudonym FROM erasure_register)"
 ) -> str:
-    """SQL counting the rows of `relation` whose pseudonym `columns` name one in `pseudonyms`
-    (a relation with a `pseudonym` column: by default the whole register)."""
+    """SQL counting the rows of `relation` where one of `columns` holds one of `values` (a
+    one-column subquery: by default every pseudonym of the register)."""
     return f"SELECT count(*) FROM {relation} WHERE " + " OR ".join(
-        f"{column} IN (SELECT pseudonym FROM {pseudonyms})" for column in columns
+        f"{column} IN {values}" for column in columns
     )
 
 

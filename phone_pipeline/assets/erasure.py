@@ -67,8 +67,8 @@ def number_columns() -> dict[str, tuple[str, ...]]:
 
 
 def pseudonym_counts(pseudonyms: str) -> list[tuple[str, str, str]]:
-    """(zone, table, SQL counting its rows that name one of `pseudonyms`), for every table of
-    every zone that names people by pseudonym."""
+    """(zone, table, SQL counting its rows that name one of `pseudonyms`, a one-column
+    subquery), for every table of every zone that names people by pseudonym."""
     pairs = ("caller_pseudonym", "callee_pseudonym")
     counts = [
         (zone, "calls_pseudonymized",
@@ -160,7 +160,7 @@ def erasure_register(
         requests = dict(con.execute("SELECT request_id, e164 FROM erasure_usable").fetchall())
         # What the register held before this run: entries added now are checked in every zone.
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE register_before AS SELECT * FROM erasure_register"
+            "CREATE OR REPLACE TEMP TABLE register_before AS SELECT pseudonym FROM erasure_register"
         )
         versions = {}
         if requests:
@@ -223,10 +223,7 @@ def erasure_register(
         # two days of 10M calls), and with no subject there is nothing to find.
         left_in_restricted = sum(
             con.execute(
-                f"SELECT count(*) FROM {table} WHERE "
-                + " OR ".join(
-                    f"{column} IN (SELECT e164 FROM processed_e164)" for column in columns
-                )
+                rows_naming_sql(table, columns, "(SELECT e164 FROM processed_e164)")
             ).fetchone()[0]
             for table, columns in (number_columns().items() if pending else ())
         )
@@ -245,7 +242,9 @@ def erasure_register(
         checked = con.execute("SELECT count(*) FROM pseudonyms_of_this_run").fetchone()[0]
         left_by_table = {
             f"{zone}.{table}": con.execute(sql).fetchone()[0] if checked else 0
-            for zone, table, sql in pseudonym_counts("pseudonyms_of_this_run")
+            for zone, table, sql in pseudonym_counts(
+                "(SELECT pseudonym FROM pseudonyms_of_this_run)"
+            )
         }
         rows_read, usable_rows, quarantined, request_count, register_rows = con.execute(
             "SELECT (SELECT count(*) FROM erasure_staged), "
