@@ -152,7 +152,12 @@ def contact_compliance(
             "CREATE OR REPLACE TEMP TABLE day_calls AS SELECT calls.call_id, calls.call_date, "
             "calls.callee_e164, calls.campaign_id, calls.started_at_utc, calls.disposition, "
             "zones.time_zones AS callee_time_zones "
-            f"FROM calls_validated AS calls LEFT JOIN ({number_time_zones_sql('number_cache')}) "
+            "FROM calls_validated AS calls LEFT JOIN ("
+            + number_time_zones_sql(
+                "number_cache",
+                f"SELECT callee_e164 FROM calls_validated WHERE call_date = {day}",
+            )
+            + ") "
             "AS zones ON zones.e164 = calls.callee_e164 "
             # An erased callee's calls have no callee left to report on.
             f"WHERE calls.call_date = {day} AND calls.callee_e164 IS NOT NULL"

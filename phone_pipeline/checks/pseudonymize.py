@@ -76,15 +76,24 @@ def pseudonymized_expectations() -> list[Any]:
 def phone_numbers_found_sql(staged_table: str, text_columns: list[str]) -> str:
     """Distinct staged text values that are a number the pipeline has seen (raw string or
     E.164, from the number cache: every string of every partition, ever) or look like one."""
-    values = ", ".join(text_columns)
+    if not text_columns:
+        return "SELECT 0 AS known, 0 AS phone_like"
+    distinct_values = " UNION ".join(
+        f"(SELECT DISTINCT {column} AS value FROM {staged_table})" for column in text_columns
+    )
     return f"""
-        WITH cached_numbers AS (
-            SELECT raw_number AS number FROM number_cache
-            UNION SELECT e164 FROM number_cache WHERE e164 IS NOT NULL
-        ),
         -- Each distinct value once: the verdict is the same, and pseudonyms repeat a lot.
-        published_values AS (SELECT DISTINCT unnest([{values}]) AS value FROM {staged_table})
-        SELECT count(*) FILTER (WHERE value IN (SELECT number FROM cached_numbers)) AS known,
+        WITH published_values AS (SELECT value FROM ({distinct_values}) WHERE value IS NOT NULL),
+        -- Semi joins probe the cache with the few published values: a UNION of the cache's
+        -- columns grew with the cache (6 s at 20M strings, 0.5 s this way).
+        known_values AS (
+            SELECT value FROM published_values
+            SEMI JOIN number_cache ON number_cache.raw_number = published_values.value
+            UNION
+            SELECT value FROM published_values
+            SEMI JOIN number_cache ON number_cache.e164 = published_values.value
+        )
+        SELECT (SELECT count(*) FROM known_values) AS known,
                count(*) FILTER (WHERE regexp_full_match(value, '{PHONE_LIKE_SQL_REGEX}')) AS phone_like
-        FROM published_values WHERE value IS NOT NULL
+        FROM published_values
     """

@@ -226,13 +226,14 @@ def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: i
     """
 
 
-def number_time_zones_sql(number_table: str) -> str:
-    """One row per E.164 number of `number_table` (the parsed-number cache) with its
-    `time_zones`. A number's zones follow from the number alone, so the raw strings that parse
-    to it agree."""
+def number_time_zones_sql(number_table: str, numbers_sql: str) -> str:
+    """One row per E.164 number of `numbers_sql` (one column) found in `number_table` (the
+    parsed-number cache) with its `time_zones`. A number's zones follow from the number alone,
+    so the raw strings that parse to it agree. Only the numbers asked for are grouped: the
+    whole cache, which grows with every day, took 7 s at 20M strings."""
     return f"""
         SELECT e164, any_value(time_zones) AS time_zones
-        FROM {number_table} WHERE e164 IS NOT NULL GROUP BY e164
+        FROM {number_table} WHERE e164 IN ({numbers_sql}) GROUP BY e164
     """
 
 
