@@ -35,6 +35,11 @@ PSEUDONYMIZED_DAYS = 25
 CLONED_OFFSETS = (1, 10, 11)
 AS_OF = DAY + dt.timedelta(days=RESTRICTED_DAYS)
 OLD_DAY = dt.date(2025, 1, 1)  # past a 90- or 396-day retention whenever the tests run
+# Cache entries of numbers only deleted rows named: one valid, one invalid (fictional 555-01xx).
+UNREFERENCED_CACHE_ROWS = [
+    ("+1 (202) 555-0199", "US", "+12025550199", "US", "fixed_line_or_mobile", None),
+    ("555-01", "US", None, None, None, "too_short"),
+]
 
 
 def _clone_partitions(pipeline: Pipeline) -> dict[str, int]:
@@ -83,6 +88,12 @@ def swept(tmp_path_factory: pytest.TempPathFactory):
         pipeline.generate()
         assert pipeline.run().success
         per_day = _clone_partitions(pipeline)
+        with duckdb.connect(str(pipeline.settings.restricted_db)) as con:
+            con.executemany(
+                "INSERT INTO number_cache (raw_number, default_region, e164, country, number_type, "
+                "reason) VALUES (?, ?, ?, ?, ?, ?)",
+                UNREFERENCED_CACHE_ROWS,
+            )
         tick = dt.datetime.combine(AS_OF, dt.time(4, 0), tzinfo=dt.UTC)
         request = daily_retention_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
         result = _sweep(pipeline, request.run_config)
@@ -147,6 +158,29 @@ def test_shareable_and_compliance_follow_their_zones_cutoffs(swept) -> None:
     assert per_day["shareable.call_volume_hourly"] > 0
 
 
+def test_the_number_cache_keeps_only_numbers_that_kept_rows_or_registries_refer_to(
+    swept,
+) -> None:
+    pipeline, _, _, _ = swept
+    with pipeline.restricted() as con:
+        cached = set(con.execute("SELECT raw_number FROM number_cache").fetchall())
+        assert not cached & {(row[0],) for row in UNREFERENCED_CACHE_ROWS}
+        for references in (
+            "SELECT e164 FROM known_numbers",
+            "SELECT e164 FROM consent_events",
+            "SELECT caller_number FROM calls_quarantine WHERE caller_number IS NOT NULL",
+        ):
+            missing = count(
+                con,
+                f"SELECT count(*) FROM ({references}) AS kept(value) WHERE NOT EXISTS "
+                "(SELECT 1 FROM number_cache AS cache "
+                "WHERE kept.value IN (cache.raw_number, cache.e164))",
+            )
+            assert missing == 0, references
+        assert count(con, "SELECT count(*) FROM calls_quarantine") > 0
+        assert count(con, "SELECT count(*) FROM consent_events") > 0
+
+
 def test_retention_log_and_metadata_hold_the_counts(swept) -> None:
     pipeline, per_day, _, result = swept
     with pipeline.analytics() as con:
@@ -154,8 +188,10 @@ def test_retention_log_and_metadata_hold_the_counts(swept) -> None:
             "SELECT zone, table_name, retention_days, cutoff, rows_deleted, as_of, run_id "
             "FROM retention_log"
         ).fetchall()
-    assert len(log) == sum(len(tables) for tables in RETENTION_TABLES.values())
+    assert len(log) == sum(len(tables) for tables in RETENTION_TABLES.values()) + 1
     by_table = {row[1]: row for row in log}
+    assert by_table["number_cache"][:4] == ("restricted", "number_cache", RESTRICTED_DAYS, DAY)
+    assert by_table["number_cache"][4] >= len(UNREFERENCED_CACHE_ROWS)
     for table in RETENTION_TABLES["restricted"]:
         assert by_table[table][2:5] == (RESTRICTED_DAYS, DAY, 3 * per_day[table])
     assert by_table["analytics.calls_pseudonymized"][2:5] == (

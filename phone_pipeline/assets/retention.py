@@ -17,12 +17,16 @@ from phone_pipeline.assets.common import (
 )
 from phone_pipeline.checks.common import blocking, reconcile_check
 from phone_pipeline.domain.retention import (
+    NUMBER_CACHE,
+    RESTRICTED,
     RETENTION_TABLES,
     SOURCE_ROW_TABLES,
     RetentionPolicy,
     delete_expired_sql,
+    delete_unreferenced_numbers_sql,
     expired_rows_sql,
     record_swept_rows_sql,
+    unreferenced_numbers_sql,
 )
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.warehouse import ANALYTICS, transaction
@@ -71,7 +75,8 @@ def retention_refusal(config: PipelineConfig, zones: tuple[str, ...], call_date:
         blocking(
             RETENTION_SWEEP,
             "retention_holds",
-            "After the sweep, no swept table holds a partition older than its zone's cutoff.",
+            "After the sweep, no swept table holds a partition older than its zone's cutoff, and "
+            "the number cache holds no entry that nothing kept refers to.",
         )
     ],
     description=(
@@ -81,7 +86,9 @@ def retention_refusal(config: PipelineConfig, zones: tuple[str, ...], call_date:
         "(PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS, default 396), aggregates, analytics and "
         "shareable, and abandonment rates (PHONE_PIPELINE_RETENTION_AGGREGATES_DAYS, default 0 = "
         "kept). A partition exactly at the "
-        "cutoff is kept. Each table's deleted row count goes to analytics.retention_log."
+        "cutoff is kept. With restricted retention on, number-cache entries that no kept row or "
+        "registry refers to any more go too. Each table's deleted row count goes to "
+        "analytics.retention_log."
     ),
 )
 def retention_sweep(
@@ -126,6 +133,21 @@ def retention_sweep(
                     context.log.info(f"{table}: {rows_deleted} rows before {cutoff} deleted")
                 deleted[table] = rows_deleted
                 log_rows.append([zone, table, days, cutoff, rows_deleted])
+        cutoff = policy.cutoff(RESTRICTED, as_of)
+        if cutoff is not None:
+            # Numbers of deleted rows must not live on in the cache that parsed them.
+            rows_deleted = con.execute(delete_unreferenced_numbers_sql()).fetchone()[0]
+            remaining[f"{NUMBER_CACHE}: entries nothing kept refers to"] = (
+                con.execute(unreferenced_numbers_sql()).fetchone()[0],
+                0,
+            )
+            context.log.info(
+                f"{NUMBER_CACHE}: {rows_deleted} entries nothing kept refers to deleted"
+            )
+            deleted[NUMBER_CACHE] = rows_deleted
+            log_rows.append(
+                [RESTRICTED, NUMBER_CACHE, policy.restricted_days, cutoff, rows_deleted]
+            )
         con.executemany(
             f"INSERT INTO {RETENTION_LOG} (swept_at, run_id, as_of, zone, table_name, "
             "retention_days, cutoff, rows_deleted) VALUES (now(), ?, ?, ?, ?, ?, ?, ?)",

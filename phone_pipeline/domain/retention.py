@@ -97,6 +97,31 @@ def retention_cutoff(today: dt.date, days: int) -> dt.date | None:
     return None if days == 0 else today - dt.timedelta(days=days)
 
 
+# The number cache is no day partition: an entry (a raw string and its E.164) stays while a kept
+# restricted row or a registry refers to it. Validated calls refer by E.164 (known_numbers, one row
+# per number and day); quarantined rows by their raw strings; consent and do-not-call registries
+# by E.164. Anything else is parsed again if it comes back: the cache only saves work.
+NUMBER_CACHE = "number_cache"
+_UNREFERENCED_NUMBER_SQL = """
+    NOT EXISTS (SELECT 1 FROM known_numbers AS kept WHERE kept.e164 = cache.e164)
+    AND NOT EXISTS (SELECT 1 FROM consent_events AS kept WHERE kept.e164 = cache.e164)
+    AND NOT EXISTS (SELECT 1 FROM dnc_registry AS kept WHERE kept.e164 = cache.e164)
+    AND NOT EXISTS (SELECT 1 FROM calls_quarantine AS kept
+                    WHERE kept.caller_number = cache.raw_number)
+    AND NOT EXISTS (SELECT 1 FROM calls_quarantine AS kept
+                    WHERE kept.callee_number = cache.raw_number)
+"""
+
+
+def unreferenced_numbers_sql() -> str:
+    """Count of the number cache's entries that nothing kept refers to any more."""
+    return f"SELECT count(*) FROM {NUMBER_CACHE} AS cache WHERE {_UNREFERENCED_NUMBER_SQL}"
+
+
+def delete_unreferenced_numbers_sql() -> str:
+    return f"DELETE FROM {NUMBER_CACHE} AS cache WHERE {_UNREFERENCED_NUMBER_SQL}"
+
+
 def expired_rows_sql(table: str, cutoff: dt.date) -> str:
     """Count of the rows of `table` older than `cutoff` (the cutoff is a date, safe to inline)."""
     return f"SELECT count(*) FROM {table} WHERE call_date < DATE '{cutoff.isoformat()}'"
