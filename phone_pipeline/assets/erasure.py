@@ -69,10 +69,10 @@ def number_columns() -> dict[str, tuple[str, ...]]:
 def pseudonym_counts(pseudonyms: str) -> list[tuple[str, str, str]]:
     """(zone, table, SQL counting its rows that name one of `pseudonyms`, a one-column
     subquery), for every table of every zone that names people by pseudonym."""
-    pairs = ("caller_pseudonym", "callee_pseudonym")
+    both_roles = ("caller_pseudonym", "callee_pseudonym")
     counts = [
         (zone, "calls_pseudonymized",
-         rows_naming_sql(f"{zone}.calls_pseudonymized", pairs, pseudonyms))
+         rows_naming_sql(f"{zone}.calls_pseudonymized", both_roles, pseudonyms))
         for zone in (ANALYTICS, SHAREABLE)
     ]  # fmt: skip
     counts += [
