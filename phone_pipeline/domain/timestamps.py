@@ -1,4 +1,9 @@
-"""Reading `started_at` as recorded: ISO 8601 with an offset or `Z`; a naive time means UTC."""
+"""Reading times as recorded (call `started_at`, consent `recorded_at`, do-not-call `listed_at`,
+erasure `requested_at`): ISO 8601 with an offset or `Z`; a naive time means UTC.
+
+An offset no civil time zone uses (`+25:00`, `-14:30`) makes the time unreadable: the row is
+quarantined with its stage's time reason rather than moved by a day or more.
+"""
 
 from __future__ import annotations
 
@@ -25,14 +30,33 @@ def clean_text_sql(column: str) -> str:
     )
 
 
+# The widest UTC offsets in civil use: UTC-12:00 (Baker Island) to UTC+14:00 (Line Islands,
+# Kiribati), per the IANA time zone database; no zone has used one outside +-14:00 since 1900
+# (only local mean times of the 1800s did). A symmetric bound keeps the rule one number; an offset
+# beyond it is a typing or export error, whatever ISO 8601's syntax allows.
+MAX_UTC_OFFSET_HOURS = 14
+
+
 def started_at_utc_sql(column: str) -> str:
-    """SQL expression: the UTC instant, NULL when unreadable. Needs the session TimeZone = 'UTC'.
+    """SQL expression: the UTC instant, NULL when unreadable or when its offset from UTC is
+    beyond MAX_UTC_OFFSET_HOURS. Needs the session TimeZone = 'UTC'.
 
     DuckDB's cast reads most values as they are; only those it refuses are trimmed and cast
-    again (trimming every value cost 2 s per 10M rows).
+    again (trimming every value cost 2 s per 10M rows). The offset is the wall time as written
+    (a cast to TIMESTAMP keeps it and drops the zone) minus the UTC instant; values ending in
+    `Z` have none and skip that second cast (0.3 s per 10M rows for the others).
     """
+    utc = (
+        f"coalesce(TRY_CAST({column} AS TIMESTAMPTZ), "
+        f"TRY_CAST(trim({column}, '{WHITESPACE}') AS TIMESTAMPTZ))"
+    )
+    wall = (
+        f"coalesce(TRY_CAST({column} AS TIMESTAMP), "
+        f"TRY_CAST(trim({column}, '{WHITESPACE}') AS TIMESTAMP))"
+    )
     return (
-        f"CASE WHEN regexp_matches({column}, '{_ISO_DATETIME}') "
-        f"THEN coalesce(TRY_CAST({column} AS TIMESTAMPTZ), "
-        f"TRY_CAST(trim({column}, '{WHITESPACE}') AS TIMESTAMPTZ)) END"
+        f"CASE WHEN regexp_matches({column}, '{_ISO_DATETIME}') THEN "
+        f"CASE WHEN ends_with({column}, 'Z') THEN {utc} "
+        f"WHEN abs(date_diff('second', CAST({utc} AS TIMESTAMP), {wall})) "
+        f"<= {MAX_UTC_OFFSET_HOURS * 3600} THEN {utc} END END"
     )

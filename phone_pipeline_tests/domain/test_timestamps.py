@@ -53,3 +53,25 @@ UTC = dt.UTC
 )
 def test_started_at_reads_iso_times_whatever_surrounds_them(con, text, expected):
     assert con.execute(f"SELECT {started_at_utc_sql('$1')}", [text]).fetchone()[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-01T10:00:00+14:00", dt.datetime(2026, 10, 31, 20, tzinfo=UTC)),  # Kiribati
+        ("2026-11-01T10:00:00-12:00", dt.datetime(2026, 11, 1, 22, tzinfo=UTC)),  # Baker Island
+        ("2026-11-01T10:00:00-14:00", dt.datetime(2026, 11, 2, 0, tzinfo=UTC)),  # the bound
+        (" 2026-11-01T10:00:00+0545 ", dt.datetime(2026, 11, 1, 4, 15, tzinfo=UTC)),  # Nepal
+        ("2026-11-01 10:00:00 America/New_York", dt.datetime(2026, 11, 1, 15, tzinfo=UTC)),
+        ("2026-11-01T10:00:00+25:00", None),
+        ("2026-11-01T10:00:00-25:00", None),
+        ("2026-11-01T10:00:00+2500", None),
+        ("2026-11-01T10:00:00+25", None),
+        ("2026-11-01T10:00:00+14:01", None),
+        ("2026-11-01T10:00:00-14:00:01", None),
+        ("2026-11-01T10:00:00+99:59", None),
+        ("\t2026-11-01T10:00+25:00\r\n", None),
+    ],
+)
+def test_an_offset_no_time_zone_uses_makes_the_time_unreadable(con, text, expected):
+    assert con.execute(f"SELECT {started_at_utc_sql('$1')}", [text]).fetchone()[0] == expected
