@@ -65,6 +65,49 @@ def erased_among(
     return sorted(erased_numbers((n for n in numbers if n), register, pseudonymizers()))
 
 
+def registered_requests(
+    con: duckdb.DuckDBPyConnection,
+    usable_sql: str,
+    pseudonymizers: Callable[[], Pseudonymizers],
+) -> list[tuple[str, dt.datetime, str | None]]:
+    """For each request id of `usable_sql` (`clean_request_id`, `e164`) registered in an earlier
+    run: its `requested_at` and `e164`, the number among those rows its register entries name
+    (None when none does): the rows of the `registered` table of
+    `domain.erasure.resolve_request_ids_sql`.
+
+    A number matches when its pseudonym equals the id's entry under a version both registered
+    and configured; with no such version nothing can match, and the rows are quarantined rather
+    than taken for the registered request unchecked. The key is asked for only when an id of
+    this run was registered before.
+    """
+    rows = con.execute(
+        f"SELECT DISTINCT usable.clean_request_id, usable.e164, requests.requested_at "
+        f"FROM ({usable_sql}) AS usable "
+        "JOIN erasure_requests AS requests ON requests.request_id = usable.clean_request_id "
+        "ORDER BY 1, 2"
+    ).fetchall()
+    resolved: dict[str, tuple[dt.datetime, str | None]] = {}
+    if rows:
+        entries: dict[str, dict[int, str]] = defaultdict(dict)
+        for request_id, version, pseudonym in con.execute(
+            "SELECT request_id, key_version, pseudonym FROM erasure_register "
+            "WHERE request_id IN (SELECT unnest(?))",
+            [sorted({row[0] for row in rows})],
+        ).fetchall():
+            entries[request_id][version] = pseudonym
+        configured = pseudonymizers()
+        for request_id, e164, requested_at in rows:
+            matched = resolved.get(request_id, (requested_at, None))[1]
+            if matched is None and any(
+                configured[version].pseudonym(e164) == pseudonym
+                for version, pseudonym in entries[request_id].items()
+                if version in configured
+            ):
+                matched = e164
+            resolved[request_id] = (requested_at, matched)
+    return [(request_id, at, e164) for request_id, (at, e164) in resolved.items()]
+
+
 def forget_erased_numbers(
     con: duckdb.DuckDBPyConnection, e164_sql: str, pseudonymizers: Callable[[], Pseudonymizers]
 ) -> list[str]:

@@ -10,13 +10,17 @@ of a loaded file lands in exactly one partition.
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
+import gzip
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import duckdb
+import pyarrow as pa
 
 from phone_pipeline.domain.contract import CALL_OPTIONAL_COLUMNS, CALL_REQUIRED_COLUMNS
 from phone_pipeline.domain.redaction import redact
@@ -56,6 +60,166 @@ def list_landing_files(folder: Path, suffixes: tuple[str, ...] = CALL_FILE_SUFFI
     return sorted(path for path in folder.iterdir() if is_landing_file(path, suffixes))
 
 
+# Why a row of a registry file (consent, do-not-call, erasure) was not read: it is quarantined
+# with this reason, its file and its row number, and the file's other rows are processed.
+TOO_FEW_FIELDS = "too_few_fields"
+TOO_MANY_FIELDS = "too_many_fields"
+UNPARSABLE_ROW = "unparsable_row"
+MALFORMED_ROW_REASONS = (TOO_FEW_FIELDS, TOO_MANY_FIELDS, UNPARSABLE_ROW)
+
+
+@dataclass
+class RegistryRead:
+    """What reading a registry folder gave: the unreadable files (redacted name -> problem) and
+    the number of malformed rows (in the `<staged_table>_malformed` TEMP table)."""
+
+    unreadable: dict[str, str] = field(default_factory=dict)
+    malformed_rows: int = 0
+
+
+def _open_text(path: Path) -> TextIO:
+    # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first column's name.
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
+
+
+@contextlib.contextmanager
+def _text_errors_redacted(path: Path) -> Iterator[None]:
+    """Decoding, gzip and CSV errors of Python's readers, as a LandingFileError (redacted)."""
+    try:
+        yield
+    except UnicodeDecodeError as error:
+        raise LandingFileError(
+            f"{redact(path.name)}: not UTF-8 text (byte {error.start} cannot be decoded)"
+        ) from None
+    except (OSError, EOFError, csv.Error) as error:  # gzip.BadGzipFile is an OSError
+        raise LandingFileError(f"{redact(path.name)}: not readable: {redact(str(error))}") from None
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file's first row; raises LandingFileError (no header, not
+    UTF-8, not gzip)."""
+    with _text_errors_redacted(path), _open_text(path) as handle:
+        for row in csv.reader(handle, strict=True):
+            if row:
+                return row
+    raise LandingFileError(f"{redact(path.name)}: empty file, no header row")
+
+
+def _column_positions(path: Path, header: list[str], required: tuple[str, ...]) -> dict[str, int]:
+    """Column name (lower case, stripped) -> its position; raises LandingFileError when a
+    required column is missing."""
+    positions: dict[str, int] = {}
+    for position, name in enumerate(header):
+        positions.setdefault(name.strip().lower(), position)
+    missing = [name for name in required if name not in positions]
+    if missing:
+        # The "columns" may be a data line read as a header: redact them like any text.
+        raise LandingFileError(
+            redact(
+                f"{path.name}: missing required column(s) {', '.join(missing)}; "
+                f"found {', '.join(sorted(positions)) or 'none'}"
+            )
+        )
+    return positions
+
+
+def read_registry_rows(
+    path: Path, columns: tuple[str, ...], positions: dict[str, int], width: int
+) -> tuple[list[tuple], list[tuple[int, str, str]]]:
+    """Read a CSV file row by row: (good rows as (source_row, *columns), malformed rows as
+    (source_row, reason, detail)). Rows are numbered from 1 after the header, blank lines are
+    not rows (DuckDB's reader numbers them alike). Raises LandingFileError when the file as a
+    whole cannot be read."""
+    good: list[tuple] = []
+    malformed: list[tuple[int, str, str]] = []
+    with _text_errors_redacted(path), _open_text(path) as handle:
+        reader = csv.reader(handle, strict=True)
+        header_read = False
+        source_row = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                if not header_read:
+                    raise
+                source_row += 1
+                # The message names a character class, never the line's text.
+                malformed.append((source_row, UNPARSABLE_ROW, str(error)))
+                continue
+            if not row:
+                continue
+            if not header_read:
+                header_read = True
+                continue
+            source_row += 1
+            if len(row) != width:
+                reason = TOO_FEW_FIELDS if len(row) < width else TOO_MANY_FIELDS
+                malformed.append((source_row, reason, f"{len(row)} fields, the header has {width}"))
+                continue
+            good.append(
+                (source_row, *((row[positions[name]] or None) if name in positions else None
+                               for name in columns))
+            )  # fmt: skip
+    return good, malformed
+
+
+def _stage_registry_csv(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+) -> list[tuple[int, str, str]]:
+    """Read one registry CSV file into the TEMP table `registry_file` (source_row, columns);
+    returns its malformed rows. DuckDB reads a well-formed file (fast); a file it refuses is
+    read again row by row, so that one bad row does not hide the file's good ones."""
+    header = csv_header(path)
+    positions = _column_positions(path, header, required)
+    columns = (*required, *optional)
+    # The header read above names the columns: DuckDB's sniffer can take a wide data row of a
+    # small file for the header (and then read no row at all).
+    file_columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+    selected = ", ".join(
+        f"c{positions[name]} AS {name}" if name in positions else f"CAST(NULL AS VARCHAR) AS {name}"
+        for name in columns
+    )
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE registry_file_text AS SELECT {selected} FROM read_csv("
+            f"{_quoted(path)}, header = true, auto_detect = false, columns = {file_columns}, "
+            "delim = ',', quote = '\"', escape = '\"', strict_mode = true)"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE registry_file AS "
+            f"SELECT * FROM {numbered_rows_sql('registry_file_text')}"
+        )
+        return []
+    except duckdb.Error:
+        pass  # read again row by row below, which says which rows are at fault
+    finally:
+        con.execute("DROP TABLE IF EXISTS registry_file_text")
+    good, malformed = read_registry_rows(path, columns, positions, len(header))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE registry_file (source_row BIGINT, "
+        + ", ".join(f"{name} VARCHAR" for name in columns)
+        + ")"
+    )
+    if good:
+        # One Arrow table, not executemany: a million rows are inserted in a second, not minutes.
+        con.register(
+            "registry_file_rows",
+            pa.table(
+                dict(zip(("source_row", *columns), map(list, zip(*good, strict=True)), strict=True))
+            ),
+        )
+        con.execute("INSERT INTO registry_file BY NAME SELECT * FROM registry_file_rows")
+        con.unregister("registry_file_rows")
+    return malformed
+
+
 def stage_registry_files(
     con: duckdb.DuckDBPyConnection,
     folder: Path,
@@ -63,22 +227,46 @@ def stage_registry_files(
     required: tuple[str, ...],
     optional: tuple[str, ...] = (),
     suffixes: tuple[str, ...] = CALL_FILE_SUFFIXES,
-) -> dict[str, str]:
-    """Append every readable file of a registry folder (consent, do-not-call, erasure requests)
-    to `staged_table`, with its `source_file`; returns the unreadable ones, redacted name ->
-    problem, so that one bad file is reported without stopping the others."""
-    unreadable: dict[str, str] = {}
+) -> RegistryRead:
+    """Append the rows of every file of a registry folder (consent, do-not-call, erasure
+    requests) to `staged_table`, with their `source_file` and `source_row`.
+
+    Read row by row: a malformed row (too few or too many fields, broken quoting) goes to the
+    TEMP table `<staged_table>_malformed` (source_file, source_row, reason, detail) and the
+    file's other rows are staged. A file that cannot be read at all (not UTF-8, not gzip, no
+    header, a required column missing) is reported, redacted name -> problem, without stopping
+    the others.
+    """
+    read = RegistryRead()
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {staged_table}_malformed (source_file VARCHAR, "
+        "source_row BIGINT, reason VARCHAR, detail VARCHAR)"
+    )
     for path in list_landing_files(folder, suffixes):
         try:
-            stage_file(con, path, required, optional, stage_table="registry_file")
+            if path.name.lower().endswith(".parquet"):
+                # Parquet has no malformed rows: its columns are typed and its rows whole.
+                stage_file(con, path, required, optional, stage_table="registry_file")
+                malformed = []
+            else:
+                malformed = _stage_registry_csv(con, path, required, optional)
         except LandingFileError as error:
-            unreadable[redact(path.name)] = str(error)
+            name = redact(path.name)
+            while name in read.unreadable:  # two names redacted alike must not hide a problem
+                name += "'"
+            read.unreadable[name] = str(error)
             continue
         con.execute(
             f"INSERT INTO {staged_table} BY NAME SELECT ? AS source_file, * FROM registry_file",
             [path.name],
         )
-    return unreadable
+        if malformed:
+            con.executemany(
+                f"INSERT INTO {staged_table}_malformed VALUES (?, ?, ?, ?)",
+                [(path.name, *row) for row in malformed],
+            )
+            read.malformed_rows += len(malformed)
+    return read
 
 
 def content_hash(path: Path) -> str:

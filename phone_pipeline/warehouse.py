@@ -112,9 +112,11 @@ RESTRICTED_TABLES: dict[str, str] = {
     "erasure_removals": """
         request_id VARCHAR NOT NULL, zone VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
         action VARCHAR NOT NULL, rows BIGINT NOT NULL, recorded_at TIMESTAMPTZ NOT NULL""",
+    # Registry quarantines (consent, do-not-call, erasure) also hold malformed rows of a file
+    # (landing.MALFORMED_ROW_REASONS): reason, detail, file and row number, no values.
     "erasure_quarantine": """
         reason VARCHAR NOT NULL, source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
-        phone_number VARCHAR, requested_at VARCHAR, request_id VARCHAR""",
+        phone_number VARCHAR, requested_at VARCHAR, request_id VARCHAR, detail VARCHAR""",
     "erasure_exclusions": """
         call_date DATE NOT NULL, reason VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,

@@ -79,11 +79,11 @@ def consent_events(
             "CREATE OR REPLACE TEMP TABLE consent_staged (source_file VARCHAR, source_row BIGINT, "
             "phone_number VARCHAR, purpose VARCHAR, status VARCHAR, recorded_at VARCHAR, source VARCHAR)"
         )
-        unreadable = stage_registry_files(
+        read = stage_registry_files(
             con, pipeline_config.landing_consent, "consent_staged",
             CONSENT_REQUIRED_COLUMNS, CONSENT_OPTIONAL_COLUMNS,
         )  # fmt: skip
-        for problem in unreadable.values():
+        for problem in read.unreadable.values():
             context.log.error(f"Consent file not read: {problem}")
         parsed = cache_new_numbers(
             con, "SELECT phone_number AS raw_number FROM consent_staged", region
@@ -133,8 +133,14 @@ def consent_events(
                 "phone_number, purpose, status, recorded_at, source FROM consent_kept "
                 "WHERE reason IS NOT NULL"
             )
+            con.execute(
+                "INSERT INTO consent_quarantine BY NAME SELECT reason, detail, source_file, "
+                "source_row FROM consent_staged_malformed"
+            )
         rows_read, events, quarantined, erased_rows = con.execute(
-            "SELECT (SELECT count(*) FROM consent_staged), (SELECT count(*) FROM consent_events), "
+            "SELECT (SELECT count(*) FROM consent_staged) "
+            " + (SELECT count(*) FROM consent_staged_malformed), "
+            "(SELECT count(*) FROM consent_events), "
             "(SELECT count(*) FROM consent_quarantine), "
             "(SELECT count(*) FROM consent_classified) - (SELECT count(*) FROM consent_kept)"
         ).fetchone()
@@ -158,7 +164,7 @@ def consent_events(
                 "quarantined_by_reason": counts_table(reasons),
             },
         )
-        yield files_readable_check(CONSENT_EVENTS, "consent_files_readable", unreadable)
+        yield files_readable_check(CONSENT_EVENTS, "consent_files_readable", read.unreadable)
         yield reconcile_check(
             CONSENT_EVENTS,
             "consent_registry_rows_reconcile",

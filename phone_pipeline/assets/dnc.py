@@ -44,11 +44,11 @@ def dnc_registry(
             "CREATE OR REPLACE TEMP TABLE dnc_staged (source_file VARCHAR, source_row BIGINT, "
             "phone_number VARCHAR, listed_at VARCHAR)"
         )
-        unreadable = stage_registry_files(
+        read = stage_registry_files(
             con, pipeline_config.landing_dnc, "dnc_staged",
             DNC_REQUIRED_COLUMNS, DNC_OPTIONAL_COLUMNS, suffixes=(".csv",),
         )  # fmt: skip
-        for problem in unreadable.values():
+        for problem in read.unreadable.values():
             context.log.error(f"Do-not-call file not read: {problem}")
         parsed = cache_new_numbers(con, "SELECT phone_number AS raw_number FROM dnc_staged", region)
         con.execute(
@@ -73,8 +73,13 @@ def dnc_registry(
                 "INSERT INTO dnc_quarantine BY NAME SELECT reason, detail, source_file, source_row, "
                 "phone_number, listed_at FROM dnc_classified WHERE reason IS NOT NULL"
             )
+            con.execute(
+                "INSERT INTO dnc_quarantine BY NAME SELECT reason, detail, source_file, "
+                "source_row FROM dnc_staged_malformed"
+            )
         rows_read, listings, numbers, quarantined = con.execute(
-            "SELECT (SELECT count(*) FROM dnc_staged), (SELECT count(*) FROM dnc_registry), "
+            "SELECT (SELECT count(*) FROM dnc_staged) + (SELECT count(*) FROM dnc_staged_malformed), "
+            "(SELECT count(*) FROM dnc_registry), "
             "(SELECT count(DISTINCT e164) FROM dnc_registry), (SELECT count(*) FROM dnc_quarantine)"
         ).fetchone()
         reasons = dict(
@@ -89,7 +94,7 @@ def dnc_registry(
                 "quarantined_by_reason": counts_table(reasons),
             },
         )
-    yield files_readable_check(DNC_REGISTRY, "dnc_files_readable", unreadable)
+    yield files_readable_check(DNC_REGISTRY, "dnc_files_readable", read.unreadable)
     yield reconcile_check(
         DNC_REGISTRY,
         "dnc_registry_rows_reconcile",

@@ -13,18 +13,20 @@ from phone_pipeline.assets.common import (
     zone_attributes,
     zones_connection,
 )
-from phone_pipeline.checks.common import reconcile_check, sql_check
+from phone_pipeline.checks.common import files_readable_check, reconcile_check, sql_check
 from phone_pipeline.checks.erasure import ERASURE_CHECKS, ERASURE_REGISTER
 from phone_pipeline.domain.erasure import (
     ERASURE_REQUIRED_COLUMNS,
     classify_erasure_requests_sql,
     register_entries,
+    resolve_request_ids_sql,
 )
 from phone_pipeline.domain.numbers import normalize_numbers
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.erasure_register import (
     COMPLIANCE_PSEUDONYM_TABLES,
     erase_subjects,
+    registered_requests,
     rows_naming_sql,
 )
 from phone_pipeline.landing import stage_registry_files
@@ -119,11 +121,11 @@ def erasure_register(
             "CREATE OR REPLACE TEMP TABLE erasure_staged (source_file VARCHAR, source_row BIGINT, "
             "phone_number VARCHAR, requested_at VARCHAR, request_id VARCHAR)"
         )
-        unreadable = stage_registry_files(
+        read = stage_registry_files(
             con, pipeline_config.landing_erasure, "erasure_staged",
             ERASURE_REQUIRED_COLUMNS, suffixes=(".csv",),
         )  # fmt: skip
-        for problem in unreadable.values():
+        for problem in read.unreadable.values():
             context.log.error(f"Erasure file not read: {problem}")
         # Request numbers are parsed here, not through the number cache: the cache must not
         # keep an erased number.
@@ -137,11 +139,28 @@ def erasure_register(
             "erasure_numbers", normalize_numbers(raw_numbers, region)[["raw_number", "e164"]]
         )
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE erasure_classified AS "
+            "CREATE OR REPLACE TEMP TABLE erasure_parsed AS "
             + classify_erasure_requests_sql("erasure_staged", "erasure_numbers")
         )
         con.unregister("erasure_numbers")
-        # One request per id: its first row (a file sent twice repeats its requests).
+        # One request id names one request: the one registered earlier, or its first usable row.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE erasure_registered (request_id VARCHAR, "
+            "requested_at TIMESTAMPTZ, e164 VARCHAR)"
+        )
+        registered = registered_requests(
+            con,
+            "SELECT clean_request_id, e164 FROM erasure_parsed WHERE reason IS NULL",
+            pseudonym_key.pseudonymizers,
+        )
+        if registered:
+            con.executemany("INSERT INTO erasure_registered VALUES (?, ?, ?)", registered)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE erasure_classified AS "
+            + resolve_request_ids_sql("erasure_parsed", "erasure_registered")
+        )
+        # One request per id: its rows now agree on number and time (a file sent twice repeats
+        # its requests, counted once).
         con.execute(
             "CREATE OR REPLACE TEMP TABLE erasure_usable AS SELECT clean_request_id AS request_id, "
             "e164, requested_at_utc, source_file FROM erasure_classified WHERE reason IS NULL "
@@ -150,8 +169,13 @@ def erasure_register(
         with transaction(con):
             con.execute("DELETE FROM erasure_quarantine")
             con.execute(
-                "INSERT INTO erasure_quarantine BY NAME SELECT reason, source_file, source_row, "
-                "phone_number, requested_at, request_id FROM erasure_classified WHERE reason IS NOT NULL"
+                "INSERT INTO erasure_quarantine BY NAME SELECT reason, detail, source_file, "
+                "source_row, phone_number, requested_at, request_id FROM erasure_classified "
+                "WHERE reason IS NOT NULL"
+            )
+            con.execute(
+                "INSERT INTO erasure_quarantine BY NAME SELECT reason, detail, source_file, "
+                "source_row FROM erasure_staged_malformed"
             )
             con.execute(
                 "INSERT OR IGNORE INTO erasure_requests BY NAME SELECT request_id, "
@@ -246,13 +270,21 @@ def erasure_register(
                 "(SELECT pseudonym FROM pseudonyms_of_this_run)"
             )
         }
-        rows_read, usable_rows, quarantined, request_count, register_rows = con.execute(
-            "SELECT (SELECT count(*) FROM erasure_staged), "
+        (rows_read, usable_rows, quarantined, rows_of_their_request, requests_registered,
+         request_count, register_rows) = con.execute(
+            "SELECT (SELECT count(*) FROM erasure_staged) "
+            " + (SELECT count(*) FROM erasure_staged_malformed), "
             "(SELECT count(*) FROM erasure_classified WHERE reason IS NULL), "
-            "(SELECT count(*) FROM erasure_quarantine), (SELECT count(*) FROM erasure_usable), "
+            "(SELECT count(*) FROM erasure_quarantine), "
+            # Rows, not ids: each usable row has its request's number and time.
+            "(SELECT count(*) FROM erasure_classified AS c JOIN erasure_usable AS u "
+            " ON u.request_id = c.clean_request_id AND u.e164 = c.e164 "
+            " AND u.requested_at_utc = c.requested_at_utc WHERE c.reason IS NULL), "
+            "(SELECT count(*) FROM erasure_usable JOIN erasure_requests USING (request_id)), "
+            "(SELECT count(*) FROM erasure_usable), "
             "(SELECT count(*) FROM erasure_register JOIN erasure_usable USING (request_id) "
             f" WHERE key_version IN ({', '.join(str(v) for v in versions) or 'NULL'}))"
-        ).fetchone()
+        ).fetchone()  # fmt: skip
         reasons = dict(
             con.execute("SELECT reason, count(*) FROM erasure_quarantine GROUP BY 1").fetchall()
         )
@@ -293,6 +325,11 @@ def erasure_register(
         "erasure_requests_reconcile",
         {
             "rows read = usable + quarantined": (rows_read, usable_rows + quarantined),
+            "usable rows = rows with their request's number and time": (
+                usable_rows,
+                rows_of_their_request,
+            ),
+            "requests of usable rows = registered requests": (request_count, requests_registered),
             "register entries = requests x key versions": (
                 register_rows,
                 request_count * len(versions) if request_count else 0,
@@ -307,6 +344,6 @@ def erasure_register(
             "restricted_rows_left_of_processed_requests": left_in_restricted,
             "pseudonyms_of_this_run_checked": checked,
             "rows_with_a_pseudonym_of_this_run": dg.MetadataValue.json(left_by_table),
-            "unreadable_files": dg.MetadataValue.json(unreadable),
         },
     )
+    yield files_readable_check(ERASURE_REGISTER, "erasure_files_readable", read.unreadable)

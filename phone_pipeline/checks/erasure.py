@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from phone_pipeline.checks.common import blocking
+from phone_pipeline.checks.common import blocking, warning
 
 ERASURE_REGISTER = dg.AssetKey(["restricted", "erasure_register"])
 
@@ -12,8 +12,17 @@ ERASURE_CHECKS = [
     blocking(
         ERASURE_REGISTER,
         "erasure_requests_reconcile",
-        "Every row read from landing/erasure is a usable request or quarantined with a reason, and "
-        "every usable request has a register entry under every configured key version.",
+        "Counted in rows, not request ids: every row of every readable file in landing/erasure "
+        "is usable or quarantined with a reason (malformed rows included); every usable row has "
+        "its request's number and time (a repeat of it, never another request under its id); "
+        "every request of a usable row is registered, with a register entry under every "
+        "configured key version.",
+    ),
+    warning(
+        ERASURE_REGISTER,
+        "erasure_files_readable",
+        "Every file in landing/erasure could be read (UTF-8 CSV with a header naming the required "
+        "columns); malformed rows of a readable file are quarantined, its other rows processed.",
     ),
     blocking(
         ERASURE_REGISTER,

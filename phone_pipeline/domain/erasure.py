@@ -25,7 +25,13 @@ from phone_pipeline.domain.timestamps import clean_text_sql, started_at_utc_sql
 ERASED_SUBJECT = "erased_subject"  # exclusion reason of a call whose caller was erased
 
 ERASURE_REQUIRED_COLUMNS: tuple[str, ...] = ("phone_number", "requested_at", "request_id")
-ERASURE_QUARANTINE_REASONS = ("missing_request_id", "invalid_phone_number", "bad_requested_at")
+DUPLICATE_REQUEST_ID = "duplicate_request_id"
+ERASURE_QUARANTINE_REASONS = (
+    "missing_request_id",
+    "invalid_phone_number",
+    "bad_requested_at",
+    DUPLICATE_REQUEST_ID,
+)
 
 
 @dataclass(frozen=True)
@@ -79,15 +85,16 @@ def erased_numbers(
 
 
 def classify_erasure_requests_sql(staged: str, parsed_numbers: str) -> str:
-    """Request rows (text) joined to their parsed number, with `reason` (NULL = usable request).
+    """Request rows (text) joined to their parsed number, with `reason` (NULL = a usable row;
+    `resolve_request_ids_sql` then says which request it names).
 
     `staged` has `source_file`, `source_row`, `phone_number`, `requested_at`, `request_id`;
-    `parsed_numbers` has `raw_number` and `e164`. A request id seen twice keeps its first row (by
-    file, then row); later rows with the same id are the same request again, not new ones.
+    `parsed_numbers` has `raw_number` and `e164`.
     """
     return f"""
     WITH parsed AS (
-        SELECT staged.*, numbers.e164,
+        -- An empty frame of parsed numbers has no string type to give.
+        SELECT staged.*, CAST(numbers.e164 AS VARCHAR) AS e164,
                {clean_text_sql("staged.request_id")} AS clean_request_id,
                {started_at_utc_sql("staged.requested_at")} AS requested_at_utc
         FROM {staged} AS staged
@@ -99,6 +106,51 @@ def classify_erasure_requests_sql(staged: str, parsed_numbers: str) -> str:
                 WHEN requested_at_utc IS NULL THEN 'bad_requested_at'
            END AS reason
     FROM parsed
+    """
+
+
+def resolve_request_ids_sql(classified: str, registered: str) -> str:
+    """The rows of `classify_erasure_requests_sql` with `reason` and `detail` once request ids
+    are resolved: one request id names one request (one number, one time).
+
+    - An id registered in an earlier run names that request: `registered` has `request_id`,
+      `requested_at` and `e164`, the number among this run's rows its register entries name
+      (NULL when none does).
+    - A new id names its first usable row, by file then row.
+    A usable row with the same number (any spelling) and time as its id's request repeats it (the
+    same file landed twice, or the request resent): it stays usable and names that one request,
+    counted once. A row giving the id another number or time is quarantined as
+    `duplicate_request_id`: it is another request, and erasing on a guess cannot be undone; it is
+    processed once sent again under an id of its own.
+    """
+    return f"""
+    WITH firsts AS (
+        SELECT clean_request_id, e164, requested_at_utc AS at FROM {classified}
+        WHERE reason IS NULL
+        QUALIFY row_number() OVER (PARTITION BY clean_request_id
+                                   ORDER BY source_file, source_row) = 1
+    ),
+    named AS (
+        SELECT rows.*, registered.request_id IS NOT NULL AS was_registered,
+               coalesce(registered.e164, CASE WHEN registered.request_id IS NULL
+                                              THEN firsts.e164 END) AS request_e164,
+               coalesce(registered.requested_at, firsts.at) AS request_at
+        FROM {classified} AS rows
+        LEFT JOIN {registered} AS registered ON registered.request_id = rows.clean_request_id
+        LEFT JOIN firsts ON firsts.clean_request_id = rows.clean_request_id
+    )
+    SELECT * EXCLUDE (reason, was_registered, request_e164, request_at),
+           CASE WHEN reason IS NOT NULL THEN reason
+                WHEN e164 IS DISTINCT FROM request_e164 OR requested_at_utc <> request_at
+                THEN '{DUPLICATE_REQUEST_ID}'
+           END AS reason,
+           CASE WHEN reason IS NULL AND (e164 IS DISTINCT FROM request_e164
+                                         OR requested_at_utc <> request_at)
+                THEN CASE WHEN was_registered
+                          THEN 'the id names a request registered earlier with another number or time'
+                          ELSE 'an earlier row with this id has another number or time' END
+           END AS detail
+    FROM named
     """
 
 

@@ -429,6 +429,8 @@ def registry(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         (15, "12345", "billing", "maybe", "yesterday"),
         (16, "212-555-0116", "billing", "maybe", "yesterday"),
         (17, "212-555-0117", "analytics", "maybe", "yesterday"),
+        # An offset no time zone uses: not read as a time a day and more away.
+        (18, "212-555-0118", "analytics", "granted", "2026-11-01T10:00:00+25:00"),
     ]
     con.executemany("INSERT INTO staged VALUES (?, ?, ?, ?, ?)", rows)
     parsed = cache_new_numbers(con, "SELECT phone_number AS raw_number FROM staged", "US")
@@ -467,6 +469,7 @@ def test_classify_consent_events_reasons(registry: duckdb.DuckDBPyConnection) ->
         15: "invalid_phone_number",
         16: "unknown_purpose",
         17: "unknown_status",
+        18: "bad_recorded_at",
     }
     assert {reason for reason in reasons.values() if reason} == set(CONSENT_QUARANTINE_REASONS)
 
