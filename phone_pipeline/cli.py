@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
 from phone_pipeline.settings import Settings, load_settings
@@ -54,6 +55,44 @@ def _partitions_with_data(settings: Settings) -> list[str]:
     return sorted(day.isoformat() for day in days)
 
 
+def _report_unreadable_files(since: float) -> None:
+    """Print the landing files the runs since `since` (a POSIX time) could not read at all, from
+    the latest result of each `*_files_readable` check (WARN checks: the runs still succeed).
+    Names and problems are redacted by the stages that read the files."""
+    import dagster as dg
+
+    from phone_pipeline.checks.common import FILES_READABLE_SUFFIX
+    from phone_pipeline.definitions import defs
+
+    check_keys = sorted(
+        (
+            key
+            for key in defs.resolve_job_def(
+                "call_pipeline"
+            ).asset_layer.asset_graph.asset_check_keys
+            if key.name.endswith(FILES_READABLE_SUFFIX)
+        ),
+        key=lambda key: key.name,
+    )
+    problems: list[str] = []
+    with dg.DagsterInstance.get() as instance:
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+        for key in check_keys:
+            record = latest.get(key)
+            evaluation = record.event.asset_check_evaluation if record and record.event else None
+            if evaluation is None or record.event.timestamp < since or evaluation.passed:
+                continue
+            files = evaluation.metadata.get("unreadable_files")
+            for problem in (files.value if files is not None else {}).values():
+                problems.append(f"  {key.name}: {problem}")
+    if problems:
+        print(
+            "Files not read (their rows were not processed; fix or replace them and run again, "
+            "see README, Troubleshooting):"
+        )
+        print("\n".join(problems))
+
+
 def _run(settings: Settings, partitions: list[str] | None) -> int:
     from phone_pipeline.domain.pseudonyms import PseudonymKeyError, decode_key
     from phone_pipeline.instance import ensure_dagster_home
@@ -73,6 +112,7 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
         return 2
 
     ensure_dagster_home(settings.dagster_home)
+    started = time.time()
     import dagster as dg
     import duckdb
 
@@ -110,6 +150,7 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
         print("Shareable zone, partitions per dataset and decision:")
         for dataset, decision, partitions in decisions:
             print(f"  {dataset:34} {decision:20} {partitions}")
+    _report_unreadable_files(started)
     return 1 if failed else 0
 
 

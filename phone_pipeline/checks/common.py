@@ -108,15 +108,25 @@ def reconcile_check(
     )
 
 
+# Every landing folder has a check named `<folder>_files_readable`; the CLI's exit summary finds
+# them by this suffix.
+FILES_READABLE_SUFFIX = "_files_readable"
+
+
 def files_readable_check(
     asset_key: dg.AssetKey, check_name: str, unreadable: Mapping[str, str]
 ) -> dg.AssetCheckResult:
     """WARN, never blocking: one unreadable landing file must not stop every partition. Names are
-    already redacted by the landing functions."""
+    already redacted by the landing functions (redacted name -> problem)."""
+    if not check_name.endswith(FILES_READABLE_SUFFIX):
+        raise ValueError(f"{check_name!r} must end with {FILES_READABLE_SUFFIX!r}")
     return sql_check(
         asset_key,
         check_name,
         passed=not unreadable,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"unreadable_files": dg.MetadataValue.json(dict(unreadable))},
+        metadata={
+            "unreadable_file_count": len(unreadable),
+            "unreadable_files": dg.MetadataValue.json(dict(unreadable)),
+        },
     )
