@@ -91,7 +91,8 @@ def _text_errors_redacted(path: Path) -> Iterator[None]:
         yield
     except UnicodeDecodeError as error:
         raise LandingFileError(
-            f"{redact(path.name)}: not UTF-8 text (byte {error.start} cannot be decoded)"
+            f"{redact(path.name)}: not UTF-8 text (binary, or another encoding: byte "
+            f"{error.start} cannot be decoded); save it as UTF-8 CSV"
         ) from None
     except (OSError, EOFError, csv.Error) as error:  # gzip.BadGzipFile is an OSError
         raise LandingFileError(f"{redact(path.name)}: not readable: {redact(str(error))}") from None
@@ -313,6 +314,8 @@ def _read_errors_redacted(path: Path) -> Iterator[None]:
         first_line = (
             str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         )
+        # The file's name, not its path: a path says where a user's home is, the name suffices.
+        first_line = first_line.replace(str(path), path.name)
         raise LandingFileError(f"{redact(path.name)}: not readable: {redact(first_line)}") from None
 
 

@@ -20,10 +20,12 @@ import pytest
 
 from phone_pipeline.domain.contract import CALL_REQUIRED_COLUMNS
 from phone_pipeline.landing import (
+    RegistryRead,
     call_dates_in_file,
     content_hash,
     ingest_new_files,
     list_landing_files,
+    stage_registry_files,
 )
 from phone_pipeline.warehouse import prepare_restricted
 
@@ -626,3 +628,105 @@ def test_files_seen_before_are_not_hashed_again(
     touched = ingest(con, landing)
     assert touched.already_loaded == [path.name] and hashed == [path.name]  # same content
     assert count(con, "raw_calls") == 1
+
+
+# --- registry files (consent, do-not-call, erasure): read row by row ------------------------------
+
+REGISTRY_COLUMNS = ("phone_number", "listed_at")
+
+
+def stage_registry(folder: Path) -> tuple[RegistryRead, list[tuple], list[tuple]]:
+    with duckdb.connect() as connection:
+        connection.execute(
+            "CREATE TEMP TABLE staged (source_file VARCHAR, source_row BIGINT, "
+            "phone_number VARCHAR, listed_at VARCHAR)"
+        )
+        read = stage_registry_files(connection, folder, "staged", REGISTRY_COLUMNS)
+        staged = connection.execute("SELECT * FROM staged ORDER BY ALL").fetchall()
+        malformed = connection.execute("SELECT * FROM staged_malformed ORDER BY ALL").fetchall()
+    return read, staged, malformed
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("rows_before", [2, 25_000])  # in DuckDB's sample, or far past it
+def test_a_malformed_registry_row_is_set_aside_and_the_others_read(
+    landing: Path, compressed: bool, rows_before: int
+) -> None:
+    good = [f"+1212555{i % 100:04d},2026-01-01T00:00:00Z" for i in range(rows_before)]
+    lines = [
+        "phone_number,listed_at",
+        *good,
+        f"{SECRET_CALLER}",  # too few fields
+        f'"{SECRET_CALLEE}","2026-01-01"x',  # broken quoting
+        f"{SECRET_CALLEE},2026-01-01T00:00:00Z,{SECRET_CALLER}",  # too many
+        "",  # a blank line is no row
+        "+12125550199,2026-01-02T00:00:00Z",
+    ]
+    text = "\n".join(lines) + "\n"
+    path = landing / ("dnc.csv.gz" if compressed else "dnc.csv")
+    path.write_bytes(gzip.compress(text.encode()) if compressed else text.encode())
+    read, staged, malformed = stage_registry(landing)
+    assert read.unreadable == {} and read.malformed_rows == 3
+    n = rows_before
+    assert [row[2] for row in malformed] == ["too_few_fields", "unparsable_row", "too_many_fields"]
+    assert [row[:2] for row in malformed] == [
+        (path.name, n + 1),
+        (path.name, n + 2),
+        (path.name, n + 3),
+    ]
+    assert len(staged) == n + 1
+    assert staged[-1] == (path.name, n + 4, "+12125550199", "2026-01-02T00:00:00Z")
+    for _, _, _, detail in malformed:  # what the row held stays in the file
+        assert SECRET_CALLER not in detail and SECRET_CALLEE not in detail
+
+
+def test_a_wide_row_of_a_small_registry_file_is_not_taken_for_its_header(landing: Path) -> None:
+    (landing / "dnc.csv").write_text(
+        "phone_number,listed_at\n+12125550101,2026-01-01T00:00:00Z\n"
+        f"{SECRET_CALLEE},2026-01-01T00:00:00Z,{SECRET_CALLER},x\n"
+    )
+    read, staged, malformed = stage_registry(landing)
+    assert read.unreadable == {}
+    assert staged == [("dnc.csv", 1, "+12125550101", "2026-01-01T00:00:00Z")]
+    assert malformed == [("dnc.csv", 2, "too_many_fields", "4 fields, the header has 2")]
+
+
+def test_a_well_formed_registry_file_is_read_as_before(landing: Path) -> None:
+    (landing / "dnc.csv").write_text(
+        "\ufeffListed_At,Phone_Number,extra\n2026-01-01T00:00:00Z,+12125550101,a\n"
+        ',"",b\n\n2026-01-02T00:00:00Z,0044 20 7946 0999,c\n'
+    )
+    read, staged, malformed = stage_registry(landing)
+    assert read == RegistryRead() and malformed == []
+    assert staged == [
+        ("dnc.csv", 1, "+12125550101", "2026-01-01T00:00:00Z"),
+        ("dnc.csv", 2, None, None),
+        ("dnc.csv", 3, "0044 20 7946 0999", "2026-01-02T00:00:00Z"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        (
+            "dnc_2125550177.csv",
+            "phone_number,listed_at\n+1212,caf\xe9\n".encode("latin-1"),
+            "not UTF-8",
+        ),
+        ("dnc_2125550177.csv", gzip.compress(b"phone_number,listed_at\n"), "not UTF-8"),
+        ("dnc_2125550177.csv", b"", "empty file"),
+        ("dnc_2125550177.csv", b"\n\n", "empty file"),
+        ("dnc_2125550177.csv", b"number,listed_at\n+12125550101,x\n", "missing required column"),
+        ("dnc_2125550177.csv.gz", b"phone_number,listed_at\n", "not readable"),
+    ],
+)
+def test_an_unreadable_registry_file_is_reported_redacted_and_the_others_read(
+    landing: Path, name: str, content: bytes, problem: str
+) -> None:
+    (landing / name).write_bytes(content)
+    (landing / "good.csv").write_text("phone_number,listed_at\n+12125550101,2026-01-01\n")
+    read, staged, malformed = stage_registry(landing)
+    [(redacted, message)] = read.unreadable.items()
+    assert redacted == name.replace("2125550177", "<redacted>")
+    assert problem in message and "2125550177" not in message
+    assert staged == [("good.csv", 1, "+12125550101", "2026-01-01")] and malformed == []

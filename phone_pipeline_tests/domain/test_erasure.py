@@ -13,6 +13,7 @@ from phone_pipeline.domain.erasure import (
     consent_change_partitions_sql,
     erased_numbers,
     register_entries,
+    resolve_request_ids_sql,
 )
 from phone_pipeline.domain.pseudonyms import Pseudonymizer
 from phone_pipeline.domain.validation import known_numbers_sql
@@ -80,6 +81,86 @@ def test_request_rows_are_classified_with_a_reason() -> None:
         (2, None, "invalid_phone_number"),
         (3, KEPT, "bad_requested_at"),
         (4, "+12125550103", "missing_request_id"),
+    ]
+
+
+OTHER = "+12125550103"
+AT = "2026-11-03T10:00:00Z"
+
+
+def resolved(rows: list[tuple], registered: list[tuple] | None = None) -> list[tuple]:
+    """(file, row, number, requested_at, id) request rows -> (file, row, reason) after ids are
+    resolved; `registered` rows are (request_id, requested_at, e164) of earlier runs."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register(
+        "staged",
+        pd.DataFrame(
+            rows,
+            columns=["source_file", "source_row", "phone_number", "requested_at", "request_id"],
+        ),
+    )
+    numbers = {row[2] for row in rows}
+    con.register(
+        "parsed",
+        pd.DataFrame({"raw_number": sorted(numbers), "e164": [n[-12:] for n in sorted(numbers)]}),
+    )
+    con.execute(
+        "CREATE TEMP TABLE classified AS " + classify_erasure_requests_sql("staged", "parsed")
+    )
+    con.execute(
+        "CREATE TEMP TABLE registered (request_id VARCHAR, requested_at TIMESTAMPTZ, e164 VARCHAR)"
+    )
+    for row in registered or []:
+        con.execute("INSERT INTO registered VALUES (?, ?, ?)", row)
+    return con.execute(
+        "SELECT source_file, source_row, reason FROM "
+        f"({resolve_request_ids_sql('classified', 'registered')}) ORDER BY 1, 2"
+    ).fetchall()
+
+
+def test_one_request_id_names_one_request() -> None:
+    rows = [
+        ("a.csv", 1, ERASED, AT, "r-1"),
+        ("a.csv", 2, KEPT, AT, "r-1"),  # another number under r-1
+        ("a.csv", 3, "x" + ERASED, AT, "r-1"),  # the same number spelt otherwise: a repeat
+        ("a.csv", 4, ERASED, "2026-11-04T10:00:00Z", "r-1"),  # another time
+        ("a.csv", 5, OTHER, AT, "r-2"),
+        ("b.csv", 1, ERASED, "2026-11-03T11:00:00+01:00", "r-1"),  # the same instant: a repeat
+        ("b.csv", 2, OTHER, AT, " r-2 "),  # the same id, spaces aside: a repeat
+        ("b.csv", 3, KEPT, AT, "r-3"),
+    ]
+    assert resolved(rows) == [
+        ("a.csv", 1, None),
+        ("a.csv", 2, "duplicate_request_id"),
+        ("a.csv", 3, None),
+        ("a.csv", 4, "duplicate_request_id"),
+        ("a.csv", 5, None),
+        ("b.csv", 1, None),
+        ("b.csv", 2, None),
+        ("b.csv", 3, None),
+    ]
+
+
+def test_a_file_landed_twice_repeats_its_requests() -> None:
+    rows = [("a.csv", 1, ERASED, AT, "r-1"), ("a.csv", 2, KEPT, AT, "r-2")]
+    twice = rows + [("copy.csv", row, number, at, rid) for _, row, number, at, rid in rows]
+    assert {reason for *_, reason in resolved(twice)} == {None}
+
+
+def test_a_request_id_registered_earlier_keeps_its_request() -> None:
+    registered = [("r-1", "2026-11-03 10:00:00+00", KEPT), ("r-2", "2026-11-03 10:00:00+00", None)]
+    rows = [
+        ("a.csv", 1, ERASED, AT, "r-1"),  # first in the files, but r-1 is KEPT's request
+        ("a.csv", 2, KEPT, AT, "r-1"),
+        ("a.csv", 3, KEPT, "2026-11-04T10:00:00Z", "r-1"),
+        ("a.csv", 4, OTHER, AT, "r-2"),  # no row has r-2's registered number
+    ]
+    assert resolved(rows, registered) == [
+        ("a.csv", 1, "duplicate_request_id"),
+        ("a.csv", 2, None),
+        ("a.csv", 3, "duplicate_request_id"),
+        ("a.csv", 4, "duplicate_request_id"),
     ]
 
 
