@@ -32,8 +32,14 @@ CALLS = pd.DataFrame(
         {"call_id": f"c{i}", "caller_number": caller, "callee_number": callee,
          "started_at": f"2026-11-01T{9 + i:02d}:00:00Z", "duration_seconds": "60",
          "disposition": "answered", "cell_id": ""}
-        for i, (caller, callee) in enumerate([(A, B), (B, C), (C, D), (D, A)])
+        for i, (caller, callee) in enumerate(
+            [(A, B), (B, C), (C, D), (D, A), (A, C), (B, D), (C, A), (D, B)]
+        )
     ]
+    # A start 25 hours off UTC: no time zone is, so the time is unreadable, not a day earlier.
+    + [{"call_id": "c25", "caller_number": B, "callee_number": D,
+        "started_at": "2026-11-02T20:00:00+25:00", "duration_seconds": "60",
+        "disposition": "answered", "cell_id": ""}]
 )  # fmt: skip
 
 HEADER_CONSENT = "phone_number,purpose,status,recorded_at,source\n"
@@ -50,7 +56,7 @@ DNC = (
     + f"{E},2026-01-01T00:00:00Z\n"  # row 1
     + f"{D},2026-01-01T00:00:00Z,extra\n"  # row 2: too many fields
     + f"{C},2026-01-01T00:00:00-25:00\n"  # row 3: impossible offset
-    + f"{B},2026-01-01T00:00:00Z\n"  # row 4
+    + f"{B},2026-12-01T00:00:00Z\n"  # row 4 (after the calls: no finding)
 )
 ERASURE_HEADER = "phone_number,requested_at,request_id\n"
 ERASURE_A = (
@@ -102,6 +108,7 @@ class Scene:
     register_rows: int
     consent_rows: list[int]
     dnc_rows: list[int]
+    calls_quarantine: set[tuple]
 
 
 def check_metadata(result: dg.ExecuteInProcessResult, name: str) -> dict:
@@ -148,6 +155,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory):
                         "ORDER BY 1"
                     ).fetchall()
                 ],
+                calls_quarantine=set(
+                    con.execute("SELECT call_id, reason FROM calls_quarantine").fetchall()
+                ),
                 dnc_rows=[
                     row[0]
                     for row in con.execute(
@@ -201,6 +211,10 @@ def test_consent_and_dnc_files_are_read_row_by_row(scene: Scene) -> None:
     }
     assert scene.checks["consent_registry_rows_reconcile"]
     assert scene.checks["dnc_registry_rows_reconcile"]
+
+
+def test_a_call_start_with_an_impossible_offset_is_quarantined(scene: Scene) -> None:
+    assert scene.calls_quarantine == {("c25", "bad_timestamp")}
 
 
 @pytest.mark.parametrize(
