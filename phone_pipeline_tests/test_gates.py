@@ -36,6 +36,7 @@ WARNING_CHECKS = {
     "landing_files_readable",
     "consent_files_readable",
     "dnc_files_readable",
+    "erasure_files_readable",
     "analytics_single_key_version",
     # Findings about dialling behaviour (checks/compliance.py says why they do not block).
     "abandonment_within_limit",
