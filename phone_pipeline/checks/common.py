@@ -108,8 +108,8 @@ def reconcile_check(
     )
 
 
-# Every landing folder has a check named `<folder>_files_readable`; the CLI's exit summary finds
-# them by this suffix.
+# The name of each landing folder's readability check ends so (`landing_files_readable` for
+# calls, `consent_`, `dnc_`, `erasure_files_readable`); the CLI's exit summary finds them by it.
 FILES_READABLE_SUFFIX = "_files_readable"
 
 

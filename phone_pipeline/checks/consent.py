@@ -23,7 +23,8 @@ CONSENT_EVENTS_CHECKS = [
     blocking(
         CONSENT_EVENTS,
         "consent_registry_rows_reconcile",
-        "Every row read from landing/consent is either a usable event or quarantined with a reason.",
+        "Counted in rows: every row of every readable file in landing/consent (malformed rows "
+        "included) is a usable event, quarantined with a reason, or left out as an erased subject's.",
     ),
     warning(
         CONSENT_EVENTS,

@@ -12,7 +12,8 @@ DNC_REGISTRY_CHECKS = [
     blocking(
         DNC_REGISTRY,
         "dnc_registry_rows_reconcile",
-        "Every row read from landing/dnc is either a usable listing or quarantined with a reason.",
+        "Counted in rows: every row of every readable file in landing/dnc (malformed rows "
+        "included) is either a usable listing or quarantined with a reason.",
     ),
     warning(
         DNC_REGISTRY,
