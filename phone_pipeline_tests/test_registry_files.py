@@ -16,8 +16,15 @@ import duckdb
 import pandas as pd
 import pytest
 
+from phone_pipeline.domain.pseudonyms import Pseudonymizer
+from phone_pipeline.erasure_register import registered_requests
+from phone_pipeline.warehouse import RESTRICTED_TABLES, ensure_tables
 from phone_pipeline_tests.conftest import TEST_KEY, Pipeline, check_results
-from phone_pipeline_tests.pipeline_support import count, module_pipeline, write_csv_atomically
+from phone_pipeline_tests.pipeline_support import (
+    count,
+    module_pipeline,
+    write_csv_atomically,
+)
 from phone_pipeline_tests.test_cli import CLI, phone_pipeline
 
 DAY = dt.date(2026, 11, 1)
@@ -284,3 +291,33 @@ def test_cli_names_the_files_it_could_not_read(tmp_path: Path) -> None:
         for folder in names
     ), call.describe()
     assert NAMED not in call.output
+
+
+def test_registered_requests_name_the_number_their_register_entries_hold() -> None:
+    """The number an earlier run registered under an id is recognised under any version both
+    registered and configured; with no such version it is not taken on trust."""
+    v1, v2 = Pseudonymizer(bytes(range(32)), 1), Pseudonymizer(bytes(range(1, 33)), 2)
+    con = duckdb.connect()
+    ensure_tables(con, None, {name: RESTRICTED_TABLES[name]
+                              for name in ("erasure_requests", "erasure_register")})  # fmt: skip
+    at = dt.datetime(2026, 11, 3, 10, tzinfo=dt.UTC)
+    for request_id in ("req-1", "req-2", "req-3"):
+        con.execute(
+            "INSERT INTO erasure_requests VALUES (?, ?, 'old.csv', ?, ?, [])",
+            [request_id, at, at, at],
+        )
+    con.executemany(
+        "INSERT INTO erasure_register VALUES (?, ?, ?)",
+        [("req-1", 1, v1.pseudonym(A)), ("req-1", 2, v2.pseudonym(A)),
+         ("req-2", 2, v2.pseudonym(B)), ("req-3", 3, "a pseudonym under a retired key")],
+    )  # fmt: skip
+    con.execute("CREATE TABLE usable (clean_request_id VARCHAR, e164 VARCHAR)")
+    con.executemany(
+        "INSERT INTO usable VALUES (?, ?)",
+        [("req-1", C), ("req-1", A), ("req-2", B), ("req-3", D), ("req-9", E)],
+    )
+    found = registered_requests(con, "SELECT * FROM usable", lambda: {2: v2})
+    assert sorted(found) == [("req-1", at, A), ("req-2", at, B), ("req-3", at, None)]
+    # Nothing of this run was registered before: the key is not asked for.
+    con.execute("DELETE FROM usable WHERE clean_request_id <> 'req-9'")
+    assert registered_requests(con, "SELECT * FROM usable", lambda: 1 / 0) == []
