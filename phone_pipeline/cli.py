@@ -6,8 +6,12 @@ import argparse
 import datetime as dt
 import os
 import secrets
+import signal
 import sys
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from phone_pipeline.settings import Settings, load_settings
 
@@ -86,12 +90,15 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
     failed = []
     with dg.DagsterInstance.get() as instance:
         for partition in partitions:
-            result = job.execute_in_process(
-                partition_key=partition, instance=instance, raise_on_error=False, run_config=QUIET
-            )
-            status = "ok" if result.success else "FAILED (see the run in the UI)"
-            print(f"{partition}: run {result.run_id[:8]} {status}")
-            if not result.success:
+            outcome = _execute_partition(job, instance, partition)
+            if outcome.interrupted:
+                name = signal.Signals(outcome.interrupted).name
+                print(f"{partition}: run {outcome.run_id[:8]} stopped by {name}")
+                print(f"Stopped by {name}; later partitions were not run.", file=sys.stderr)
+                return 128 + outcome.interrupted
+            status = "ok" if outcome.success else "FAILED (see the run in the UI)"
+            print(f"{partition}: run {outcome.run_id[:8]} {status}")
+            if not outcome.success:
                 failed.append(partition)
     if settings.analytics_db.exists():
         with duckdb.connect(str(settings.analytics_db), read_only=True) as con:
@@ -111,6 +118,39 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
         for dataset, decision, partitions in decisions:
             print(f"  {dataset:34} {decision:20} {partitions}")
     return 1 if failed else 0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    run_id: str
+    success: bool
+    interrupted: int | None  # the signal that stopped the run
+
+
+def _execute_partition(job: Any, instance: Any, partition: str) -> _Outcome:
+    """One partition's run in this process, guarded: dead runs holding the DuckDB pool are reaped,
+    a wait for the pool says for whom, and SIGINT/SIGTERM stop the run (see run_recovery.py)."""
+    from phone_pipeline.run_recovery import RunGuard, RunWorker
+
+    run_id = str(uuid.uuid4())
+
+    def say(message: str) -> None:
+        print(f"{partition}: {message}", file=sys.stderr, flush=True)
+
+    guard = RunGuard(instance, run_id, announce=say)
+    try:
+        with guard:
+            result = job.execute_in_process(
+                partition_key=partition,
+                instance=instance,
+                raise_on_error=False,
+                run_config=QUIET,
+                run_id=run_id,
+                tags=RunWorker.current().tags(),
+            )
+    except KeyboardInterrupt:  # a signal outside Dagster's own handling (run start or end)
+        return _Outcome(run_id, False, guard.interrupted or signal.SIGINT)
+    return _Outcome(run_id, result.success, guard.interrupted)
 
 
 def _rotate_keys(settings: Settings) -> int:
