@@ -184,16 +184,17 @@ def _rotate_keys(settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def _ui(settings: Settings, port: int) -> None:
+def _ui(settings: Settings, port: int) -> int:
     from phone_pipeline.instance import ensure_dagster_home
+    from phone_pipeline.process_group import run_in_process_group
 
     home = ensure_dagster_home(settings.dagster_home)
-    print(f"Dagster instance: {home}; open http://127.0.0.1:{port}")
-    os.chdir(PROJECT_ROOT)
+    print(f"Dagster instance: {home}; open http://127.0.0.1:{port}", flush=True)
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(
-        str(dagster),
+    # A child in its own process group, not exec: SIGINT/SIGTERM stop every process of it.
+    return run_in_process_group(
         [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT_ROOT,
     )
 
 
@@ -235,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(settings, args.partition)
     if args.command == "ui":
-        _ui(settings, args.port)
-        return 0
+        return _ui(settings, args.port)
     if args.command == "rotate-keys":
         return _rotate_keys(settings)
     # demo

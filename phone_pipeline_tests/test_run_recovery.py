@@ -161,3 +161,229 @@ def test_a_run_without_a_recorded_process_is_left_alone_but_a_finished_one_frees
     assert _claimed(pool_instance) == [(unknown.run_id, "a")]
     record = pool_instance.get_run_by_id(unknown.run_id)
     assert record is not None and record.status == dg.DagsterRunStatus.STARTED
+
+
+# --- the real CLI -----------------------------------------------------------------------------------
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("PHONE_PIPELINE_") and name != "DAGSTER_HOME"
+    }
+    env.update(
+        PHONE_PIPELINE_HOME=str(home),
+        PHONE_PIPELINE_START_DATE=START_DATE,
+        PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS="0",
+        PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS="0",
+        PHONE_PIPELINE_PSEUDONYM_KEY=TEST_KEY,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _ignore_sigint() -> None:
+    # Like a command started in the background by a non-interactive shell.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start_run(home: Path, name: str, ignore_sigint: bool = False) -> subprocess.Popen:
+    with (home.parent / f"{name}.log").open("wb") as log:
+        return subprocess.Popen(
+            [str(CLI), "run"],
+            env=_env(home),
+            cwd=home.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_ignore_sigint if ignore_sigint else None,
+        )
+
+
+def _log(home: Path, name: str) -> str:
+    path = home.parent / f"{name}.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _wait_for(what: str, condition: Callable[[], Any], timeout: float, explain: Callable[[], str]):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n{explain()}")
+        time.sleep(0.2)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small generated day, copied into each test's fresh data home."""
+    home = tmp_path_factory.mktemp("landing") / "data"
+    generate(home, rows=300, days=1, seed=5, start_date=DAY)
+    return home / "landing"
+
+
+@pytest.fixture
+def home(tmp_path: Path, landing: Path) -> Path:
+    home = tmp_path / "data"
+    shutil.copytree(landing, home / "landing")
+    return home
+
+
+@pytest.fixture
+def instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    """The instance the CLI uses (`<home>/dagster_home`), opened by the test."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home / "dagster_home"))  # ensure_dagster_home sets it
+        path = ensure_dagster_home(home / "dagster_home")
+    with dg.DagsterInstance.from_config(str(path)) as opened:
+        yield opened
+
+
+def _holder(instance: dg.DagsterInstance) -> tuple[str, str] | None:
+    claimed = _claimed(instance)
+    return claimed[0] if claimed else None
+
+
+def test_a_run_after_a_killed_one_completes_and_the_dead_run_is_failed(
+    home: Path, instance: dg.DagsterInstance
+) -> None:
+    first = _start_run(home, "first")
+    try:
+        run_id, step = _wait_for(
+            "the first run to hold the duckdb pool",
+            lambda: _holder(instance),
+            SLOT_TIMEOUT,
+            lambda: _log(home, "first"),
+        )
+    finally:
+        _kill_group(first)  # SIGKILL: no handler, no cleanup
+    assert _claimed(instance) == [(run_id, step)], "the killed run's slot stays claimed"
+
+    second = _start_run(home, "second")
+    try:
+        code = second.wait(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill_group(second)
+        pytest.fail(
+            f"the run after the killed one did not finish within {RUN_TIMEOUT:.0f} s (blocked "
+            f"on the pool?):\n{_log(home, 'second')}"
+        )
+    output = _log(home, "second")
+    assert code == 0, output
+    assert f"{DAY}: run" in output and " ok" in output, output
+    # It said what it did about the dead run.
+    assert f"run {run_id[:8]}" in output and "is gone" in output, output
+
+    dead = instance.get_run_by_id(run_id)
+    assert dead is not None and dead.status == dg.DagsterRunStatus.FAILURE
+    failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert len(failures) == 1 and "is gone" in failures[0].message, failures
+    assert f"pid {first.pid}" in failures[0].message
+    info = instance.event_log_storage.get_concurrency_info(POOL)
+    assert info.claimed_slots == [] and info.pending_steps == [], info
+
+
+def test_a_waiting_run_says_for_whom_and_stops_on_sigterm(
+    home: Path, instance: dg.DagsterInstance
+) -> None:
+    holder = _start_run(home, "holder")
+    waiter = None
+    try:
+        holder_run, _ = _wait_for(
+            "the first run to hold the duckdb pool",
+            lambda: _holder(instance),
+            SLOT_TIMEOUT,
+            lambda: _log(home, "holder"),
+        )
+        os.killpg(holder.pid, signal.SIGSTOP)  # alive, but it keeps the slot
+        waiter = _start_run(home, "waiter", ignore_sigint=True)
+        _wait_for(
+            "the second run to say whom it waits for",
+            lambda: f"held by run {holder_run[:8]}" in _log(home, "waiter"),
+            SLOT_TIMEOUT,
+            lambda: _log(home, "waiter"),
+        )
+        said = _log(home, "waiter")
+        assert "waiting since" in said and "pool 'duckdb'" in said, said
+        assert f"partition {DAY}" in said and "alive" in said, said
+        waiting = [
+            run for run in instance.get_runs() if run.run_id != holder_run and not run.is_finished
+        ]
+        assert len(waiting) == 1, waiting
+        waiting_run = waiting[0].run_id
+
+        waiter.send_signal(signal.SIGTERM)
+        try:
+            code = waiter.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the waiting run ignored SIGTERM:\n{_log(home, 'waiter')}")
+        assert code == 128 + signal.SIGTERM, _log(home, "waiter")
+        assert "stopped by SIGTERM" in _log(home, "waiter")
+        stopped = instance.get_run_by_id(waiting_run)
+        assert stopped is not None
+        assert stopped.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE)
+        info = instance.event_log_storage.get_concurrency_info(POOL)
+        assert waiting_run not in {slot.run_id for slot in info.claimed_slots}
+        assert waiting_run not in {step.run_id for step in info.pending_steps}
+        # The holder is alive (stopped) and untouched.
+        assert _holder(instance) is not None and _holder(instance)[0] == holder_run
+    finally:
+        with_holder = [holder] + ([waiter] if waiter else [])
+        for process in with_holder:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGCONT)
+                _kill_group(process)
+
+
+def test_two_runs_started_together_on_a_new_home_both_succeed(home: Path) -> None:
+    assert not (home / "dagster_home").exists()
+    runs = [_start_run(home, name) for name in ("one", "two")]
+    try:
+        codes = [process.wait(timeout=2 * RUN_TIMEOUT) for process in runs]
+    finally:
+        for process in runs:
+            _kill_group(process)
+    logs = {name: _log(home, name) for name in ("one", "two")}
+    assert codes == [0, 0], logs
+    assert not any("already exists" in text for text in logs.values()), logs
+
+
+RACE_SCRIPT = """
+import sys, time
+from pathlib import Path
+import dagster as dg
+from phone_pipeline.instance import ensure_dagster_home
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+ensure_dagster_home(Path(sys.argv[1]))
+with dg.DagsterInstance.get() as instance:
+    instance.get_runs(limit=1)
+"""
+
+
+def test_processes_opening_a_new_instance_at_the_same_moment_all_succeed(tmp_path: Path) -> None:
+    """What `run`, `rotate-keys` and `ui` do first, by several processes released together (the
+    CLI test above races only sometimes: its processes take different times to import)."""
+    env = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
+    for attempt in range(2):
+        home = tmp_path / f"dagster_home_{attempt}"
+        start = time.time() + 6  # after every process has imported dagster
+        processes = [
+            subprocess.Popen([sys.executable, "-c", RACE_SCRIPT, str(home), str(start)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(3)
+        ]  # fmt: skip
+        outputs = [process.communicate(timeout=60)[0] for process in processes]
+        codes = [process.returncode for process in processes]
+        assert codes == [0, 0, 0], "\n".join(outputs)
