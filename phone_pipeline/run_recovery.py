@@ -40,7 +40,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -326,6 +326,7 @@ class RunGuard:
         announce_after_seconds: float = 2.0,
         repeat_seconds: float = 60.0,
         reap_every_seconds: float = 2.0,
+        handle_signals: bool = True,
     ) -> None:
         self.instance = instance
         self.run_id = run_id
@@ -335,6 +336,7 @@ class RunGuard:
         self.announce_after_seconds = announce_after_seconds
         self.repeat_seconds = repeat_seconds
         self.reap_every_seconds = reap_every_seconds
+        self.handle_signals = handle_signals
         self.interrupted: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -356,10 +358,11 @@ class RunGuard:
             writer.setblocking(False)
             self._sockets = (reader, writer)
             self._saved_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+            handled = (signal.SIGINT, signal.SIGTERM) if self.handle_signals else ()
+            for signum in (*handled, signal.SIGUSR1):
                 self._saved[signum] = signal.getsignal(signum)
-            signal.signal(signal.SIGINT, self._on_signal)
-            signal.signal(signal.SIGTERM, self._on_signal)
+            for signum in handled:
+                signal.signal(signum, self._on_signal)
             signal.signal(signal.SIGUSR1, self._on_break)
         # The watcher thread reads and writes the instance through its own storage connections.
         if self.instance.is_persistent:
@@ -470,3 +473,61 @@ class RunGuard:
                         self.announce(describe_wait(instance, wait))
             except Exception as error:  # never let the watcher stop the run
                 self.announce(f"run guard: {type(error).__name__}: {error}")
+
+
+# --- the daemon side (`phone-pipeline ui`) --------------------------------------------------------
+
+
+@dg.sensor(
+    name="dead_run_reaper",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Marks failed the runs of this host whose process is gone (killed or crashed) and frees "
+        "the DuckDB pool slots they held, so that no run waits for them forever. Starts no run."
+    ),
+)
+def dead_run_reaper(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    reaped = reap_dead_runs(context.instance, by="the dead_run_reaper sensor")
+    for outcome in reaped:
+        context.log.warning(outcome.message)
+    return dg.SkipReason(
+        "; ".join(outcome.message for outcome in reaped) or "no dead run holds a pool slot"
+    )
+
+
+class _GuardedExecutor(dg.Executor):
+    """The in-process executor, with the run's worker recorded and the run guarded (RunGuard)."""
+
+    def __init__(self, inner: dg.Executor) -> None:
+        self._inner = inner
+
+    @property
+    def retries(self) -> Any:
+        return self._inner.retries
+
+    @property
+    def step_dependency_config(self) -> Any:
+        return self._inner.step_dependency_config
+
+    def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
+        instance = plan_context.instance
+        run = plan_context.dagster_run
+        instance.add_run_tags(run.run_id, RunWorker.current().tags())
+
+        def say(message: str) -> None:
+            instance.report_engine_event(message, run)  # shown in the run's log in the UI
+
+        # Dagster's own interrupt handling stays in place here (handle_signals=False): the guard
+        # only ends a wait for a pool on SIGINT/SIGTERM (the UI's "Terminate" sends SIGINT).
+        with RunGuard(instance, run.run_id, announce=say, by="phone-pipeline (run worker)",
+                      handle_signals=False):  # fmt: skip
+            yield from self._inner.execute(plan_context, execution_plan)
+
+
+@dg.executor(name="in_process", config_schema=dg.in_process_executor.config_schema)
+def guarded_in_process_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
+    """Dagster's in-process executor for runs the daemon launches, guarded like the CLI's runs."""
+    creation = dg.in_process_executor.executor_creation_fn
+    assert creation is not None
+    return _GuardedExecutor(creation(init_context))

@@ -30,6 +30,8 @@ from phone_pipeline.run_recovery import (
     PID_TAG,
     RunWorker,
     WorkerState,
+    dead_run_reaper,
+    guarded_in_process_executor,
     pool_waits,
     reap_dead_runs,
 )
@@ -161,6 +163,57 @@ def test_a_run_without_a_recorded_process_is_left_alone_but_a_finished_one_frees
     assert _claimed(pool_instance) == [(unknown.run_id, "a")]
     record = pool_instance.get_run_by_id(unknown.run_id)
     assert record is not None and record.status == dg.DagsterRunStatus.STARTED
+
+
+# --- the daemon side: the executor of launched runs, the sensor ------------------------------------
+
+
+@dg.op(pool=POOL)
+def _pooled_step() -> int:
+    return 1
+
+
+def guarded_job() -> dg.JobDefinition:
+    """A one-step job in the pool, with the executor the Definitions give launched runs."""
+
+    @dg.job(executor_def=guarded_in_process_executor)
+    def guarded() -> None:
+        _pooled_step()
+
+    return guarded
+
+
+@pytest.mark.timeout(90)  # without the guard the run waits for the dead run's slot forever
+def test_a_launched_run_records_its_process_and_reaps_a_dead_holder_at_start(
+    pool_instance: dg.DagsterInstance,
+) -> None:
+    me = RunWorker.current()
+    dead = _run_with_slot(pool_instance, RunWorker(me.host, me.boot_id, _dead_pid(), "1").tags(),
+                          "consent_events")  # fmt: skip
+
+    result = dg.execute_job(dg.reconstructable(guarded_job), instance=pool_instance)
+
+    assert result.success
+    assert RunWorker.from_tags(dict(result.dagster_run.tags)) == me
+    record = pool_instance.get_run_by_id(dead.run_id)
+    assert record is not None and record.status == dg.DagsterRunStatus.FAILURE
+    engine = [event.message for event in pool_instance.all_logs(result.run_id)]
+    assert any(f"run {dead.run_id[:8]}" in message and "is gone" in message
+               for message in engine), engine  # fmt: skip
+    assert _claimed(pool_instance) == []
+
+
+def test_the_sensor_reaps_dead_runs_and_starts_none(pool_instance: dg.DagsterInstance) -> None:
+    me = RunWorker.current()
+    dead = _run_with_slot(pool_instance, RunWorker(me.host, me.boot_id, _dead_pid(), "1").tags(),
+                          "consent_events")  # fmt: skip
+    context = dg.build_sensor_context(instance=pool_instance)
+    outcome = dead_run_reaper(context)
+    assert isinstance(outcome, dg.SkipReason)
+    assert f"run {dead.run_id[:8]}" in (outcome.skip_message or "")
+    record = pool_instance.get_run_by_id(dead.run_id)
+    assert record is not None and record.status == dg.DagsterRunStatus.FAILURE
+    assert _claimed(pool_instance) == []
 
 
 # --- the real CLI -----------------------------------------------------------------------------------
