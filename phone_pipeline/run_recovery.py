@@ -216,10 +216,12 @@ def describe_run(instance: dg.DagsterInstance, run_id: str) -> str:
         else "its process is not recorded (started outside phone-pipeline): if it is dead, "
         "terminate it in the UI"
     )
+    status = run.status.value.lower()
+    state = f"started {when}" if status == "started" else f"{status}, created {when}"
     return (
         f"run {run_id[:8]} ({run.job_name}"
         + (f", partition {partition}" if partition else "")
-        + f", {run.status.value.lower()}, started {when}; {process})"
+        + f", {state}; {process})"
     )
 
 
