@@ -516,14 +516,28 @@ class _GuardedExecutor(dg.Executor):
         instance = plan_context.instance
         run = plan_context.dagster_run
         instance.add_run_tags(run.run_id, RunWorker.current().tags())
+        # The guard's thread writes its messages through storage connections of its own.
+        with contextlib.ExitStack() as stack:
+            reporter = (
+                stack.enter_context(dg.DagsterInstance.from_ref(instance.get_ref()))
+                if instance.is_persistent
+                else instance
+            )
 
-        def say(message: str) -> None:
-            instance.report_engine_event(message, run)  # shown in the run's log in the UI
+            def say(message: str) -> None:
+                reporter.report_engine_event(message, run)  # shown in the run's log in the UI
 
-        # Dagster's own interrupt handling stays in place here (handle_signals=False): the guard
-        # only ends a wait for a pool on SIGINT/SIGTERM (the UI's "Terminate" sends SIGINT).
-        with RunGuard(instance, run.run_id, announce=say, by="phone-pipeline (run worker)",
-                      handle_signals=False):  # fmt: skip
+            # Dagster's own interrupt handling stays in place here (handle_signals=False): the
+            # guard only ends a wait for a pool on SIGINT/SIGTERM (the UI's "Terminate" is one).
+            stack.enter_context(
+                RunGuard(
+                    instance,
+                    run.run_id,
+                    announce=say,
+                    by="phone-pipeline (run worker)",
+                    handle_signals=False,
+                )  # fmt: skip
+            )
             yield from self._inner.execute(plan_context, execution_plan)
 
 
