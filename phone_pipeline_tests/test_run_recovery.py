@@ -307,17 +307,31 @@ def _holder(instance: dg.DagsterInstance) -> tuple[str, str] | None:
     return claimed[0] if claimed else None
 
 
+def _stopped_while_holding(
+    process: subprocess.Popen, instance: dg.DagsterInstance, home: Path, name: str
+) -> tuple[str, str]:
+    """SIGSTOP the run's process group at a moment it holds the pool (checked once stopped: a
+    step may end between a look and the stop)."""
+    deadline = time.monotonic() + SLOT_TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, _log(home, name)
+        if _holder(instance):
+            os.killpg(process.pid, signal.SIGSTOP)
+            held = _holder(instance)
+            if held:
+                return held
+            os.killpg(process.pid, signal.SIGCONT)
+        time.sleep(0.2)
+    pytest.fail(f"{name} never held the duckdb pool within {SLOT_TIMEOUT:.0f} s:\n"
+                f"{_log(home, name)}")  # fmt: skip
+
+
 def test_a_run_after_a_killed_one_completes_and_the_dead_run_is_failed(
     home: Path, instance: dg.DagsterInstance
 ) -> None:
     first = _start_run(home, "first")
     try:
-        run_id, step = _wait_for(
-            "the first run to hold the duckdb pool",
-            lambda: _holder(instance),
-            SLOT_TIMEOUT,
-            lambda: _log(home, "first"),
-        )
+        run_id, step = _stopped_while_holding(first, instance, home, "first")
     finally:
         _kill_group(first)  # SIGKILL: no handler, no cleanup
     assert _claimed(instance) == [(run_id, step)], "the killed run's slot stays claimed"
@@ -346,20 +360,18 @@ def test_a_run_after_a_killed_one_completes_and_the_dead_run_is_failed(
     assert info.claimed_slots == [] and info.pending_steps == [], info
 
 
-def test_a_waiting_run_says_for_whom_and_stops_on_sigterm(
-    home: Path, instance: dg.DagsterInstance
+@pytest.mark.parametrize(
+    ("signum", "in_background"), [(signal.SIGTERM, True), (signal.SIGINT, False)]
+)
+def test_a_waiting_run_says_for_whom_and_stops_on_a_signal(
+    home: Path, instance: dg.DagsterInstance, signum: signal.Signals, in_background: bool
 ) -> None:
     holder = _start_run(home, "holder")
     waiter = None
     try:
-        holder_run, _ = _wait_for(
-            "the first run to hold the duckdb pool",
-            lambda: _holder(instance),
-            SLOT_TIMEOUT,
-            lambda: _log(home, "holder"),
-        )
-        os.killpg(holder.pid, signal.SIGSTOP)  # alive, but it keeps the slot
-        waiter = _start_run(home, "waiter", ignore_sigint=True)
+        # Alive, but it keeps the slot.
+        holder_run, _ = _stopped_while_holding(holder, instance, home, "holder")
+        waiter = _start_run(home, "waiter", ignore_sigint=in_background)
         _wait_for(
             "the second run to say whom it waits for",
             lambda: f"held by run {holder_run[:8]}" in _log(home, "waiter"),
@@ -375,13 +387,13 @@ def test_a_waiting_run_says_for_whom_and_stops_on_sigterm(
         assert len(waiting) == 1, waiting
         waiting_run = waiting[0].run_id
 
-        waiter.send_signal(signal.SIGTERM)
+        waiter.send_signal(signum)
         try:
             code = waiter.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the waiting run ignored SIGTERM:\n{_log(home, 'waiter')}")
-        assert code == 128 + signal.SIGTERM, _log(home, "waiter")
-        assert "stopped by SIGTERM" in _log(home, "waiter")
+            pytest.fail(f"the waiting run ignored {signum.name}:\n{_log(home, 'waiter')}")
+        assert code == 128 + signum, _log(home, "waiter")
+        assert f"stopped by {signum.name}" in _log(home, "waiter")
         stopped = instance.get_run_by_id(waiting_run)
         assert stopped is not None
         assert stopped.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE)
