@@ -225,14 +225,19 @@ def describe_run(instance: dg.DagsterInstance, run_id: str) -> str:
     )
 
 
-def describe_wait(instance: dg.DagsterInstance, wait: PoolWait) -> str:
-    holders = "; ".join(describe_run(instance, run_id) for run_id in wait.holders) or "nobody yet"
-    limit = f" (limit {wait.limit})" if wait.limit is not None else ""
+def describe_wait(instance: dg.DagsterInstance, waits: list[PoolWait]) -> str:
+    """One message for the steps of a run waiting for one pool."""
+    first = waits[0]
+    since = min(wait.since for wait in waits)
+    steps = ", ".join(sorted(wait.step_key for wait in waits))
+    holder_ids = dict.fromkeys(run_id for wait in waits for run_id in wait.holders)
+    holders = "; ".join(describe_run(instance, run_id) for run_id in holder_ids) or "nobody yet"
+    limit = f" (limit {first.limit})" if first.limit is not None else ""
     return (
-        f"waiting since {wait.since.astimezone(dt.UTC):%H:%M:%S} UTC for a slot of pool "
-        f"'{wait.pool}'{limit} for step {wait.step_key}; held by {holders}. A holder whose "
-        "process is gone is marked failed and its slot freed automatically; press Ctrl-C (or send "
-        "SIGTERM) to stop waiting."
+        f"waiting since {since.astimezone(dt.UTC):%H:%M:%S} UTC for a slot of pool "
+        f"'{first.pool}'{limit} (steps {steps}); held by {holders}. A holder whose process is "
+        "gone is marked failed and its slot freed automatically; press Ctrl-C (or send SIGTERM) "
+        "to stop waiting."
     )
 
 
@@ -465,14 +470,18 @@ class RunGuard:
                     holders = {run_id for wait in waits for run_id in wait.holders}
                     for outcome in reap_dead_runs(instance, by=self.by, run_ids=holders):
                         self.announce(outcome.message)
+                by_pool: dict[str, list[PoolWait]] = {}
                 for wait in waits:
-                    waited = (dt.datetime.now(dt.UTC) - wait.since).total_seconds()
-                    key = f"{wait.pool}/{wait.step_key}/{wait.holders}"
+                    by_pool.setdefault(wait.pool, []).append(wait)
+                for pool, group in by_pool.items():
+                    since = min(wait.since for wait in group)
+                    waited = (dt.datetime.now(dt.UTC) - since).total_seconds()
+                    key = f"{pool}/{sorted({h for wait in group for h in wait.holders})}"
                     if waited >= self.announce_after_seconds and (
                         key not in announced or now - announced[key] >= self.repeat_seconds
                     ):
                         announced[key] = now
-                        self.announce(describe_wait(instance, wait))
+                        self.announce(describe_wait(instance, group))
             except Exception as error:  # never let the watcher stop the run
                 self.announce(f"run guard: {type(error).__name__}: {error}")
 

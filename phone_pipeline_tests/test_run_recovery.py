@@ -381,6 +381,8 @@ def test_a_waiting_run_says_for_whom_and_stops_on_a_signal(
         said = _log(home, "waiter")
         assert "waiting since" in said and "pool 'duckdb'" in said, said
         assert f"partition {DAY}" in said and "alive" in said, said
+        # One message for all the steps waiting for the pool, not one per step.
+        assert said.count("waiting since") == 1, said
         waiting = [
             run for run in instance.get_runs() if run.run_id != holder_run and not run.is_finished
         ]
