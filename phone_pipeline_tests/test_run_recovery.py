@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -201,6 +202,35 @@ def test_a_launched_run_records_its_process_and_reaps_a_dead_holder_at_start(
     assert any(f"run {dead.run_id[:8]}" in message and "is gone" in message
                for message in engine), engine  # fmt: skip
     assert _claimed(pool_instance) == []
+
+
+@pytest.mark.timeout(90)  # without the guard the interrupt is swallowed and the run waits on
+def test_a_launched_run_waiting_for_a_live_holder_stops_on_an_interrupt(
+    pool_instance: dg.DagsterInstance,
+) -> None:
+    """What the UI's "Terminate" does to a launched run: SIGINT to the run worker's process."""
+    holder = _run_with_slot(pool_instance, RunWorker.current().tags(), "consent_events")
+    sent = threading.Event()
+
+    def interrupt_once_waiting() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            runs = [run for run in pool_instance.get_runs() if run.job_name == "guarded"]
+            if runs and pool_waits(pool_instance, runs[0].run_id):
+                os.kill(os.getpid(), signal.SIGINT)  # handled by Dagster while the run executes
+                sent.set()
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=interrupt_once_waiting, daemon=True).start()
+    result = dg.execute_job(dg.reconstructable(guarded_job), instance=pool_instance)
+
+    assert sent.is_set()
+    assert not result.success
+    assert result.dagster_run.status == dg.DagsterRunStatus.CANCELED
+    info = pool_instance.event_log_storage.get_concurrency_info(POOL)
+    assert result.run_id not in {step.run_id for step in info.pending_steps}
+    assert _claimed(pool_instance) == [(holder.run_id, "consent_events")]  # the live one stays
 
 
 def test_the_sensor_reaps_dead_runs_and_starts_none(pool_instance: dg.DagsterInstance) -> None:
