@@ -6,9 +6,13 @@ import argparse
 import datetime as dt
 import os
 import secrets
+import signal
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from phone_pipeline.settings import Settings, load_settings
 
@@ -126,12 +130,15 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
     failed = []
     with dg.DagsterInstance.get() as instance:
         for partition in partitions:
-            result = job.execute_in_process(
-                partition_key=partition, instance=instance, raise_on_error=False, run_config=QUIET
-            )
-            status = "ok" if result.success else "FAILED (see the run in the UI)"
-            print(f"{partition}: run {result.run_id[:8]} {status}")
-            if not result.success:
+            outcome = _execute_partition(job, instance, partition)
+            if outcome.interrupted:
+                name = signal.Signals(outcome.interrupted).name
+                print(f"{partition}: run {outcome.run_id[:8]} stopped by {name}")
+                print(f"Stopped by {name}; later partitions were not run.", file=sys.stderr)
+                return 128 + outcome.interrupted
+            status = "ok" if outcome.success else "FAILED (see the run in the UI)"
+            print(f"{partition}: run {outcome.run_id[:8]} {status}")
+            if not outcome.success:
                 failed.append(partition)
     if settings.analytics_db.exists():
         with duckdb.connect(str(settings.analytics_db), read_only=True) as con:
@@ -152,6 +159,39 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
             print(f"  {dataset:34} {decision:20} {partitions}")
     _report_unreadable_files(started)
     return 1 if failed else 0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    run_id: str
+    success: bool
+    interrupted: int | None  # the signal that stopped the run
+
+
+def _execute_partition(job: Any, instance: Any, partition: str) -> _Outcome:
+    """One partition's run in this process, guarded: dead runs holding the DuckDB pool are reaped,
+    a wait for the pool says for whom, and SIGINT/SIGTERM stop the run (see run_recovery.py)."""
+    from phone_pipeline.run_recovery import RunGuard, RunWorker
+
+    run_id = str(uuid.uuid4())
+
+    def say(message: str) -> None:
+        print(f"{partition}: {message}", file=sys.stderr, flush=True)
+
+    guard = RunGuard(instance, run_id, announce=say)
+    try:
+        with guard:
+            result = job.execute_in_process(
+                partition_key=partition,
+                instance=instance,
+                raise_on_error=False,
+                run_config=QUIET,
+                run_id=run_id,
+                tags=RunWorker.current().tags(),
+            )
+    except KeyboardInterrupt:  # a signal outside Dagster's own handling (run start or end)
+        return _Outcome(run_id, False, guard.interrupted or signal.SIGINT)
+    return _Outcome(run_id, result.success, guard.interrupted)
 
 
 def _rotate_keys(settings: Settings) -> int:
@@ -185,16 +225,17 @@ def _rotate_keys(settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def _ui(settings: Settings, port: int) -> None:
+def _ui(settings: Settings, port: int) -> int:
     from phone_pipeline.instance import ensure_dagster_home
+    from phone_pipeline.process_group import run_in_process_group
 
     home = ensure_dagster_home(settings.dagster_home)
-    print(f"Dagster instance: {home}; open http://127.0.0.1:{port}")
-    os.chdir(PROJECT_ROOT)
+    print(f"Dagster instance: {home}; open http://127.0.0.1:{port}", flush=True)
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(
-        str(dagster),
+    # A child in its own process group, not exec: SIGINT/SIGTERM stop every process of it.
+    return run_in_process_group(
         [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT_ROOT,
     )
 
 
@@ -236,8 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(settings, args.partition)
     if args.command == "ui":
-        _ui(settings, args.port)
-        return 0
+        return _ui(settings, args.port)
     if args.command == "rotate-keys":
         return _rotate_keys(settings)
     # demo

@@ -24,6 +24,7 @@ from phone_pipeline.assets import (
 )
 from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job, retention_sweep_job
 from phone_pipeline.resources import build_resources
+from phone_pipeline.run_recovery import dead_run_reaper, guarded_in_process_executor
 from phone_pipeline.schedules import daily_reprocess_schedule, daily_retention_schedule
 from phone_pipeline.sensors import (
     landing_calls_sensor,
@@ -54,10 +55,11 @@ defs = dg.Definitions(
         ]
     ),
     jobs=[call_pipeline_job, record_of_processing_job, retention_sweep_job],
-    sensors=[landing_calls_sensor, privacy_rerun_sensor, record_after_failed_run],
+    sensors=[landing_calls_sensor, privacy_rerun_sensor, record_after_failed_run, dead_run_reaper],
     schedules=[daily_reprocess_schedule, daily_retention_schedule],
     resources=build_resources(load_settings()),
     # Steps run one after another in the run's process: faster to start than a process per step,
-    # and DuckDB allows one writer per file anyway.
-    executor=dg.in_process_executor,
+    # and DuckDB allows one writer per file anyway. Guarded: the run records its process, reaps
+    # dead runs holding the DuckDB pool and says whom it waits for (run_recovery.py).
+    executor=guarded_in_process_executor,
 )
