@@ -373,7 +373,7 @@ def test_pseudonyms_are_stable_across_partitions_and_runs(two_days: TwoDays) -> 
 def test_another_key_gives_other_pseudonyms(
     full_run: FullRun, settings, monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
-    other_key = "a1" * 32
+    other_key = "9d917cd5f112618f51d178c24fa42c7f4d494a71fe8e74535c865f07ec886cd9"
     monkeypatch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", other_key)
     other_settings = replace(settings, home=tmp_path / "other_home")
     other_settings.ensure_folders()

@@ -21,7 +21,7 @@ from phone_pipeline_tests.pipeline_support import write_csv_atomically as write
 from phone_pipeline_tests.test_erasure import analytics_consent, call, request_erasure
 from phone_pipeline_tests.test_privacy_leaks import event_log_texts
 
-NEW_KEY = "5e" * 32
+NEW_KEY = "9bc5d8724a7d83346ed8537cc0540eb9ae8bcbd2fafb45f91207d686d304074c"
 DAYS = [dt.date(2026, 11, day) for day in (1, 2, 3)]
 NUMBERS = [f"+1212555{n:04d}" for n in range(130, 137)]
 A, B, C, D, E, F, X = NUMBERS
