@@ -51,9 +51,7 @@ def verify_warehouse_key(
     try:
         ensure_tables(con, None, {TABLE: RESTRICTED_TABLES[TABLE]})
         with transaction(con):
-            recorded = dict(
-                con.execute(f"SELECT key_version, fingerprint FROM {TABLE}").fetchall()
-            )
+            recorded = dict(con.execute(f"SELECT key_version, fingerprint FROM {TABLE}").fetchall())
             new = check_fingerprints(recorded, keyring)
             if new:
                 con.executemany(

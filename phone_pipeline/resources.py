@@ -77,6 +77,11 @@ class PipelineConfig(dg.ConfigurableResource):
     def landing_erasure(self) -> Path:
         return Path(self.data_home) / "landing" / "erasure"
 
+    @property
+    def restricted_db(self) -> Path:
+        """The restricted zone file (as `Settings.restricted_db`): what was ingested, and keys."""
+        return Path(self.data_home) / "warehouse" / "restricted.duckdb"
+
 
 class PseudonymKeyResource(dg.ConfigurableResource):
     """The HMAC keys (from the environment through `dg.EnvVar`) by version, and the primary one.

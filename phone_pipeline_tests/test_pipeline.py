@@ -716,7 +716,7 @@ def test_missing_pseudonym_key_fails_and_publishes_nothing(
     assert published_rows(pipeline) == 0
 
 
-def test_too_short_pseudonym_key_fails_the_pseudonymize_step(
+def test_too_short_pseudonym_key_fails_the_run_before_any_step(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     weak_key = "not-a-256-bit-secret"
@@ -724,12 +724,15 @@ def test_too_short_pseudonym_key_fails_the_pseudonymize_step(
     monkeypatch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", weak_key)
     result = pipeline.run()
     assert not result.success
-    failures = step_failures(result)
-    # Both steps that pseudonymise (analytics and the compliance zone) refuse the key.
-    assert set(failures) == {"analytics__calls_pseudonymized", "contact_compliance"}
-    for failure in failures.values():
-        assert "PHONE_PIPELINE_PSEUDONYM_KEY" in failure
-        assert weak_key not in failure
+    # The key resource refuses the key as the run starts: no step runs, nothing is written.
+    assert step_outcomes(result) == {}
+    failures = [
+        event.event_specific_data.error.message
+        for event in result.all_events
+        if event.event_type_value == "RESOURCE_INIT_FAILURE"
+    ]
+    assert len(failures) == 1 and "PHONE_PIPELINE_PSEUDONYM_KEY is too short" in failures[0]
+    assert weak_key not in failures[0]
     assert published_rows(pipeline) == 0
     assert published_rows(pipeline, "row_accounting") == 0
 
