@@ -4,12 +4,17 @@ the same key passes, and so does a rotation keyring that holds the old key."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import duckdb
 import pandas as pd
 import pytest
 
 from phone_pipeline.cli import main
-from phone_pipeline.domain.pseudonyms import key_fingerprint
+from phone_pipeline.domain.pseudonyms import KeyMismatchError, build_keyring, key_fingerprint
+from phone_pipeline.key_check import verify_warehouse_key
 from phone_pipeline_tests.conftest import DAY, TEST_KEY, Pipeline
 from phone_pipeline_tests.pipeline_support import module_pipeline, snapshot, step_outcomes
 from phone_pipeline_tests.pipeline_support import write_csv_atomically as write
@@ -127,3 +132,29 @@ def test_a_rotation_keyring_with_the_old_key_passes_and_records_the_new_version(
         patch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", OTHER_KEY)
         patch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY_VERSION", "2")
         assert written.run(DAY).success
+
+
+def test_the_check_waits_for_a_run_that_holds_the_warehouse(tmp_path) -> None:
+    """Runs overlap (steps queue for the DuckDB pool, run starts do not): a run starting while
+    another one writes the restricted zone waits for the file instead of failing."""
+    restricted_db = tmp_path / "restricted.duckdb"
+    keyring = build_keyring(TEST_KEY)
+    assert verify_warehouse_key(restricted_db, keyring) == keyring.fingerprints()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(2)", str(restricted_db)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        waits: list[str] = []
+        started = time.monotonic()
+        assert verify_warehouse_key(restricted_db, keyring, on_wait=waits.append) == {}
+        assert time.monotonic() - started > 0.5 and len(waits) == 1
+        assert "in use by another run" in waits[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(KeyMismatchError):
+        verify_warehouse_key(restricted_db, build_keyring(OTHER_KEY))
