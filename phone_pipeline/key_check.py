@@ -51,7 +51,9 @@ def verify_warehouse_key(
     try:
         ensure_tables(con, None, {TABLE: RESTRICTED_TABLES[TABLE]})
         with transaction(con):
-            recorded = dict(con.execute(f"SELECT key_version, fingerprint FROM {TABLE}").fetchall())
+            recorded = dict(
+                con.execute(f"SELECT key_version, key_fingerprint FROM {TABLE}").fetchall()
+            )
             new = check_fingerprints(recorded, keyring)
             if new:
                 con.executemany(

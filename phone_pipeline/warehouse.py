@@ -125,7 +125,7 @@ RESTRICTED_TABLES: dict[str, str] = {
     # under the key (domain/pseudonyms.py key_fingerprint), never the key. A run whose key does
     # not match is refused before it writes (key_check.py).
     "pseudonym_key_fingerprints": """
-        key_version INTEGER PRIMARY KEY, fingerprint VARCHAR NOT NULL,
+        key_version INTEGER PRIMARY KEY, key_fingerprint VARCHAR NOT NULL,
         recorded_at TIMESTAMPTZ NOT NULL""",
     "retention_swept_rows": """
         content_hash VARCHAR NOT NULL, call_date DATE NOT NULL, table_name VARCHAR NOT NULL,

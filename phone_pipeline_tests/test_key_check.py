@@ -65,7 +65,7 @@ def written(tmp_path_factory: pytest.TempPathFactory):
 def test_the_warehouse_records_a_fingerprint_never_the_key(written: Pipeline) -> None:
     with written.restricted() as con:
         rows = con.execute(
-            "SELECT key_version, fingerprint FROM pseudonym_key_fingerprints"
+            "SELECT key_version, key_fingerprint FROM pseudonym_key_fingerprints"
         ).fetchall()
     assert rows == [(1, key_fingerprint(bytes.fromhex(TEST_KEY)))]
     assert TEST_KEY[:16] not in rows[0][1]
@@ -121,7 +121,7 @@ def test_a_rotation_keyring_with_the_old_key_passes_and_records_the_new_version(
         assert written.run(DAY).success
     with written.restricted() as con:
         rows = con.execute(
-            "SELECT key_version, fingerprint FROM pseudonym_key_fingerprints ORDER BY 1"
+            "SELECT key_version, key_fingerprint FROM pseudonym_key_fingerprints ORDER BY 1"
         ).fetchall()
     assert rows == [
         (1, key_fingerprint(bytes.fromhex(TEST_KEY))),
