@@ -98,19 +98,13 @@ def _report_unreadable_files(since: float) -> None:
 
 
 def _run(settings: Settings, partitions: list[str] | None) -> int:
-    from phone_pipeline.domain.pseudonyms import PseudonymKeyError, decode_key
+    from phone_pipeline.domain.pseudonyms import PseudonymKeyError
     from phone_pipeline.instance import ensure_dagster_home
+    from phone_pipeline.key_check import verify_warehouse_key
+    from phone_pipeline.rotation import keyring_from_environment
 
     try:  # say what is wrong before Dagster would, with a traceback, at run start
-        if not (
-            os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEYS")
-            or os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY_FILE")
-        ):
-            decode_key(os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY"))
-        else:
-            from phone_pipeline.rotation import keyring_from_environment
-
-            keyring_from_environment(settings)
+        verify_warehouse_key(settings.restricted_db, keyring_from_environment(settings))
     except PseudonymKeyError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

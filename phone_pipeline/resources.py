@@ -77,6 +77,11 @@ class PipelineConfig(dg.ConfigurableResource):
     def landing_erasure(self) -> Path:
         return Path(self.data_home) / "landing" / "erasure"
 
+    @property
+    def restricted_db(self) -> Path:
+        """The restricted zone file (as `Settings.restricted_db`): what was ingested, and keys."""
+        return Path(self.data_home) / "warehouse" / "restricted.duckdb"
+
 
 class PseudonymKeyResource(dg.ConfigurableResource):
     """The HMAC keys (from the environment through `dg.EnvVar`) by version, and the primary one.
@@ -95,6 +100,19 @@ class PseudonymKeyResource(dg.ConfigurableResource):
     primary_version: int = 0
     # A key file inside these folders is refused (the data home, the repository).
     forbidden_key_folders: list[str] = []
+    # The restricted zone file whose recorded key fingerprints the keys must match ("": no check).
+    warehouse_db: str = ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """At run start, before any step writes: a weak key, or a key other than the one the
+        warehouse was written with (outside a rotation), fails the run with the reason."""
+        if self.warehouse_db:
+            from phone_pipeline.key_check import verify_warehouse_key
+
+            log = context.log
+            verify_warehouse_key(
+                Path(self.warehouse_db), self.keyring(), on_wait=log.info if log else None
+            )
 
     def keyring(self) -> Keyring:
         file_text = None
@@ -234,6 +252,7 @@ def pseudonym_key_resource(settings: Settings) -> PseudonymKeyResource:
     options: dict[str, Any] = {
         "key_file": env.get("PHONE_PIPELINE_PSEUDONYM_KEY_FILE", ""),
         "forbidden_key_folders": [str(settings.home), str(PROJECT_ROOT)],
+        "warehouse_db": str(settings.restricted_db),
     }
     if env.get("PHONE_PIPELINE_PSEUDONYM_KEY") or not several:
         options["key"] = dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEY")

@@ -47,26 +47,46 @@ def keyring_from_environment(settings: Settings) -> Keyring:
     )
 
 
-def published_key_versions(analytics: duckdb.DuckDBPyConnection) -> dict[dt.date, set[int]]:
+def published_key_versions(con: duckdb.DuckDBPyConnection) -> dict[dt.date, set[int]]:
+    """Key versions by call date across every table that names people by pseudonym (columns
+    `*_pseudonym` of a table with `call_date`) in the databases open on `con`: found in the
+    warehouse itself, so that a table added later is rotated without a list to update."""
+    tables = con.execute(
+        r"""
+        SELECT table_catalog, table_name, list(column_name ORDER BY column_name)
+                   FILTER (WHERE column_name LIKE '%\_pseudonym' ESCAPE '\')
+        FROM information_schema.columns
+        WHERE table_schema = 'main'
+        GROUP BY ALL
+        HAVING bool_or(column_name = 'call_date')
+           AND count(*) FILTER (WHERE column_name LIKE '%\_pseudonym' ESCAPE '\') > 0
+        """
+    ).fetchall()
     versions: dict[dt.date, set[int]] = defaultdict(set)
-    for day, version in analytics.execute(
-        """
-        SELECT DISTINCT call_date,
-               CAST(regexp_extract(value, '^v([0-9]+):', 1) AS INTEGER)
-        FROM (SELECT call_date, unnest([caller_pseudonym, callee_pseudonym]) AS value
-              FROM calls_pseudonymized)
-        WHERE value IS NOT NULL
-        """
-    ).fetchall():
-        versions[day].add(version)
+    for catalog, table, columns in tables:
+        values = " UNION ALL ".join(
+            f'SELECT call_date, "{column}" AS value FROM "{catalog}".main."{table}"'
+            for column in columns
+        )
+        for day, version in con.execute(
+            f"""
+            SELECT DISTINCT call_date, CAST(regexp_extract(value, '^v([0-9]+):', 1) AS INTEGER)
+            FROM ({values}) WHERE value IS NOT NULL
+            """
+        ).fetchall():
+            versions[day].add(version)
     return dict(versions)
 
 
 def plan_for(settings: Settings, primary_version: int) -> RotationPlan:
     if not settings.analytics_db.exists():
         return RotationPlan(primary_version, [], [], [])
-    with duckdb.connect(str(settings.analytics_db), read_only=True) as analytics:
-        versions = published_key_versions(analytics)
+    with duckdb.connect(str(settings.analytics_db), read_only=True) as published:
+        for zone, path in (("compliance", settings.compliance_db),
+                           ("shareable", settings.shareable_db)):  # fmt: skip
+            if path.exists():
+                published.execute(f"ATTACH '{path}' AS {zone} (READ_ONLY)")
+        versions = published_key_versions(published)
     restricted_rows: dict[dt.date, int] = {}
     if settings.restricted_db.exists():
         with duckdb.connect(str(settings.restricted_db), read_only=True) as restricted:
@@ -78,6 +98,24 @@ def plan_for(settings: Settings, primary_version: int) -> RotationPlan:
     return plan_rotation(versions, restricted_rows, primary_version)
 
 
+def rotation_selection() -> dg.AssetSelection:
+    """What a rotation re-runs, derived from the asset graph: the day-partitioned assets outside
+    the restricted zone that make pseudonyms (they need the key: analytics' calls_pseudonymized,
+    the compliance tables) and everything downstream of them (aggregates, the risk measure, the
+    shareable copies, row accounting, the record of processing). The restricted stages are left
+    as they are: their rows hold numbers, not pseudonyms."""
+    from phone_pipeline.definitions import defs
+
+    makers = [
+        spec.key
+        for assets_def in defs.resolve_asset_graph().assets_defs
+        if "pseudonym_key" in assets_def.required_resource_keys
+        for spec in assets_def.specs
+        if spec.partitions_def is not None and spec.tags.get("zone") != "restricted"
+    ]
+    return dg.AssetSelection.assets(*makers).downstream()
+
+
 def rotate_keys(
     settings: Settings,
     instance: dg.DagsterInstance,
@@ -86,15 +124,11 @@ def rotate_keys(
 ) -> tuple[RotationPlan, list[str]]:
     """Re-pseudonymise every partition of the plan through Dagster, mark the stale ones.
     Returns the plan and the partitions whose run failed."""
-    from phone_pipeline.checks.accounting import ROW_ACCOUNTING
-    from phone_pipeline.checks.aggregate import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
-    from phone_pipeline.checks.pseudonymize import CALLS_PSEUDONYMIZED
     from phone_pipeline.definitions import defs
     from phone_pipeline.resources import build_resources
 
     plan = plan_for(settings, keyring_from_environment(settings).primary_version)
-    # Only pseudonymize and what depends on it: the restricted stages are left as they are.
-    selection = [CALLS_PSEUDONYMIZED, CALL_VOLUME_HOURLY, CALL_VOLUME_BY_COUNTRY, ROW_ACCOUNTING]
+    selection = rotation_selection()
     failed = []
     for day in plan.rerun:
         result = dg.materialize(

@@ -4,10 +4,12 @@ import datetime as dt
 import hashlib
 import json
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from phone_pipeline.assets.retention import retention_policy, today_utc
 from phone_pipeline.checks.consent import CONSENT_EVENTS
@@ -40,6 +42,44 @@ def cursor_key(file_name: str) -> str:
     return hashlib.sha256(file_name.encode()).hexdigest()[:32]
 
 
+class WarehouseBusy(RuntimeError):
+    """The restricted zone file is held by a run: what it ingested cannot be read this tick."""
+
+
+def already_ingested(restricted_db: Path, hashes: Collection[str]) -> dict[str, set[dt.date]]:
+    """Of these content hashes, those some run already ingested (`restricted.landing_files`,
+    whatever started that run: the CLI, a backfill, another sensor), each with the days of its
+    rows that no run has validated yet (usually none: a file is loaded whole by the first run,
+    whichever day it was for). Raises WarehouseBusy while another process writes the file."""
+    if not hashes or not restricted_db.exists():
+        return {}
+    try:
+        con = duckdb.connect(str(restricted_db), read_only=True)
+    except duckdb.IOException as error:
+        raise WarehouseBusy(str(error)) from None
+    try:
+        tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+        if not {"landing_files", "raw_calls", "calls_validated", "calls_quarantine"} <= tables:
+            return {}
+        con.execute("CREATE TEMP TABLE candidates (content_hash VARCHAR)")
+        con.executemany("INSERT INTO candidates VALUES (?)", [[h] for h in hashes])
+        rows = con.execute(
+            """
+            SELECT files.content_hash,
+                   list(DISTINCT raw.call_date) FILTER (WHERE raw.call_date IS NOT NULL
+                        AND raw.call_date NOT IN (SELECT call_date FROM calls_validated
+                                                  UNION SELECT call_date FROM calls_quarantine))
+            FROM landing_files AS files
+            JOIN candidates USING (content_hash)
+            LEFT JOIN raw_calls AS raw USING (content_hash)
+            GROUP BY 1
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    return {file_hash: set(days or []) for file_hash, days in rows}
+
+
 def plan_landing_runs(
     folder: Path,
     cursor: dict,
@@ -47,18 +87,22 @@ def plan_landing_runs(
     first_date: dt.date,
     last_date: dt.date,
     now: float | None = None,
+    ingested: Callable[[Collection[str]], dict[str, set[dt.date]]] | None = None,
 ) -> LandingPlan:
     """Decide runs for new complete files, remembering what was seen in the cursor.
 
     A file is complete once its size and mtime did not change since the previous tick, or it has
     not been modified for `settle_seconds`; `.part`/`.tmp` names are never read. Files are known
-    by content hash, so a copy under another name starts nothing.
+    by content hash, so a copy under another name starts nothing. A file some run already
+    ingested (`ingested`: hash -> its days not validated yet) starts runs only for those days:
+    the cursor alone does not know what `phone-pipeline run` or a backfill loaded.
     """
     now = time.time() if now is None else now
     seen: dict[str, list] = cursor.get("files", {})
     handled: set[str] = set(cursor.get("hashes", []))
     plan = LandingPlan()
     files: dict[str, list] = {}
+    candidates: list[tuple[Path, str]] = []
     for path in list_landing_files(folder):
         # The cursor is stored in the instance and shown in the UI: key it by a digest of the
         # name, since a file name may hold a phone number.
@@ -79,11 +123,18 @@ def plan_landing_runs(
         if file_hash in handled:
             continue
         handled.add(file_hash)
-        try:
-            dates = call_dates_in_file(path, first_date, last_date)
-        except LandingFileError as error:
-            plan.unreadable[redact(path.name)] = str(error)
-            continue
+        candidates.append((path, file_hash))
+    # Asked once per tick, and only when there is a file the cursor does not know.
+    loaded = ingested([file_hash for _, file_hash in candidates]) if ingested and candidates else {}
+    for path, file_hash in candidates:
+        if file_hash in loaded:
+            dates = {day for day in loaded[file_hash] if first_date <= day <= last_date}
+        else:
+            try:
+                dates = call_dates_in_file(path, first_date, last_date)
+            except LandingFileError as error:
+                plan.unreadable[redact(path.name)] = str(error)
+                continue
         for day in dates:
             plan.runs.setdefault(day.isoformat(), []).append(file_hash)
     plan.cursor = {"files": files, "hashes": sorted(handled)}
@@ -111,9 +162,23 @@ def landing_calls_sensor(context: dg.SensorEvaluationContext, pipeline_config: P
     cutoff = retention_policy(pipeline_config).cutoff(RESTRICTED, today_utc())
     if cutoff is not None:
         first_date = max(first_date, cutoff)
-    plan = plan_landing_runs(
-        pipeline_config.landing_calls, cursor, load_settings().settle_seconds, first_date, last_date
-    )
+    restricted_db = pipeline_config.restricted_db
+    try:
+        plan = plan_landing_runs(
+            pipeline_config.landing_calls,
+            cursor,
+            load_settings().settle_seconds,
+            first_date,
+            last_date,
+            ingested=lambda hashes: already_ingested(restricted_db, hashes),
+        )
+    except WarehouseBusy:
+        # Cursor kept: the new files are looked at again next tick, when the file is free.
+        return dg.SensorResult(
+            cursor=context.cursor,
+            skip_reason="new call-log files wait: the warehouse is in use by a run, so which "
+            "files were already ingested cannot be read this tick",
+        )
     for problem in plan.unreadable.values():
         context.log.warning(f"Not starting a run for an unreadable file: {redact(problem)}")
     requests = [

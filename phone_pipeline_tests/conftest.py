@@ -17,7 +17,9 @@ from phone_pipeline.domain.synthetic import GenerationSummary, generate
 from phone_pipeline.resources import build_resources
 from phone_pipeline.settings import Settings, load_settings
 
-TEST_KEY = "7f" * 32  # a 256-bit test key; real keys come from the environment
+# A fixed random 256-bit test key (a pattern such as "7f" * 32 is refused as weak); real keys
+# come from the environment.
+TEST_KEY = "966bbd910326aabd2dd94c1961cc5a336658b453a87304e1b819724b4edada4c"
 # Tests of the other stages publish every dataset to the shareable zone, so that every check of a
 # run passes; test_shareable.py sets the re-identification risk limits it tests explicitly.
 LENIENT_RISK_LIMITS = {"PHONE_PIPELINE_MAX_SHARE_BELOW_K": "1", "PHONE_PIPELINE_MAX_UNICITY": "1"}

@@ -373,7 +373,7 @@ def test_pseudonyms_are_stable_across_partitions_and_runs(two_days: TwoDays) -> 
 def test_another_key_gives_other_pseudonyms(
     full_run: FullRun, settings, monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
-    other_key = "a1" * 32
+    other_key = "9d917cd5f112618f51d178c24fa42c7f4d494a71fe8e74535c865f07ec886cd9"
     monkeypatch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", other_key)
     other_settings = replace(settings, home=tmp_path / "other_home")
     other_settings.ensure_folders()
@@ -716,7 +716,7 @@ def test_missing_pseudonym_key_fails_and_publishes_nothing(
     assert published_rows(pipeline) == 0
 
 
-def test_too_short_pseudonym_key_fails_the_pseudonymize_step(
+def test_too_short_pseudonym_key_fails_the_run_before_any_step(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     weak_key = "not-a-256-bit-secret"
@@ -724,12 +724,15 @@ def test_too_short_pseudonym_key_fails_the_pseudonymize_step(
     monkeypatch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", weak_key)
     result = pipeline.run()
     assert not result.success
-    failures = step_failures(result)
-    # Both steps that pseudonymise (analytics and the compliance zone) refuse the key.
-    assert set(failures) == {"analytics__calls_pseudonymized", "contact_compliance"}
-    for failure in failures.values():
-        assert "PHONE_PIPELINE_PSEUDONYM_KEY" in failure
-        assert weak_key not in failure
+    # The key resource refuses the key as the run starts: no step runs, nothing is written.
+    assert step_outcomes(result) == {}
+    failures = [
+        event.event_specific_data.error.message
+        for event in result.all_events
+        if event.event_type_value == "RESOURCE_INIT_FAILURE"
+    ]
+    assert len(failures) == 1 and "PHONE_PIPELINE_PSEUDONYM_KEY is too short" in failures[0]
+    assert weak_key not in failures[0]
     assert published_rows(pipeline) == 0
     assert published_rows(pipeline, "row_accounting") == 0
 

@@ -12,16 +12,17 @@ import pandas as pd
 import pytest
 
 from phone_pipeline.cli import main
+from phone_pipeline.definitions import defs
 from phone_pipeline.domain.pseudonyms import key_versions_sql, require_one_key_version
 from phone_pipeline.resources import build_resources
-from phone_pipeline.rotation import rotate_keys
+from phone_pipeline.rotation import rotate_keys, rotation_selection
 from phone_pipeline_tests.conftest import TEST_KEY, Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import module_pipeline, pseudonymizer
 from phone_pipeline_tests.pipeline_support import write_csv_atomically as write
 from phone_pipeline_tests.test_erasure import analytics_consent, call, request_erasure
 from phone_pipeline_tests.test_privacy_leaks import event_log_texts
 
-NEW_KEY = "5e" * 32
+NEW_KEY = "9bc5d8724a7d83346ed8537cc0540eb9ae8bcbd2fafb45f91207d686d304074c"
 DAYS = [dt.date(2026, 11, day) for day in (1, 2, 3)]
 NUMBERS = [f"+1212555{n:04d}" for n in range(130, 137)]
 A, B, C, D, E, F, X = NUMBERS
@@ -179,3 +180,65 @@ def test_cli_rotates_a_partition_and_prints_no_key(
         # Nothing left to do the second time.
         assert main(["rotate-keys"]) == 0
         assert "Re-pseudonymised 0 partition(s), 1 already current" in capsys.readouterr().out
+
+
+# --- what a rotation re-runs comes from the asset graph, and leaves nothing on the old key -------
+
+
+def test_rotation_reruns_everything_downstream_of_the_pseudonyms() -> None:
+    selected = {
+        key.to_user_string() for key in rotation_selection().resolve(defs.resolve_asset_graph())
+    }
+    assert {
+        "analytics/calls_pseudonymized",
+        "analytics/reidentification_risk",  # the risk measure
+        "shareable/calls_pseudonymized",  # the shareable copies
+        "shareable/call_volume_hourly",
+        "compliance/contact_pressure",  # the compliance tables make pseudonyms of their own
+        "compliance/quiet_hours",
+        "compliance/dnc_call_findings",
+    } <= selected
+    # Every asset downstream of one it re-runs is re-run too.
+    graph = defs.resolve_asset_graph()
+    for key in rotation_selection().resolve(graph):
+        assert {child.to_user_string() for child in graph.get(key).child_keys} <= selected
+    # The restricted stages hold numbers, not pseudonyms: never re-run by a rotation.
+    assert not any(name.startswith("restricted/") for name in selected)
+
+
+def pseudonym_versions_by_table(pipeline: Pipeline, days: list[dt.date]) -> dict[str, set[int]]:
+    """zone.table -> the key versions of its pseudonyms on `days`, for every table of the
+    analytics, compliance and shareable zones with a `*_pseudonym` column."""
+    found: dict[str, set[int]] = {}
+    for zone in ("analytics", "compliance", "shareable"):
+        path = pipeline.settings.home / "warehouse" / f"{zone}.duckdb"
+        with duckdb.connect(str(path), read_only=True) as con:
+            columns = con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = 'main' AND column_name LIKE '%pseudonym'"
+            ).fetchall()
+            for table, column in columns:
+                versions = {
+                    row[0]
+                    for row in con.execute(
+                        f"SELECT DISTINCT CAST(regexp_extract({column}, '^v([0-9]+):', 1) AS INT) "
+                        f"FROM {table} WHERE {column} IS NOT NULL AND call_date IN "
+                        f"(SELECT unnest(CAST(? AS DATE[])))",
+                        [days],
+                    ).fetchall()
+                }
+                found.setdefault(f"{zone}.{table}", set()).update(versions)
+    return found
+
+
+def test_no_table_is_left_on_the_old_key_version(rotated) -> None:
+    pipeline = rotated[0]
+    found = pseudonym_versions_by_table(pipeline, DAYS[:2])
+    for table in (
+        "analytics.calls_pseudonymized",
+        "shareable.calls_pseudonymized",
+        "compliance.contact_pressure",
+        "compliance.quiet_hours",
+    ):
+        assert found.get(table) == {2}, (table, found)
+    assert all(versions <= {2} for versions in found.values()), found

@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -306,3 +308,90 @@ def test_schedule_runs_at_half_past_two_utc() -> None:
     assert daily_reprocess_schedule.cron_schedule == "30 2 * * *"
     assert daily_reprocess_schedule.execution_timezone == "UTC"
     assert daily_reprocess_schedule.job_name == "call_pipeline"
+
+
+# --- files some run already ingested (the CLI, a backfill) start nothing ----------------------------
+
+DAY_TWO = DAY + dt.timedelta(days=1)
+
+
+def pipeline_tick(pipeline, cursor: str | None) -> dg.SensorResult:
+    """The sensor over the pipeline's own data home and Dagster instance."""
+    context = dg.build_sensor_context(
+        cursor=cursor,
+        resources={
+            "pipeline_config": PipelineConfig(
+                data_home=str(pipeline.settings.home), retention_restricted_days=0
+            )
+        },
+        instance=pipeline.instance,
+    )
+    result = landing_calls_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def test_files_ingested_by_a_cli_run_start_no_run_but_a_new_file_does(
+    pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After `phone-pipeline run` (the demo), the sensor's cursor has never seen the files: the
+    UI's first tick must not re-run every day (under whatever key the shell has)."""
+    monkeypatch.setenv("PHONE_PIPELINE_SETTLE_SECONDS", str(SETTLE))
+    calls = pipeline.settings.landing_calls
+    landed(calls, "day_one.csv", call_rows(f"{DAY}T10:00:00Z", prefix="a"))
+    landed(calls, "day_two.csv", call_rows(f"{DAY_TWO}T10:00:00Z", prefix="b"))
+    for day in (DAY, DAY_TWO):  # as `phone-pipeline run` does: the job, in process
+        assert pipeline.run(day).success
+
+    first = pipeline_tick(pipeline, None)
+    assert first.run_requests in (None, [])
+    assert "no new call-log files" in first.skip_reason.skip_message
+    assert len(json.loads(first.cursor)["hashes"]) == 2  # remembered: not asked again
+
+    new = landed(calls, "late.csv", call_rows(f"{DAY_TWO}T18:00:00Z", prefix="c"))
+    second = pipeline_tick(pipeline, first.cursor)
+    assert [(r.partition_key, r.run_key) for r in second.run_requests] == [
+        (DAY_TWO.isoformat(), run_key(DAY_TWO.isoformat(), [content_hash(new)]))
+    ]
+
+
+def test_a_file_ingested_for_one_of_its_days_starts_runs_for_the_others_only(pipeline) -> None:
+    """`phone-pipeline run --partition D` loads the whole file; its other days were never
+    validated, so the sensor still runs those."""
+    both = landed(
+        pipeline.settings.landing_calls,
+        "two_days.csv",
+        call_rows(f"{DAY}T10:00:00Z", f"{DAY_TWO}T10:00:00Z"),
+    )
+    assert pipeline.run(DAY).success
+    result = pipeline_tick(pipeline, None)
+    assert [(r.partition_key, r.run_key) for r in result.run_requests] == [
+        (DAY_TWO.isoformat(), run_key(DAY_TWO.isoformat(), [content_hash(both)]))
+    ]
+
+
+def test_a_busy_warehouse_defers_new_files_to_a_later_tick(pipeline) -> None:
+    calls = pipeline.settings.landing_calls
+    landed(calls, "day_one.csv", call_rows(f"{DAY}T10:00:00Z", prefix="a"))
+    assert pipeline.run(DAY).success
+    new = landed(calls, "day_two.csv", call_rows(f"{DAY_TWO}T10:00:00Z", prefix="b"))
+    # Another process writes the restricted zone (a run's step): it cannot be read now.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(60)", str(pipeline.settings.restricted_db)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = pipeline_tick(pipeline, None)
+        assert busy.run_requests in (None, [])
+        assert "in use by a run" in busy.skip_reason.skip_message
+        assert busy.cursor is None  # nothing decided: every file is looked at again
+    finally:
+        holder.kill()
+        holder.wait()
+    free = pipeline_tick(pipeline, busy.cursor)
+    assert [(r.partition_key, r.run_key) for r in free.run_requests] == [
+        (DAY_TWO.isoformat(), run_key(DAY_TWO.isoformat(), [content_hash(new)]))
+    ]

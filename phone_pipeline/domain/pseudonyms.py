@@ -11,43 +11,131 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 MIN_KEY_BYTES = 32  # 256-bit keys
+# A text key must be rated at least this many guesses by zxcvbn: 2^128, the 128-bit security
+# level. zxcvbn rates a character it cannot explain as 10 guesses (a deliberately low figure), so a
+# random text key needs about 39 characters; `secrets.token_urlsafe(32)` (43) passes, dictionary
+# passphrases and repeated characters do not.
+MIN_TEXT_KEY_GUESSES_LOG10 = 128 * math.log10(2)
+_ZXCVBN_MAX_CHARS = 72  # zxcvbn refuses longer input; the first 72 characters are rated
 DIGEST_HEX_CHARS = 32  # keep 128 bits of the HMAC output
 PSEUDONYM_PATTERN = re.compile(r"^v[0-9]+:[0-9a-f]{32}$")
 # The same pattern for SQL (DuckDB regexp_full_match) and Great Expectations.
 PSEUDONYM_REGEX = PSEUDONYM_PATTERN.pattern
 # Domain separation: a key used for phone numbers yields nothing comparable for other identifiers.
 _CONTEXT = b"phone_pipeline/phone-number/"
+# The fingerprint is an HMAC of this fixed label (not a phone number: it can never equal a
+# pseudonym), so the warehouse can tell keys apart without holding anything that reveals a key.
+_FINGERPRINT_LABEL = b"phone_pipeline/key-fingerprint"
+FINGERPRINT_HEX_CHARS = 16
+KEY_HOWTO = "make one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+_HEX_KEY = re.compile(r"[0-9a-fA-F]+")
 
 
 class PseudonymKeyError(ValueError):
     """The pseudonym key is missing or too weak. The message never contains the key."""
 
 
+class KeyMismatchError(PseudonymKeyError):
+    """The configured key is not the one the warehouse was written with."""
+
+
+def _repeats_a_pattern(key: bytes) -> int | None:
+    """The length of the shortest block the key is a repetition of, None when it is none."""
+    for period in range(1, len(key) // 2 + 1):
+        if len(key) % period == 0 and key == key[:period] * (len(key) // period):
+            return period
+    return None
+
+
+def byte_key_weakness(key: bytes) -> str | None:
+    """Why random-looking key bytes are not random, or None. 32 random bytes show about 30
+    distinct values and 30 distinct steps between neighbours; fewer than half of what random
+    bytes show (at most 64 of either) is a pattern, a counter or a typed-in value, not a key."""
+    period = _repeats_a_pattern(key)
+    if period is not None:
+        return f"repeats a {period}-byte pattern"
+    needed = min(len(key), 128) // 2
+    distinct = len(set(key))
+    if distinct < needed:
+        return f"has only {distinct} distinct byte values (a random key has about {needed * 2})"
+    steps = len({(b - a) % 256 for a, b in zip(key, key[1:], strict=False)})
+    if steps < needed:
+        return f"is a sequence: only {steps} distinct steps between its bytes"
+    return None
+
+
+def text_key_weakness(text: str) -> str | None:
+    """Why a text key is guessable (zxcvbn's estimate below 2^128 guesses), or None."""
+    from zxcvbn import zxcvbn  # imported only for text keys
+
+    # Rated without whitespace: zxcvbn counts each space as a random character, which makes a
+    # well-known sentence look strong; spaces between words add next to nothing for a guesser.
+    guesses_log10 = zxcvbn("".join(text.split())[:_ZXCVBN_MAX_CHARS])["guesses_log10"]
+    if guesses_log10 < MIN_TEXT_KEY_GUESSES_LOG10:
+        bits = int(guesses_log10 / math.log10(2))
+        return (
+            f"is guessable: a password estimator (zxcvbn) rates it at about {bits} bits, "
+            "at least 128 bits are required (words, names, repeats and sequences count little)"
+        )
+    return None
+
+
 def decode_key(secret: str | None) -> bytes:
-    """Turn the configured secret into key bytes: hex when it is hex, else its UTF-8 bytes."""
+    """The configured secret as key bytes, refused when weak. Hex digits only: a hex key, which
+    must be whole (an even number of digits, at least 64) and random-looking; anything else: the
+    UTF-8 bytes of a text key, at least 32 bytes and rated at least 2^128 guesses. Messages say
+    what is wrong and how to make a key, never the key."""
     if not secret:
         raise PseudonymKeyError(
             "PHONE_PIPELINE_PSEUDONYM_KEY is not set: set it to a secret of at least 32 bytes "
-            "(for example 64 hex characters from `python -c 'import secrets; "
-            "print(secrets.token_hex(32))'`), kept outside the repository and the data home."
+            "(64 hex characters), kept outside the repository and the data home; "
+            f"{KEY_HOWTO}"
         )
     secret = secret.strip()
-    try:
-        key = bytes.fromhex(secret) if len(secret) % 2 == 0 else secret.encode()
-    except ValueError:
+    problem = None
+    if _HEX_KEY.fullmatch(secret):
+        # Read as text, a hex key cut short by one digit would silently change every pseudonym.
+        digits = len(secret)
+        if digits % 2:
+            problem = (
+                f"looks like hex but has an odd number of hex digits ({digits}): a hex key "
+                f"needs an even number, at least {MIN_KEY_BYTES * 2} ({MIN_KEY_BYTES * 8} bits)"
+            )
+        elif digits < MIN_KEY_BYTES * 2:
+            problem = (
+                f"is too short: {digits} hex digits ({digits * 4} bits), at least "
+                f"{MIN_KEY_BYTES * 2} hex digits ({MIN_KEY_BYTES * 8} bits) are required"
+            )
+        else:
+            key = bytes.fromhex(secret)
+            weakness = byte_key_weakness(key)
+            problem = f"is not random: it {weakness}" if weakness else None
+    else:
         key = secret.encode()
-    if len(key) < MIN_KEY_BYTES:
-        raise PseudonymKeyError(
-            f"PHONE_PIPELINE_PSEUDONYM_KEY is too short: {len(key) * 8} bits, at least "
-            f"{MIN_KEY_BYTES * 8} bits are required."
-        )
+        if len(key) < MIN_KEY_BYTES:
+            problem = (
+                f"is too short: {len(key)} bytes of text ({len(key) * 8} bits), at least "
+                f"{MIN_KEY_BYTES} bytes ({MIN_KEY_BYTES * 8} bits) are required"
+            )
+        else:
+            problem = text_key_weakness(secret)
+    if problem:
+        raise PseudonymKeyError(f"PHONE_PIPELINE_PSEUDONYM_KEY {problem}; {KEY_HOWTO}")
     return key
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short HMAC of a fixed label under the key: equal keys, equal fingerprints; it reveals
+    nothing of the key (recovering a key from it means brute-forcing a 256-bit key)."""
+    digest = hmac.new(key, _FINGERPRINT_LABEL, hashlib.sha256).hexdigest()
+    return digest[:FINGERPRINT_HEX_CHARS]
 
 
 class Pseudonymizer:
@@ -122,6 +210,48 @@ class Keyring:
 
     def pseudonymizers(self) -> dict[int, Pseudonymizer]:
         return dict(self._pseudonymizers)
+
+    def fingerprints(self) -> dict[int, str]:
+        """`key_fingerprint` of each configured key, by version."""
+        return {
+            version: key_fingerprint(pseudonymizer._key)
+            for version, pseudonymizer in self._pseudonymizers.items()
+        }
+
+
+ROTATION_HOWTO = (
+    "to change keys, rotate: keep the old key under its version and add the new one under a "
+    "higher version (PHONE_PIPELINE_PSEUDONYM_KEYS=1:<old key>,2:<new key>), then run "
+    "`phone-pipeline rotate-keys` (README: Troubleshooting, A key the pipeline refuses)"
+)
+
+
+def check_fingerprints(recorded: Mapping[int, str], keyring: Keyring) -> dict[int, str]:
+    """Refuse a keyring that does not fit the warehouse (KeyMismatchError); returns the
+    fingerprints of configured versions the warehouse does not know yet, to be recorded.
+
+    Every configured version the warehouse knows must be the same key, and while the warehouse
+    knows any version, at least one of them must be configured: a new key alone would rename
+    every subject and leave the erasure register unmatched. A rotation under way configures the
+    old version beside the new one; once it is done, the new version alone fits.
+    """
+    configured = keyring.fingerprints()
+    differing = sorted(v for v in configured if v in recorded and recorded[v] != configured[v])
+    if differing:
+        raise KeyMismatchError(
+            f"pseudonym key version {differing[0]} is not the key this warehouse was written "
+            "with (their fingerprints differ): every pseudonym would change and erasure requests "
+            "would stop matching. Set the key the warehouse was written with; "
+            f"{ROTATION_HOWTO}"
+        )
+    if recorded and not set(recorded) & set(configured):
+        raise KeyMismatchError(
+            f"this warehouse was written with pseudonym key version(s) {sorted(recorded)}, none "
+            f"of which is configured (configured: {sorted(configured)}): every pseudonym would "
+            f"change and erasure requests would stop matching. Set the key the warehouse was "
+            f"written with; {ROTATION_HOWTO}"
+        )
+    return {v: fingerprint for v, fingerprint in configured.items() if v not in recorded}
 
 
 def parse_keys(spec: str, source: str = "PHONE_PIPELINE_PSEUDONYM_KEYS") -> dict[int, bytes]:

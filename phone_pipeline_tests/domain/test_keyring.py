@@ -9,12 +9,15 @@ import duckdb
 import pytest
 
 from phone_pipeline.domain.pseudonyms import (
+    KeyMismatchError,
     Keyring,
     MixedKeyVersionsError,
     Pseudonymizer,
     PseudonymKeyError,
     build_keyring,
+    check_fingerprints,
     check_key_file_location,
+    key_fingerprint,
     key_version_of,
     key_versions_sql,
     parse_keys,
@@ -22,7 +25,9 @@ from phone_pipeline.domain.pseudonyms import (
     require_one_key_version,
 )
 
-ONE, TWO, THREE = "a1" * 32, "b2" * 32, "c3" * 32
+ONE = "9d917cd5f112618f51d178c24fa42c7f4d494a71fe8e74535c865f07ec886cd9"
+TWO = "03974826789b00376962bc40c2f10851815f1d1d844236f4c80c108d02e02aff"
+THREE = "f586fa71769c079d58b18230ddfaf78398677f02e671628971f51a3cce5809f9"
 NY = "+12125550123"
 
 
@@ -102,3 +107,45 @@ def test_rotation_plan() -> None:
     d1, d2, d3, d4 = (dt.date(2026, 11, day) for day in (1, 2, 3, 4))
     plan = plan_rotation({d1: {1}, d2: {1}, d3: {2}, d4: {1}}, {d1: 10, d3: 4, d4: 0}, 2)
     assert (plan.rerun, plan.stale, plan.current) == ([d1], [d2, d4], [d3])
+
+
+# --- the keys a warehouse was written with --------------------------------------------------------
+
+
+def test_fingerprints_of_a_new_warehouse_are_all_to_record() -> None:
+    keyring = build_keyring(keys_spec=f"1:{ONE},2:{TWO}")
+    assert check_fingerprints({}, keyring) == keyring.fingerprints()
+    assert keyring.fingerprints() == {
+        1: key_fingerprint(bytes.fromhex(ONE)),
+        2: key_fingerprint(bytes.fromhex(TWO)),
+    }
+
+
+def test_the_same_key_fits_and_records_nothing_new() -> None:
+    recorded = build_keyring(ONE, 1).fingerprints()
+    assert check_fingerprints(recorded, build_keyring(ONE, 1)) == {}
+
+
+def test_another_key_under_the_recorded_version_is_refused() -> None:
+    recorded = build_keyring(ONE, 1).fingerprints()
+    with pytest.raises(KeyMismatchError, match="version 1 is not the key") as error:
+        check_fingerprints(recorded, build_keyring(TWO, 1))
+    assert "rotate-keys" in str(error.value)
+    assert ONE not in str(error.value) and TWO not in str(error.value)
+
+
+def test_a_new_key_alone_under_a_new_version_is_refused() -> None:
+    recorded = build_keyring(ONE, 1).fingerprints()
+    with pytest.raises(KeyMismatchError, match=r"version\(s\) \[1\], none of which"):
+        check_fingerprints(recorded, build_keyring(TWO, 2))
+
+
+def test_a_rotation_keyring_with_the_old_key_fits_and_records_the_new_version() -> None:
+    recorded = build_keyring(ONE, 1).fingerprints()
+    rotation = build_keyring(keys_spec=f"1:{ONE},2:{TWO}")
+    assert check_fingerprints(recorded, rotation) == {2: key_fingerprint(bytes.fromhex(TWO))}
+    # Once the rotation is done, the new key alone fits.
+    assert check_fingerprints(rotation.fingerprints(), build_keyring(TWO, 2)) == {}
+    # A rotation keyring whose old key is not the recorded one is refused all the same.
+    with pytest.raises(KeyMismatchError, match="version 1"):
+        check_fingerprints(recorded, build_keyring(keys_spec=f"1:{THREE},2:{TWO}"))

@@ -19,16 +19,18 @@ from phone_pipeline.domain.pseudonyms import (
     PSEUDONYM_REGEX,
     Pseudonymizer,
     PseudonymKeyError,
+    byte_key_weakness,
     decode_key,
     is_pseudonym,
+    key_fingerprint,
 )
 
 NY = "+12125550123"
 LONDON = "+442079460123"
-KEY_HEX = "a1" * 32
+KEY_HEX = "03974826789b00376962bc40c2f10851815f1d1d844236f4c80c108d02e02aff"
 KEY = bytes.fromhex(KEY_HEX)
-OTHER_KEY = bytes.fromhex("b2" * 32)
-TEXT_SECRET = "correct horse battery staple: a long passphrase!"  # not hex, > 32 bytes
+OTHER_KEY = bytes.fromhex("f586fa71769c079d58b18230ddfaf78398677f02e671628971f51a3cce5809f9")
+TEXT_SECRET = "Vq3_hZ0rTf8-LmW2yQxK9sNcB4eJu7PdAa1GiRoYt6E"  # secrets.token_urlsafe(32): text
 
 
 def sql_full_match(value: str) -> bool:
@@ -176,7 +178,7 @@ def test_decode_key_text() -> None:
     assert decode_key(TEXT_SECRET) == TEXT_SECRET.encode()
     odd = TEXT_SECRET + "?"  # odd length: never read as hex
     assert decode_key(odd) == odd.encode()
-    unicode_secret = "schlüssel-" * 4  # multi-byte UTF-8 counts in bytes
+    unicode_secret = "schlüssel-" + TEXT_SECRET  # multi-byte UTF-8 counts in bytes
     assert decode_key(unicode_secret) == unicode_secret.encode("utf-8")
 
 
@@ -229,10 +231,64 @@ def test_key_error_is_a_value_error() -> None:
 
 
 def test_minimum_key_length_boundary() -> None:
-    assert decode_key("ab" * MIN_KEY_BYTES) == bytes([0xAB]) * MIN_KEY_BYTES
-    with pytest.raises(PseudonymKeyError):
-        decode_key("ab" * (MIN_KEY_BYTES - 1))
-    text = "k" * MIN_KEY_BYTES
-    assert decode_key(text) == text.encode()
-    with pytest.raises(PseudonymKeyError):
-        decode_key("k" * (MIN_KEY_BYTES - 1))
+    assert decode_key(KEY_HEX) == KEY  # 64 hex digits: 256 bits
+    with pytest.raises(PseudonymKeyError, match="too short"):
+        decode_key(KEY_HEX[:-2])  # 62 hex digits
+    with pytest.raises(PseudonymKeyError, match="too short"):
+        decode_key(TEXT_SECRET[: MIN_KEY_BYTES - 1])
+
+
+# --- weak keys are refused, saying why and how to make one, never showing the key --------------
+
+WEAK_KEYS = {
+    "64 hex zeros": ("0" * 64, "not random"),
+    "one byte repeated": ("7f" * 32, "not random"),
+    "a short block repeated": ("c0ffee12" * 8, "repeats a 4-byte pattern"),
+    "a counter": (bytes(range(32)).hex(), "sequence"),
+    "z * 32": ("z" * 32, "guessable"),
+    "dictionary passphrase of 32 characters": ("correcthorsebatterystaplesunrise", "guessable"),
+    "an English sentence": ("The quick brown fox jumps over the lazy dog", "guessable"),
+    "63 hex digits": (secrets.token_hex(32)[:63], "odd number of hex digits"),
+    "65 hex digits": (secrets.token_hex(33)[:65], "odd number of hex digits"),
+}
+
+
+@pytest.mark.parametrize("name", list(WEAK_KEYS))
+def test_weak_keys_are_refused_with_the_reason_and_how_to_make_one(name: str) -> None:
+    secret, reason = WEAK_KEYS[name]
+    with pytest.raises(PseudonymKeyError, match=reason) as caught:
+        decode_key(secret)
+    message = str(caught.value)
+    assert "secrets.token_hex(32)" in message
+    assert secret not in message and secret.lower() not in message.lower()
+    for linked in (caught.value.__cause__, caught.value.__context__):
+        assert linked is None or secret not in str(linked)
+
+
+def test_a_hex_key_one_digit_short_is_never_read_as_text() -> None:
+    """63 hex digits once became a text key: every pseudonym changed without a word."""
+    with pytest.raises(PseudonymKeyError, match=r"hex digits \(63\)"):
+        decode_key(KEY_HEX[:63])
+
+
+def test_generated_keys_always_pass() -> None:
+    """The rule must not refuse what the documented commands make."""
+    for _ in range(300):
+        hex_key = secrets.token_hex(32)
+        assert decode_key(hex_key) == bytes.fromhex(hex_key)
+        text_key = secrets.token_urlsafe(32)
+        assert decode_key(text_key) == text_key.encode()
+    long_hex = secrets.token_hex(64)  # 512 bits is fine too
+    assert decode_key(long_hex) == bytes.fromhex(long_hex)
+
+
+def test_byte_key_weakness_of_random_bytes_is_none() -> None:
+    for _ in range(1000):
+        assert byte_key_weakness(secrets.token_bytes(32)) is None
+
+
+def test_key_fingerprint_tells_keys_apart_and_reveals_nothing() -> None:
+    fingerprint = key_fingerprint(KEY)
+    assert fingerprint == key_fingerprint(bytes(KEY)) != key_fingerprint(OTHER_KEY)
+    assert re.fullmatch(r"[0-9a-f]{16}", fingerprint)
+    assert fingerprint not in KEY_HEX and fingerprint not in Pseudonymizer(KEY, 1).pseudonym(NY)
