@@ -93,6 +93,7 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
             print(f"{partition}: run {result.run_id[:8]} {status}")
             if not result.success:
                 failed.append(partition)
+                _after_failed_run(instance, result)
     if settings.analytics_db.exists():
         with duckdb.connect(str(settings.analytics_db), read_only=True) as con:
             totals = con.execute(
@@ -111,6 +112,36 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
         for dataset, decision, partitions in decisions:
             print(f"  {dataset:34} {decision:20} {partitions}")
     return 1 if failed else 0
+
+
+def _after_failed_run(instance, result) -> None:  # noqa: ANN001 (Dagster types, imported late)
+    """Name the blocking checks that failed (their descriptions hold counts, never values), and
+    regenerate the record of processing: the failed gate stopped the run before it, and without
+    a daemon no `record_after_failed_run` sensor does it."""
+    from phone_pipeline.definitions import defs
+
+    for event in result.all_events:
+        evaluation = event.event_specific_data
+        if (
+            event.event_type_value == "ASSET_CHECK_EVALUATION"
+            and not evaluation.passed
+            and evaluation.severity.value == "ERROR"
+        ):
+            reason = evaluation.description or "see the check in the UI"
+            print(f"  gate failed: {evaluation.asset_key.to_user_string()} "
+                  f"{evaluation.check_name}: {reason}")  # fmt: skip
+    record = defs.resolve_job_def("record_of_processing_job").execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config=QUIET,
+        tags={"phone_pipeline/trigger": "record_after_failed_run",
+              "phone_pipeline/failed_run": result.run_id},
+    )  # fmt: skip
+    print(
+        "  record of processing regenerated with the failure"
+        if record.success
+        else f"  record of processing NOT regenerated: run {record.run_id[:8]} failed"
+    )
 
 
 def _rotate_keys(settings: Settings) -> int:
