@@ -241,7 +241,8 @@ def retention_sweep(
     key=PARTITION_RETENTION,
     deps=LAST_STAGES,
     partitions_def=daily_partitions,
-    **zone_attributes("restricted", "retention", kinds=("duckdb",)),
+    # Not "duckdb": it deletes rows of other assets' tables and is no table of its own.
+    **zone_attributes("restricted", "retention", kinds=("sql",)),
     pool=DUCKDB_POOL,
     check_specs=[
         blocking(
