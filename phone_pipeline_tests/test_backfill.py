@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from phone_pipeline.definitions import defs
@@ -235,3 +236,64 @@ def test_the_cli_names_the_file_days_cutoff_and_setting_it_will_not_process(
     assert f"the oldest day any zone keeps on {TODAY} is {oldest}" in call.stderr
     assert "PHONE_PIPELINE_RETENTION_AGGREGATES_DAYS=180" in call.stderr
     assert "readable dates" not in call.output
+
+
+# --- erasure around a backfill --------------------------------------------------------------------
+
+A, B, C, D = "+12125550161", "+12125550162", "+12125550163", "+12125550164"  # fictional
+
+
+def test_erasure_before_and_after_a_backfill(tmp_path: Path) -> None:
+    """A request landed before the backfill: the subject's calls never reach the day's rows, and
+    the erased rows are swept and counted like the others. A request after it: the rows the zones
+    keep of the old day lose the subject at the next run, which reruns nothing of the old day."""
+    from phone_pipeline_tests.pipeline_support import pseudonymizer, write_csv_atomically
+    from phone_pipeline_tests.test_erasure import analytics_consent, call, request_erasure
+
+    calls = pd.DataFrame(
+        [
+            call(f"o-{i}", caller, callee, f"{OLD_DAY}T1{i % 10}:00:00Z")
+            for i, (caller, callee) in enumerate(
+                [(A, B), (A, C), (B, C), (C, B), (B, D), (D, C), (C, D), (D, B)]
+            )
+        ]  # fmt: skip
+    )
+    recent = pd.DataFrame([call("r-1", C, D, f"{RECENT_DAY}T10:00:00Z")])
+    with module_pipeline(tmp_path, **DEFAULT_LIKE) as pipeline:
+        landing = pipeline.settings.landing_calls
+        write_csv_atomically(calls, landing / "old.csv")
+        consent = analytics_consent([A, B, C, D], f"{OLD_DAY - dt.timedelta(days=1)}T00:00:00Z")
+        write_csv_atomically(consent, pipeline.settings.landing_consent / "consent.csv")
+        request_erasure(pipeline, "first.csv", [(A, f"{OLD_DAY}T00:00:00Z", "req-a")])
+        result = pipeline.run(OLD_DAY)
+        assert result.success, step_failures(result)
+        assert all(check_results(result).values())
+        pseudonyms = pseudonymizer().pseudonyms([A, B])
+        with pipeline.restricted() as con:
+            swept = dict(con.execute(
+                "SELECT table_name, sum(rows) FROM retention_swept_rows WHERE call_date = ? "
+                "GROUP BY 1", [OLD_DAY]).fetchall())  # fmt: skip
+            assert _restricted_rows_of(con, OLD_DAY) == dict.fromkeys(RESTRICTED_TABLES, 0)
+        assert swept == {"raw_calls": 6, "erasure_exclusions": 2}
+        with pipeline.analytics() as con:
+            kept = con.execute(
+                "SELECT caller_pseudonym, callee_pseudonym FROM calls_pseudonymized "
+                "WHERE call_date = ?",
+                [OLD_DAY],
+            ).fetchall()
+        assert len(kept) == 6 and pseudonyms[A] not in {p for row in kept for p in row}
+        assert pseudonyms[B] in {p for row in kept for p in row}
+
+        request_erasure(pipeline, "second.csv", [(B, f"{RECENT_DAY}T00:00:00Z", "req-b")])
+        write_csv_atomically(recent, landing / "recent.csv")
+        later = pipeline.run(RECENT_DAY)
+        assert later.success, step_failures(later)
+        checks = check_results(later)
+        assert checks["erased_subjects_absent"] and checks["raw_rows_identified_once"]
+        with pipeline.analytics() as con:
+            left = con.execute(
+                "SELECT caller_pseudonym, callee_pseudonym FROM calls_pseudonymized "
+                "WHERE call_date = ?",
+                [OLD_DAY],
+            ).fetchall()
+        assert left and pseudonyms[B] not in {p for row in left for p in row}
