@@ -40,22 +40,80 @@ def _generate(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def _partitions_with_data(settings: Settings) -> list[str]:
-    from phone_pipeline.domain.retention import retention_cutoff
-    from phone_pipeline.landing import LandingFileError, call_dates_in_file, list_landing_files
+def _swept_days(settings: Settings) -> tuple[set[dt.date], set[str]]:
+    """Days whose restricted rows a sweep deleted, and the content hashes of loaded files."""
+    import duckdb
+
+    if not settings.restricted_db.exists():
+        return set(), set()
+    try:
+        with duckdb.connect(str(settings.restricted_db), read_only=True) as con:
+            days = {row[0] for row in con.execute(
+                "SELECT DISTINCT call_date FROM retention_swept_rows").fetchall()}  # fmt: skip
+            loaded = {row[0] for row in con.execute(
+                "SELECT content_hash FROM landing_files").fetchall()}  # fmt: skip
+    except duckdb.Error:  # busy (another writer) or not created yet: the runs will say
+        return set(), set()
+    return days, loaded
+
+
+def _partitions_with_data(settings: Settings, done_days: list[str] | None = None) -> list[str]:
+    """Days with calls in the landing files that a run may process; days processed before and
+    swept by retention since are left out (and added to `done_days`)."""
+    from phone_pipeline.domain.redaction import redact
+    from phone_pipeline.domain.retention import RetentionPolicy
+    from phone_pipeline.landing import (
+        LandingFileError,
+        call_dates_in_file,
+        content_hash,
+        list_landing_files,
+    )
     from phone_pipeline.partitions import partition_range
 
     first, last = partition_range()
-    # Partitions past the restricted retention stay deleted (raw_calls would refuse them).
-    cutoff = retention_cutoff(dt.datetime.now(dt.UTC).date(), settings.retention_restricted_days)
-    if cutoff is not None:
-        first = max(first, cutoff)
+    today = dt.datetime.now(dt.UTC).date()
+    policy = RetentionPolicy(
+        settings.retention_restricted_days,
+        settings.retention_pseudonymized_days,
+        settings.retention_aggregates_days,
+    )
+    # Days past the restricted retention are processed (a backfill; each run sweeps its day at
+    # its end); days older than every zone's retention, or before the first partition, are not.
+    oldest = policy.oldest_processed(today)
+    floor = first if oldest is None or oldest < first else oldest
+    swept, loaded = _swept_days(settings)
     days: set[dt.date] = set()
+    done: dict[dt.date, bool] = {}  # a swept day -> no new file has calls on it
     for path in list_landing_files(settings.landing_calls):
         try:
-            days |= call_dates_in_file(path, first, last)
+            found = call_dates_in_file(path, dt.date(1, 1, 1), last)
         except LandingFileError as error:
             print(f"warning: {error}", file=sys.stderr)
+            continue
+        too_old = sorted(day for day in found if day < floor)
+        if too_old:
+            why = (
+                f"the first partition is {first} (PHONE_PIPELINE_START_DATE)"
+                if floor == first
+                else f"every zone's retention has passed them: the oldest day any zone keeps "
+                f"on {today} is {floor} ({policy.settings_text()})"
+            )
+            print(
+                f"warning: {redact(path.name)}: calls on {len(too_old)} day(s) from {too_old[0]} "
+                f"to {too_old[-1]} are not processed: {why}",
+                file=sys.stderr,
+            )
+        kept = {day for day in found if day >= floor}
+        is_new = content_hash(path) not in loaded
+        for day in kept & swept:
+            done[day] = done.get(day, True) and not is_new
+        days |= kept
+    for day in sorted(day for day, nothing_new in done.items() if nothing_new):
+        # Processed before and swept by retention: a run would be refused; nothing to do.
+        days.discard(day)
+        print(f"{day}: already processed, its restricted rows swept by retention: not run again")
+        if done_days is not None:
+            done_days.append(day.isoformat())
     return sorted(day.isoformat() for day in days)
 
 
@@ -116,9 +174,12 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
 
     from phone_pipeline.definitions import defs
 
-    partitions = partitions or _partitions_with_data(settings)
+    done_days: list[str] = []
+    partitions = partitions or _partitions_with_data(settings, done_days)
     if not partitions:
-        print(f"No call-log files with readable dates in {settings.landing_calls}.")
+        if done_days:  # a backfill run again: nothing new, nothing wrong
+            return 0
+        print(f"No call-log file in {settings.landing_calls} has calls on a day to process.")
         return 1
     job = defs.resolve_job_def("call_pipeline")
     failed = []
@@ -134,6 +195,7 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
             print(f"{partition}: run {outcome.run_id[:8]} {status}")
             if not outcome.success:
                 failed.append(partition)
+                _after_failed_run(instance, outcome.run_id)
     if settings.analytics_db.exists():
         with duckdb.connect(str(settings.analytics_db), read_only=True) as con:
             totals = con.execute(
@@ -186,6 +248,34 @@ def _execute_partition(job: Any, instance: Any, partition: str) -> _Outcome:
     except KeyboardInterrupt:  # a signal outside Dagster's own handling (run start or end)
         return _Outcome(run_id, False, guard.interrupted or signal.SIGINT)
     return _Outcome(run_id, result.success, guard.interrupted)
+
+
+def _after_failed_run(instance: Any, run_id: str) -> None:
+    """Name the blocking checks that failed (their descriptions hold counts, never values), and
+    regenerate the record of processing: the failed gate stopped the run before it, and without
+    a daemon no `record_after_failed_run` sensor does it."""
+    import dagster as dg
+
+    from phone_pipeline.definitions import defs
+
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.event_specific_data
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            reason = evaluation.description or "see the check in the UI"
+            print(f"  gate failed: {evaluation.asset_key.to_user_string()} "
+                  f"{evaluation.check_name}: {reason}")  # fmt: skip
+    record = defs.resolve_job_def("record_of_processing_job").execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config=QUIET,
+        tags={"phone_pipeline/trigger": "record_after_failed_run",
+              "phone_pipeline/failed_run": run_id},
+    )  # fmt: skip
+    print(
+        "  record of processing regenerated with the failure"
+        if record.success
+        else f"  record of processing NOT regenerated: run {record.run_id[:8]} failed"
+    )
 
 
 def _rotate_keys(settings: Settings) -> int:

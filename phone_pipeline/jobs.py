@@ -15,8 +15,10 @@ call_pipeline_job = dg.define_asset_job(
         "One day: erasure register, consent and do-not-call registries and cell reference "
         "refreshed first; then ingest -> validate -> consent -> pseudonymize -> aggregate -> row "
         "accounting -> re-identification risk -> shareable zone, with the compliance findings, "
-        "scrub list and fairness report beside them, and the record of processing last. Every "
-        "stage is gated by blocking checks: a failed gate stops the stages after it."
+        "scrub list and fairness report beside them; then the partition's own retention sweep "
+        "(a day past a zone's retention, a backfill, keeps there nothing once its run is done) "
+        "and the record of processing last. Every stage is gated by blocking checks: a failed "
+        "gate stops the stages after it."
     ),
 )
 

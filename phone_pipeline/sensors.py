@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from phone_pipeline.assets.retention import retention_policy, today_utc
+from phone_pipeline.assets.retention import oldest_processed_day, retention_policy, today_utc
 from phone_pipeline.checks.consent import CONSENT_EVENTS
 from phone_pipeline.checks.erasure import ERASURE_REGISTER
 from phone_pipeline.domain.redaction import redact
@@ -158,10 +158,11 @@ def run_key(partition: str, hashes: list[str]) -> str:
 def landing_calls_sensor(context: dg.SensorEvaluationContext, pipeline_config: PipelineConfig):
     cursor = json.loads(context.cursor) if context.cursor else {}
     first_date, last_date = partition_range()
-    # Partitions past the restricted retention stay deleted: no run is requested for them.
-    cutoff = retention_policy(pipeline_config).cutoff(RESTRICTED, today_utc())
-    if cutoff is not None:
-        first_date = max(first_date, cutoff)
+    # Days older than every zone's retention would keep nothing: no run is requested for them
+    # (days past only the restricted retention are a backfill: their run sweeps them at its end).
+    oldest = oldest_processed_day(pipeline_config)
+    if oldest is not None:
+        first_date = max(first_date, oldest)
     restricted_db = pipeline_config.restricted_db
     try:
         plan = plan_landing_runs(

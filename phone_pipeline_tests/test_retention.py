@@ -222,24 +222,32 @@ def test_a_second_sweep_deletes_nothing_and_a_future_date_is_refused(swept) -> N
     assert "after today" in "\n".join(step_failures(refused).values())
 
 
-def test_a_partition_past_retention_is_not_rebuilt_from_its_landing_file(
+# Past every zone's retention (OLD_DAY is about two years old): nothing of it would be kept.
+PAST_EVERY_ZONE = {
+    "retention_restricted_days": 90,
+    "retention_pseudonymized_days": 396,
+    "retention_aggregates_days": 600,
+}
+
+
+def test_a_partition_past_every_retention_is_not_built_from_its_landing_file(
     pipeline: Pipeline,
 ) -> None:
-    pipeline.settings = replace(
-        pipeline.settings, retention_restricted_days=90, retention_pseudonymized_days=396
-    )
+    """Days past only some zones' retention are backfilled (test_backfill.py); a day past all of
+    them would keep nothing, so it is refused, and its rows are not loaded."""
+    pipeline.settings = replace(pipeline.settings, **PAST_EVERY_ZONE)
     pipeline.generate(start_date=OLD_DAY)
     result = pipeline.run(OLD_DAY)
     assert not result.success
     failures = step_failures(result)
     assert "restricted__raw_calls" in failures
-    assert "beyond the restricted zone's retention" in failures["restricted__raw_calls"]
+    assert "every zone would delete what it produced" in failures["restricted__raw_calls"]
     with pipeline.restricted() as con:
         assert count(con, "SELECT count(*) FROM raw_calls") == 0
         assert count(con, "SELECT count(*) FROM landing_files") == 0
-    # The later stages refuse on their own too (materialised alone, they would empty or
-    # re-create a partition that retention deleted).
-    for asset, zone in ((calls_pseudonymized, "restricted"), (call_volume_hourly, "pseudonymized")):
+    # The later stages refuse on their own too (materialised alone, they would create a
+    # partition that retention deletes).
+    for asset in (calls_pseudonymized, call_volume_hourly):
         alone = dg.materialize(
             [asset],
             partition_key=OLD_DAY.isoformat(),
@@ -248,13 +256,15 @@ def test_a_partition_past_retention_is_not_rebuilt_from_its_landing_file(
             raise_on_error=False,
         )
         assert not alone.success
-        assert f"beyond the {zone} zone's retention" in "\n".join(step_failures(alone).values())
+        assert "every zone would delete what it produced" in "\n".join(
+            step_failures(alone).values()
+        )
 
 
 def test_old_rows_in_a_new_file_are_quarantined_not_loaded_into_a_deleted_partition(
     pipeline: Pipeline,
 ) -> None:
-    pipeline.settings = replace(pipeline.settings, retention_restricted_days=90)
+    pipeline.settings = replace(pipeline.settings, **PAST_EVERY_ZONE)
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     summary = pipeline.generate(start_date=yesterday, junk_share=0.0)
     path = summary.call_files[0]
@@ -276,7 +286,7 @@ def test_old_rows_in_a_new_file_are_quarantined_not_loaded_into_a_deleted_partit
         )
 
 
-def test_the_sensor_requests_no_run_for_a_partition_past_retention(tmp_path) -> None:
+def test_the_sensor_requests_no_run_for_a_partition_past_every_retention(tmp_path) -> None:
     from phone_pipeline.resources import PipelineConfig
     from phone_pipeline.sensors import landing_calls_sensor
 
@@ -297,15 +307,15 @@ def test_the_sensor_requests_no_run_for_a_partition_past_retention(tmp_path) -> 
     write_csv_atomically(frame, path)
     old_enough = path.stat().st_mtime - 60  # settled
     os.utime(path, (old_enough, old_enough))
+    both = {OLD_DAY.isoformat(), yesterday.isoformat()}
     with dg.instance_for_test() as instance:
-        for days, expected in ((0, {OLD_DAY.isoformat(), yesterday.isoformat()}),
-                               (90, {yesterday.isoformat()})):  # fmt: skip
+        # No retention; past the restricted retention only (a backfill, aggregates kept); past
+        # every zone's retention.
+        for retention, expected in (({"retention_restricted_days": 0}, both),
+                                    ({"retention_restricted_days": 90}, both),
+                                    (PAST_EVERY_ZONE, {yesterday.isoformat()})):  # fmt: skip
             context = dg.build_sensor_context(
-                resources={
-                    "pipeline_config": PipelineConfig(
-                        data_home=str(tmp_path), retention_restricted_days=days
-                    )
-                },
+                resources={"pipeline_config": PipelineConfig(data_home=str(tmp_path), **retention)},
                 instance=instance,
             )
             result = landing_calls_sensor(context)

@@ -43,7 +43,6 @@ from phone_pipeline.domain.privacy import (
     parse_outputs,
     remap_to_domain_sql,
 )
-from phone_pipeline.domain.retention import PSEUDONYMIZED
 from phone_pipeline.domain.suppression import suppress_small_cells_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
@@ -423,7 +422,7 @@ def call_volume_hourly(
     pipeline_config: PipelineConfig,
     gx: GreatExpectationsResource,
 ):
-    retention_refusal(pipeline_config, (PSEUDONYMIZED,), partition_date(context))
+    retention_refusal(pipeline_config, restricted_warehouse, partition_date(context))
     yield from publish_aggregate(
         context, restricted_warehouse, analytics_warehouse, gx, pipeline_config.min_cell_size,
         CALL_VOLUME_HOURLY, ["call_hour", "region"], privacy=privacy_settings(pipeline_config),
@@ -447,9 +446,9 @@ def call_volume_by_country(
     pipeline_config: PipelineConfig,
     gx: GreatExpectationsResource,
 ):
-    # Past the pseudonymised retention the source rows are gone: a rebuild would empty the
-    # aggregates that are kept longer.
-    retention_refusal(pipeline_config, (PSEUDONYMIZED,), partition_date(context))
+    # Once a partition past retention was swept its source rows are gone: a rebuild would empty
+    # the aggregates that are kept longer.
+    retention_refusal(pipeline_config, restricted_warehouse, partition_date(context))
     yield from publish_aggregate(
         context, restricted_warehouse, analytics_warehouse, gx, pipeline_config.min_cell_size,
         CALL_VOLUME_BY_COUNTRY, ["caller_country", "caller_number_type"],

@@ -27,6 +27,8 @@ from phone_pipeline.checks.compliance import (
     CONTACT_PRESSURE,
     DNC_CALL_FINDINGS,
     QUIET_HOURS,
+    findings_not_evaluated,
+    gate_failure_description,
 )
 from phone_pipeline.checks.dnc import DNC_REGISTRY
 from phone_pipeline.checks.pseudonymize import phone_numbers_found_sql
@@ -229,6 +231,13 @@ def contact_compliance(
                 CONTACT_PRESSURE,
                 "no_phone_numbers_in_compliance",
                 passed=found_known == 0 and found_like == 0,
+                description=(
+                    None
+                    if found_known == 0 and found_like == 0
+                    else f"{found_known} distinct value(s) of the staged compliance rows equal a "
+                    f"number of the partition and {found_like} look like a phone number (values "
+                    "not shown): nothing was published."
+                ),
                 metadata={
                     "tables_scanned": dg.MetadataValue.json(sorted(staged)),
                     "distinct_values_equal_to_a_known_number": found_known,
@@ -239,6 +248,12 @@ def contact_compliance(
                 CONTACT_PRESSURE,
                 "no_erased_subject_in_compliance",
                 passed=not any(erased_rows.values()),
+                description=(
+                    None
+                    if not any(erased_rows.values())
+                    else f"{sum(erased_rows.values())} staged row(s) name an erased subject: "
+                    "nothing was published."
+                ),
                 metadata={
                     "staged_rows_naming_an_erased_subject": dg.MetadataValue.json(erased_rows)
                 },
@@ -252,8 +267,8 @@ def contact_compliance(
                 },
             ),
         ]
-        findings = []
-        if all(gate.passed for gate in gates):
+        failed_gates = [gate.check_name for gate in gates if not gate.passed]
+        if not failed_gates:
             replace_partition(
                 con,
                 call_date,
@@ -262,7 +277,8 @@ def contact_compliance(
             yield from _materializations(con, call_date, history, contact_rules)
             findings = _findings(con, call_date, contact_rules)
         else:
-            context.log.error("Compliance gates failed on the staged rows: nothing was published.")
+            context.log.error(gate_failure_description(failed_gates))
+            findings = findings_not_evaluated(failed_gates)
     yield from gates
     yield from findings
 

@@ -9,7 +9,7 @@ from phone_pipeline.assets.common import (
     table_metadata,
     zone_attributes,
 )
-from phone_pipeline.assets.retention import retention_policy, retention_refusal, today_utc
+from phone_pipeline.assets.retention import oldest_processed_day, refuse_past_retention
 from phone_pipeline.checks.common import (
     files_readable_check,
     reconcile_check,
@@ -18,7 +18,6 @@ from phone_pipeline.checks.common import (
 from phone_pipeline.checks.erasure import ERASURE_REGISTER
 from phone_pipeline.checks.ingest import RAW_CALLS, RAW_CALLS_CHECKS, raw_calls_expectations
 from phone_pipeline.domain.redaction import redact
-from phone_pipeline.domain.retention import RESTRICTED
 from phone_pipeline.domain.validation import row_key_sql
 from phone_pipeline.erasure_register import apply_register_to_new_calls
 from phone_pipeline.landing import ingest_new_files, sql_date
@@ -52,14 +51,13 @@ def raw_calls(
     pseudonym_key: PseudonymKeyResource,
 ):
     call_date = partition_date(context)
-    # A partition past retention stays deleted, even while its landing files are still there.
-    retention_refusal(pipeline_config, (RESTRICTED,), call_date)
     first_date, last_date = partition_range()
-    # Rows of new files older than the retention cutoff are loaded as out of range (and so
-    # quarantined as `started_at_out_of_range`), never into a deleted partition.
-    cutoff = retention_policy(pipeline_config).cutoff(RESTRICTED, today_utc())
-    if cutoff is not None:
-        first_date = max(first_date, cutoff)
+    # Rows of new files older than every zone's retention are loaded as out of range (and so
+    # quarantined as `started_at_out_of_range`): nothing of them would be kept. Rows past only
+    # the restricted retention are loaded into their day: its run processes them (a backfill).
+    oldest = oldest_processed_day(pipeline_config)
+    if oldest is not None:
+        first_date = max(first_date, oldest)
     with restricted_connection(restricted_warehouse) as con:
         loaded_before = con.execute(
             "SELECT coalesce(max(load_order), 0) FROM landing_files"
@@ -70,6 +68,9 @@ def raw_calls(
         )
         for problem in report.rejected.values():
             context.log.error(f"Landing file not ingested: {problem}")
+        # A partition whose restricted rows were swept stays as its zones keep it, even while
+        # its landing files are still there (after loading: a backfill's rows arrive just now).
+        refuse_past_retention(con, pipeline_config, call_date)
         files_in_partition = con.execute(
             "SELECT source_file, count(*) FROM raw_calls WHERE call_date = ? GROUP BY 1 ORDER BY 1",
             [call_date],

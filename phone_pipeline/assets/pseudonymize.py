@@ -24,7 +24,6 @@ from phone_pipeline.checks.pseudonymize import (
     pseudonymized_expectations,
 )
 from phone_pipeline.domain.pseudonyms import key_versions_sql
-from phone_pipeline.domain.retention import PSEUDONYMIZED, RESTRICTED
 from phone_pipeline.erasure_register import rows_naming_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
@@ -74,9 +73,9 @@ def calls_pseudonymized(
 ):
     pseudonymizer = pseudonym_key.pseudonymizer()  # fails early, and clearly, without a key
     call_date = partition_date(context)
-    # Past the restricted retention the source rows are gone: a rebuild would wipe rows the
-    # pseudonymised zone still keeps; past its own retention it would bring rows back.
-    retention_refusal(pipeline_config, (RESTRICTED, PSEUDONYMIZED), call_date)
+    # Once a partition past retention was swept its source rows are gone: a rebuild would wipe
+    # rows the pseudonymised zone still keeps (a backfill, not swept yet, is built whole).
+    retention_refusal(pipeline_config, restricted_warehouse, call_date)
     day = sql_date(call_date)
     with zones_connection(restricted_warehouse, analytics_warehouse) as con:
         numbers = [

@@ -9,17 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from phone_pipeline.assets.common import OWNERS
-from phone_pipeline.assets.fairness import FAIRNESS_RATES
-from phone_pipeline.assets.retention import retention_policy
-from phone_pipeline.checks.accounting import ROW_ACCOUNTING
-from phone_pipeline.checks.compliance import (
-    ABANDONMENT_RATES,
-    CONTACT_PRESSURE,
-    DNC_CALL_FINDINGS,
-    QUIET_HOURS,
-)
-from phone_pipeline.checks.risk import SHAREABLE_PUBLICATIONS
-from phone_pipeline.checks.scrub import DNC_SCRUB_LIST
+from phone_pipeline.assets.retention import LAST_STAGES, PARTITION_RETENTION, retention_policy
 from phone_pipeline.domain.record import (
     Evidence,
     ProcessingRecord,
@@ -108,7 +98,9 @@ STAGE_SAFEGUARDS = {
     "fairness": ("Fairness of the pipeline", "Quarantine, consent-exclusion and suppression "
                  "rates per country and number type, compared with the rest."),
     "retention": ("Storage limitation: retention", "A daily sweep deletes partitions past each "
-                  "zone's retention and logs the counts; stages refuse to rebuild them."),
+                  "zone's retention and logs the counts; a run of a day past a zone's retention "
+                  "(a backfill) sweeps that day from the zone at its end; stages refuse to "
+                  "rebuild a swept day."),
 }  # fmt: skip
 
 
@@ -199,18 +191,9 @@ def _settings_in_force(settings: Settings, key_version: int) -> dict[str, str]:
 
 @dg.asset(
     key=RECORD_OF_PROCESSING,
-    # Last in every run, so its evidence includes this run's checks. Not on the shareable copies:
-    # a withheld dataset yields no copy, and that would skip the record.
-    deps=[
-        ROW_ACCOUNTING,
-        SHAREABLE_PUBLICATIONS,
-        FAIRNESS_RATES,
-        DNC_SCRUB_LIST,
-        CONTACT_PRESSURE,
-        QUIET_HOURS,
-        ABANDONMENT_RATES,
-        DNC_CALL_FINDINGS,
-    ],  # fmt: skip
+    # Last in every run, after the partition's own retention sweep, so its evidence includes
+    # this run's checks.
+    deps=[*LAST_STAGES, PARTITION_RETENTION],
     group_name="governance",
     owners=OWNERS,
     kinds={"markdown"},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from phone_pipeline.checks.common import blocking, warning
+from phone_pipeline.checks.common import blocking, sql_check, warning
 
 CONTACT_PRESSURE = dg.AssetKey(["compliance", "contact_pressure"])
 QUIET_HOURS = dg.AssetKey(["compliance", "quiet_hours"])
@@ -50,3 +50,32 @@ COMPLIANCE_CHECKS = [
         "Finding: no call of the day reached a number at or after its do-not-call listing.",
     ),
 ]
+
+# The findings are read from the published rows: when a gate refuses to publish, they are
+# reported as not evaluated (every check of the step yields a result, so the run fails on the
+# gate itself, not on a missing check output).
+FINDINGS = ((ABANDONMENT_RATES, "abandonment_within_limit"),
+            (DNC_CALL_FINDINGS, "no_calls_after_dnc_listing"))  # fmt: skip
+
+
+def gate_failure_description(failed_gates: list[str]) -> str:
+    return (
+        f"Blocking gate(s) {', '.join(failed_gates)} failed on the day's staged compliance rows: "
+        "nothing was published to the compliance zone, and the stages after it do not run."
+    )
+
+
+def findings_not_evaluated(failed_gates: list[str]) -> list[dg.AssetCheckResult]:
+    """WARN results for the findings when the gates refused the day's rows: not a finding about
+    dialling (no values shown: the refused rows may hold a number), only that it was not made."""
+    return [
+        sql_check(
+            asset_key,
+            name,
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"evaluated": False, "failed_gates": dg.MetadataValue.json(failed_gates)},
+            description=f"Not evaluated: {gate_failure_description(failed_gates)}",
+        )
+        for asset_key, name in FINDINGS
+    ]

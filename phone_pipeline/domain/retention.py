@@ -2,8 +2,12 @@
 
 A zone keeps a partition while `call_date >= cutoff`, with `cutoff = today - retention days`: a
 partition exactly at the cutoff is kept, the day before it is deleted. 0 days means kept forever.
-The same rule guards the stages, so that a deleted partition is not rebuilt from landing files
-that are still on disk.
+
+A day past some zones' retention but not all (a backfill of last year's logs, with the defaults:
+older than 90 days, analytics and aggregates still kept) is processed once, end to end, and its
+run sweeps what it may not keep at its end. A day whose restricted rows were swept is not rebuilt
+(from landing files still on disk or from rows loaded since: the zones that keep it would lose
+rows), and a day past every zone's retention is not processed at all (nothing would be kept).
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ RETENTION_TABLES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# The environment setting of each zone's retention, named in refusals.
+RETENTION_SETTINGS = {
+    RESTRICTED: "PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS",
+    PSEUDONYMIZED: "PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS",
+    AGGREGATES: "PHONE_PIPELINE_RETENTION_AGGREGATES_DAYS",
+}
+
 # Restricted tables whose rows are input rows of a landing file (`content_hash`): the sweep
 # records how many of each file's rows it deleted (`restricted.retention_swept_rows`), so that
 # "rows of loaded files = raw rows + rows erased + rows swept" stays exact at ingest.
@@ -89,6 +100,59 @@ class RetentionPolicy:
             f"partitions before {cutoff} are deleted on {today}); it is not rebuilt"
         )
 
+    def zones_past(self, call_date: dt.date, today: dt.date) -> list[str]:
+        """The zones whose retention `call_date` is past on `today` (they must not keep it)."""
+        return [
+            zone
+            for zone in self.days_by_zone()
+            if (cutoff := self.cutoff(zone, today)) is not None and call_date < cutoff
+        ]
+
+    def oldest_processed(self, today: dt.date) -> dt.date | None:
+        """The oldest day whose processing keeps anything (some zone still keeps it); None when
+        a zone keeps everything. Older days are not processed: every row would be deleted."""
+        cutoffs = [self.cutoff(zone, today) for zone in self.days_by_zone()]
+        return None if None in cutoffs else min(c for c in cutoffs if c is not None)
+
+    def settings_text(self) -> str:
+        return ", ".join(
+            f"{RETENTION_SETTINGS[zone]}={days}" for zone, days in self.days_by_zone().items()
+        )
+
+    def processing_refusal(
+        self, call_date: dt.date, today: dt.date, rows_present: int, rows_swept: int
+    ) -> str | None:
+        """Why a run must not (re)build `call_date` (None: it may).
+
+        `rows_present`: the day's rows in restricted.raw_calls now; `rows_swept`: its rows that a
+        sweep already deleted (restricted.retention_swept_rows). A day past some zones' retention
+        is built from its restricted rows once, then swept (see `zones_past`)."""
+        past = self.zones_past(call_date, today)
+        if not past:
+            return None
+        cutoffs = ", ".join(f"{zone} {self.cutoff(zone, today)}" for zone in past)
+        where = (
+            f"partition {call_date} is past the retention of the {', '.join(past)} zone(s) "
+            f"(oldest kept day on {today}: {cutoffs}; {self.settings_text()})"
+        )
+        if len(past) == len(self.days_by_zone()):
+            return (
+                f"{where}: every zone would delete what it produced, so it is not processed; "
+                "raise a retention setting to process it"
+            )
+        if rows_swept:
+            return (
+                f"{where}, and {rows_swept} of its restricted rows were already swept: it was "
+                "processed before and is not rebuilt (a rebuild from rows loaded since would "
+                "replace the rows the other zones keep); rows loaded since go with the next sweep"
+            )
+        if not rows_present:
+            return (
+                f"{where} and has no restricted rows to process (none loaded, or all erased): "
+                "it is not rebuilt"
+            )
+        return None
+
 
 def retention_cutoff(today: dt.date, days: int) -> dt.date | None:
     """First kept day: `today - days`; None for 0 days (kept forever)."""
@@ -122,16 +186,22 @@ def delete_unreferenced_numbers_sql() -> str:
     return f"DELETE FROM {NUMBER_CACHE} AS cache WHERE {_UNREFERENCED_NUMBER_SQL}"
 
 
-def expired_rows_sql(table: str, cutoff: dt.date) -> str:
-    """Count of the rows of `table` older than `cutoff` (the cutoff is a date, safe to inline)."""
-    return f"SELECT count(*) FROM {table} WHERE call_date < DATE '{cutoff.isoformat()}'"
+def _expired(cutoff: dt.date, day: dt.date | None) -> str:
+    # Dates, not data: safe to inline. `day` narrows the sweep to one partition (a run's own).
+    only_day = "" if day is None else f" AND call_date = DATE '{day.isoformat()}'"
+    return f"call_date < DATE '{cutoff.isoformat()}'{only_day}"
 
 
-def delete_expired_sql(table: str, cutoff: dt.date) -> str:
-    return f"DELETE FROM {table} WHERE call_date < DATE '{cutoff.isoformat()}'"
+def expired_rows_sql(table: str, cutoff: dt.date, day: dt.date | None = None) -> str:
+    """Count of the rows of `table` older than `cutoff` (of partition `day` only, if given)."""
+    return f"SELECT count(*) FROM {table} WHERE {_expired(cutoff, day)}"
 
 
-def record_swept_rows_sql(table: str, cutoff: dt.date) -> str:
+def delete_expired_sql(table: str, cutoff: dt.date, day: dt.date | None = None) -> str:
+    return f"DELETE FROM {table} WHERE {_expired(cutoff, day)}"
+
+
+def record_swept_rows_sql(table: str, cutoff: dt.date, day: dt.date | None = None) -> str:
     """Rows of `table` (a SOURCE_ROW_TABLES table) older than `cutoff`, counted per file and day,
     as rows of `retention_swept_rows`; run just before `delete_expired_sql`, in its transaction."""
     if table not in SOURCE_ROW_TABLES:
@@ -139,5 +209,10 @@ def record_swept_rows_sql(table: str, cutoff: dt.date) -> str:
     return (
         "INSERT INTO retention_swept_rows (content_hash, call_date, table_name, rows, swept_at) "
         f"SELECT content_hash, call_date, '{table}', count(*), now() FROM {table} "
-        f"WHERE call_date < DATE '{cutoff.isoformat()}' GROUP BY content_hash, call_date"
+        f"WHERE {_expired(cutoff, day)} GROUP BY content_hash, call_date"
     )
+
+
+def swept_rows_sql() -> str:
+    """The rows of one day (parameter) that a sweep deleted from its landing files' rows."""
+    return "SELECT coalesce(sum(rows), 0) FROM retention_swept_rows WHERE call_date = ?"

@@ -72,3 +72,47 @@ def test_every_day_partitioned_restricted_table_is_swept() -> None:
         if "call_date" in ddl_column_names(columns)
     }
     assert partitioned - {"retention_swept_rows"} == set(RETENTION_TABLES[RESTRICTED])
+
+
+DEFAULTS = RetentionPolicy(restricted_days=90, pseudonymized_days=396, aggregates_days=0)
+
+
+def test_a_backfill_past_the_restricted_retention_is_processed_once() -> None:
+    old = TODAY - dt.timedelta(days=200)
+    assert DEFAULTS.zones_past(old, TODAY) == [RESTRICTED]
+    assert DEFAULTS.oldest_processed(TODAY) is None  # aggregates are kept forever
+    assert DEFAULTS.processing_refusal(old, TODAY, rows_present=10, rows_swept=0) is None
+    swept = DEFAULTS.processing_refusal(old, TODAY, rows_present=3, rows_swept=10)
+    assert swept is not None and "already swept" in swept
+    assert "PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS=90" in swept
+    assert str(TODAY - dt.timedelta(days=90)) in swept
+    nothing = DEFAULTS.processing_refusal(old, TODAY, rows_present=0, rows_swept=0)
+    assert nothing is not None and "no restricted rows" in nothing
+    # Within every retention nothing is refused, whatever the rows.
+    assert DEFAULTS.processing_refusal(TODAY, TODAY, rows_present=0, rows_swept=0) is None
+
+
+def test_a_day_past_every_retention_is_never_processed() -> None:
+    policy = RetentionPolicy(restricted_days=90, pseudonymized_days=150, aggregates_days=180)
+    assert policy.oldest_processed(TODAY) == TODAY - dt.timedelta(days=180)
+    day = TODAY - dt.timedelta(days=181)
+    assert policy.zones_past(day, TODAY) == [RESTRICTED, PSEUDONYMIZED, AGGREGATES]
+    reason = policy.processing_refusal(day, TODAY, rows_present=10, rows_swept=0)
+    assert reason is not None and "every zone would delete" in reason
+    assert "PHONE_PIPELINE_RETENTION_AGGREGATES_DAYS=180" in reason
+    # One day younger: the aggregates keep it, so it is a backfill.
+    assert policy.processing_refusal(day + dt.timedelta(days=1), TODAY, 10, 0) is None
+
+
+def test_the_sweep_of_one_partition_leaves_the_others() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (call_date DATE, n INTEGER)")
+    days = [dt.date(2026, 8, 23), dt.date(2026, 8, 24), dt.date(2026, 8, 25)]
+    con.executemany("INSERT INTO t VALUES (?, ?)", [[day, 1] for day in days])
+    cutoff = dt.date(2026, 8, 25)
+    assert con.execute(expired_rows_sql("t", cutoff, days[0])).fetchone()[0] == 1
+    con.execute(delete_expired_sql("t", cutoff, days[0]))
+    con.execute(delete_expired_sql("t", cutoff, days[2]))  # at the cutoff: kept
+    assert [row[0] for row in con.execute("SELECT call_date FROM t ORDER BY 1").fetchall()] == (
+        days[1:]
+    )
