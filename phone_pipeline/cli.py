@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import os
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -278,6 +279,43 @@ def _after_failed_run(instance: Any, run_id: str) -> None:
     )
 
 
+# Marks a data home whose warehouse was written by `demo` under a throwaway key (no key in it).
+THROWAWAY_DEMO_MARKER = ".throwaway_demo"
+
+
+def _use_throwaway_key(settings: Settings) -> bool:
+    """Give a keyless demo a throwaway key for this process only (never written or printed).
+
+    Nobody can ever hold the key of an earlier throwaway demo, so its warehouse is replaced rather
+    than refused (the README promises a repeatable demo). A warehouse written under a real key
+    is never touched: without that key the demo is refused."""
+    marker = settings.home / THROWAWAY_DEMO_MARKER
+    warehouse = settings.restricted_db.parent
+    if any(warehouse.glob("*.duckdb")):
+        if not marker.exists():
+            print(
+                f"error: {warehouse} was written under a pseudonym key and "
+                "PHONE_PIPELINE_PSEUDONYM_KEY is not set: set the key it was written with, or "
+                "run the demo in another data home (PHONE_PIPELINE_HOME).",
+                file=sys.stderr,
+            )
+            return False
+        for folder in (warehouse, settings.home / "landing", settings.home / "records"):
+            shutil.rmtree(folder, ignore_errors=True)
+        settings.ensure_folders()
+        print("Removed the earlier throwaway demo's warehouse: replaced the earlier demo.")
+    marker.write_text(
+        "Written by `phone-pipeline demo` under a throwaway key: the next keyless demo replaces "
+        "this data home's warehouse, landing and records folders.\n"
+    )
+    os.environ["PHONE_PIPELINE_PSEUDONYM_KEY"] = secrets.token_hex(32)
+    print(
+        "PHONE_PIPELINE_PSEUDONYM_KEY is not set: this demo uses a throwaway key, so its "
+        "pseudonyms will not match later runs. Set the variable for real use."
+    )
+    return True
+
+
 def _rotate_keys(settings: Settings) -> int:
     """Re-pseudonymise published partitions made with an older key (see README: key rotation)."""
     from phone_pipeline.domain.pseudonyms import PseudonymKeyError
@@ -365,13 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rotate-keys":
         return _rotate_keys(settings)
     # demo
-    if not os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY"):
-        # A throwaway key for this process only: it is never written or printed.
-        os.environ["PHONE_PIPELINE_PSEUDONYM_KEY"] = secrets.token_hex(32)
-        print(
-            "PHONE_PIPELINE_PSEUDONYM_KEY is not set: this demo uses a throwaway key, so its "
-            "pseudonyms will not match later runs. Set the variable for real use."
-        )
+    if not os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY") and not _use_throwaway_key(settings):
+        return 2
     _generate(settings, args)
     code = _run(settings, None)
     print(

@@ -416,3 +416,22 @@ def test_demo_without_key_runs_and_says_where_to_look(tmp_path: Path) -> None:
     assert not HEX_64.search(call.output), call.describe()
     leaked = numbers_found(all_numbers(home), [call.stdout, call.stderr])
     assert not leaked, f"{sorted(leaked)[:5]}\n{call.describe()}"
+
+    # The README says the demo is safe to repeat: a second throwaway key cannot match the first
+    # one's fingerprint, so the earlier throwaway demo is replaced, not refused.
+    again = phone_pipeline(["demo", "--rows", "1200", "--days", "1"], home, key=None)
+    assert again.returncode == 0, again.describe()
+    assert "replaced the earlier demo" in again.stdout, again.describe()
+    assert [status for _, _, status in printed_runs(again)] == ["ok"], again.describe()
+
+
+def test_demo_without_key_leaves_a_real_warehouse_alone(tmp_path: Path) -> None:
+    """A warehouse written under a real key is never wiped by a keyless demo: it is refused."""
+    home = tmp_path / "data"
+    first = phone_pipeline(["demo", "--rows", "600", "--days", "1"], home, key=TEST_KEY)
+    assert first.returncode == 0, first.describe()
+    before = (home / "warehouse" / "restricted.duckdb").stat().st_mtime_ns
+    call = phone_pipeline(["demo", "--rows", "600", "--days", "1"], home, key=None)
+    assert call.returncode == 2, call.describe()
+    assert "PHONE_PIPELINE_PSEUDONYM_KEY" in call.stderr, call.describe()
+    assert (home / "warehouse" / "restricted.duckdb").stat().st_mtime_ns == before
