@@ -15,8 +15,6 @@ import duckdb
 from phone_pipeline.checks.frames import distinct_values_frame
 from phone_pipeline.resources import GreatExpectationsResource, SuiteOutcome
 
-E164_REGEX = r"^\+[1-9][0-9]{6,14}$"
-
 
 def blocking(asset_key: dg.AssetKey, name: str, description: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(name, asset=asset_key, description=description, blocking=True)
