@@ -29,7 +29,7 @@ from phone_pipeline.checks.compliance import (
     QUIET_HOURS,
 )
 from phone_pipeline.checks.dnc import DNC_REGISTRY
-from phone_pipeline.checks.pseudonymize import phone_numbers_found_sql
+from phone_pipeline.checks.pseudonymize import phone_numbers_found
 from phone_pipeline.checks.validate import CALLS_VALIDATED
 from phone_pipeline.domain.contact import (
     PermittedWindow,
@@ -211,9 +211,7 @@ def contact_compliance(
                 for row in con.execute(f"DESCRIBE staged_{table}").fetchall()
                 if row[1] == "VARCHAR"
             ]
-            known, like = con.execute(
-                phone_numbers_found_sql(f"staged_{table}", text_columns)
-            ).fetchone()
+            known, like = phone_numbers_found(con, f"staged_{table}", text_columns)
             found_known, found_like = found_known + known, found_like + like
         erased_rows = {}  # staged rows naming a pseudonym of the erasure register
         for table in COMPLIANCE_PSEUDONYM_TABLES:
