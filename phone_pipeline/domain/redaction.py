@@ -30,6 +30,7 @@ _NUMBER_LIKE = re.compile(rf"\+?[0-9][0-9{_SEPARATORS}]{{5,}}[0-9]")
 # separators, at most 40 characters (longer is no phone number; the bound keeps a 100 kB value
 # linear to scan).
 _VANITY_CANDIDATE = re.compile(rf"(?<![A-Za-z0-9])\+?[0-9][0-9A-Za-z{_SEPARATORS}]{{2,39}}")
+_SEPARATOR_CHARS = " \t().-/\u00a0\u3000"
 _GROUP = re.compile(r"[0-9A-Za-z]+")
 _LEADING_DIGITS = re.compile(rf"\+?[0-9{_SEPARATORS}]*")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -85,6 +86,8 @@ def _vanity_fits(candidate: str) -> bool:
     head = _LEADING_DIGITS.match(candidate)
     if head is None or sum(ch.isdigit() for ch in head.group(0)) < 3:
         return False
+    if _ISO_DATE.fullmatch(head.group(0).rstrip(_SEPARATOR_CHARS)):
+        return False  # a date before a word (CALLS_2026-11-01.CSV) is the ISO date exception
     letters = [ch for ch in candidate if ch.isalpha()]
     if len(letters) < 3:  # phonenumbers' VALID_ALPHA_PHONE_PATTERN: an ISO time's T is no word
         return False

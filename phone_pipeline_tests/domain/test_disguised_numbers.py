@@ -50,6 +50,7 @@ WORDS = [
     "retention-q4",
     "WINTER-DEALS",
     "Sale 2026-11-01",
+    "CALLS_2026-11-01.CSV",
     "café crème",  # combining marks in words are not digits
     "a\u200bb",
     "",
