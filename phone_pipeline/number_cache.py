@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import duckdb
 
-from phone_pipeline.domain.numbers import NUMBER_COLUMNS
+from phone_pipeline.domain.numbers import E164_SQL_PATTERN, NUMBER_COLUMNS
 from phone_pipeline.parse_worker import parse_numbers
 
 
@@ -19,18 +19,20 @@ def cache_new_numbers(
     default_region: str,
     table: str = "number_cache",
 ) -> int:
-    """Parse the distinct non-null strings of `numbers_sql` (one column `raw_number`) not cached yet."""
+    """Parse the distinct non-null strings of `numbers_sql` (one column `raw_number`) not cached
+    yet, or cached with a verdict the number rule no longer gives (`stale_verdict_sql`)."""
     new_numbers = [
         row[0]
         for row in con.execute(
             f"""
             SELECT DISTINCT candidates.raw_number
             FROM ({numbers_sql}) AS candidates
-            ANTI JOIN (SELECT raw_number FROM {table} WHERE default_region = ?) AS cached
+            LEFT JOIN (SELECT raw_number, e164 FROM {table} WHERE default_region = ?) AS cached
               ON cached.raw_number = candidates.raw_number
             WHERE candidates.raw_number IS NOT NULL
+              AND (cached.raw_number IS NULL OR {stale_verdict_sql("cached")})
             """,
-            [default_region],
+            [default_region, E164_SQL_PATTERN],
         ).fetchall()
     ]
     if not new_numbers:
@@ -39,10 +41,26 @@ def cache_new_numbers(
     parsed["default_region"] = default_region
     con.register("parsed_numbers", parsed)
     try:
+        # Stale entries are replaced (their strings are among the parsed ones).
+        con.execute(
+            f"DELETE FROM {table} WHERE default_region = ? "
+            "AND raw_number IN (SELECT raw_number FROM parsed_numbers)",
+            [default_region],
+        )
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM parsed_numbers")
     finally:
         con.unregister("parsed_numbers")
     return len(new_numbers)
+
+
+def stale_verdict_sql(cached: str) -> str:
+    """True for a cache entry (alias `cached`, with `raw_number` and `e164`) whose number the
+    rule of domain/numbers.py would not vouch for: a cache written before the rule gained the
+    E.164 bounds holds phonenumbers-valid numbers of 16+ digits, which the gates reject, so
+    they are parsed again instead of trusted. One `?` parameter: E164_SQL_PATTERN.
+
+    Only the cached rows of the strings asked for are tested, never the whole cache."""
+    return f"({cached}.e164 IS NOT NULL AND NOT regexp_full_match({cached}.e164, ?))"
 
 
 def day_number_map(

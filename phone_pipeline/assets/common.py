@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from phone_pipeline.domain.markdown import markdown_table
 from phone_pipeline.partitions import daily_partitions
 from phone_pipeline.warehouse import (
     ANALYTICS,
@@ -122,8 +123,7 @@ def table_metadata(
 
 def counts_table(counts: Mapping[str, int], label: str = "reason") -> dg.MarkdownMetadataValue:
     """Counts (never values) as a small Markdown table for the UI."""
-    lines = [f"| {label} | rows |", "| --- | ---: |"]
-    lines += [f"| {key} | {value} |" for key, value in sorted(counts.items())]
-    if not counts:
-        lines.append("| (none) | 0 |")
-    return dg.MetadataValue.md("\n".join(lines))
+    rows: list[list[object]] = [[key, value] for key, value in sorted(counts.items())]
+    return dg.MetadataValue.md(
+        markdown_table([label, "rows"], ["---", "---:"], rows or [["(none)", 0]])
+    )

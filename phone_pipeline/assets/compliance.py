@@ -31,7 +31,7 @@ from phone_pipeline.checks.compliance import (
     gate_failure_description,
 )
 from phone_pipeline.checks.dnc import DNC_REGISTRY
-from phone_pipeline.checks.pseudonymize import phone_numbers_found_sql
+from phone_pipeline.checks.pseudonymize import phone_numbers_found
 from phone_pipeline.checks.validate import CALLS_VALIDATED
 from phone_pipeline.domain.contact import (
     PermittedWindow,
@@ -42,12 +42,15 @@ from phone_pipeline.domain.contact import (
     window_status_sql,
 )
 from phone_pipeline.domain.dnc import dnc_listed_since_sql
+from phone_pipeline.domain.markdown import bounded_text, markdown_table
 from phone_pipeline.erasure_register import COMPLIANCE_PSEUDONYM_TABLES, rows_naming_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import ContactRules, PseudonymKeyResource
 from phone_pipeline.warehouse import COMPLIANCE, replace_partition
 
+# Campaigns listed in metadata at most: the table holds them all.
+MAX_MARKDOWN_ROWS = 100
 HISTORY_DAYS = 7  # the longest rolling window reaches this many days before the partition
 # A day's 7-day counts read the 7 days before it too, declared as a time-window mapping so the
 # lineage and staleness the UI shows are true. Measured with dagster 1.13: the mapped window is
@@ -213,9 +216,7 @@ def contact_compliance(
                 for row in con.execute(f"DESCRIBE staged_{table}").fetchall()
                 if row[1] == "VARCHAR"
             ]
-            known, like = con.execute(
-                phone_numbers_found_sql(f"staged_{table}", text_columns)
-            ).fetchone()
+            known, like = phone_numbers_found(con, f"staged_{table}", text_columns)
             found_known, found_like = found_known + known, found_like + like
         erased_rows = {}  # staged rows naming a pseudonym of the erasure register
         for table in COMPLIANCE_PSEUDONYM_TABLES:
@@ -354,12 +355,28 @@ def _abandonment_rows(con, call_date: dt.date) -> list[tuple]:
 
 
 def _abandonment_markdown(con, call_date: dt.date) -> str:
-    lines = ["| campaign | live answered | abandoned | rate | over limit |",
-             "| --- | ---: | ---: | ---: | --- |"]  # fmt: skip
-    for campaign, live, abandoned, rate, over in _abandonment_rows(con, call_date):
-        shown = "" if rate is None else f"{rate:.2%}"
-        lines.append(f"| {campaign} | {live} | {abandoned} | {shown} | {'YES' if over else 'no'} |")
-    return "\n".join(lines)
+    """Campaigns over the limit first, at most MAX_MARKDOWN_ROWS; campaign ids are data, so
+    each cell is escaped and bounded (domain.markdown)."""
+    rows = sorted(_abandonment_rows(con, call_date), key=lambda row: (not row[4], row[0]))
+    table = markdown_table(
+        ["campaign", "live answered", "abandoned", "rate", "over limit"],
+        ["---", "---:", "---:", "---:", "---"],
+        [
+            [
+                campaign,
+                live,
+                abandoned,
+                "" if rate is None else f"{rate:.2%}",
+                "YES" if over else "no",
+            ]
+            for campaign, live, abandoned, rate, over in rows[:MAX_MARKDOWN_ROWS]
+        ],
+    )
+    if len(rows) > MAX_MARKDOWN_ROWS:
+        table += (
+            f"\n\n{len(rows) - MAX_MARKDOWN_ROWS} more campaigns in compliance.abandonment_rates"
+        )
+    return table
 
 
 def _findings(con, call_date: dt.date, rules: ContactRules) -> list[dg.AssetCheckResult]:
@@ -383,7 +400,10 @@ def _findings(con, call_date: dt.date, rules: ContactRules) -> list[dg.AssetChec
             metadata={
                 "limit": rules.max_abandonment_rate,
                 "campaigns_over_limit": dg.MetadataValue.json(
-                    {campaign: f"{abandoned}/{live}" for campaign, abandoned, live in over}
+                    {
+                        bounded_text(campaign): f"{abandoned}/{live}"
+                        for campaign, abandoned, live in over[:MAX_MARKDOWN_ROWS]
+                    }
                 ),
             },
         ),
@@ -395,7 +415,9 @@ def _findings(con, call_date: dt.date, rules: ContactRules) -> list[dg.AssetChec
             metadata={
                 "calls_after_listing": int(dnc_calls),
                 "callees": int(dnc_callees),
-                "campaigns": dg.MetadataValue.json(list(dnc_campaigns or [])),
+                "campaigns": dg.MetadataValue.json(
+                    [bounded_text(name) for name in (dnc_campaigns or [])[:MAX_MARKDOWN_ROWS]]
+                ),
             },
         ),
     ]

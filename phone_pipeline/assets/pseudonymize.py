@@ -20,7 +20,7 @@ from phone_pipeline.checks.consent import CONSENTED_CALLS
 from phone_pipeline.checks.pseudonymize import (
     CALLS_PSEUDONYMIZED,
     PSEUDONYMIZED_CHECKS,
-    phone_numbers_found_sql,
+    phone_numbers_found,
     pseudonymized_expectations,
 )
 from phone_pipeline.domain.pseudonyms import key_versions_sql
@@ -114,9 +114,7 @@ def calls_pseudonymized(
             for row in con.execute("DESCRIBE staged_pseudonymized").fetchall()
             if row[1] == "VARCHAR"
         ]
-        found = con.execute(
-            phone_numbers_found_sql("staged_pseudonymized", text_columns)
-        ).fetchone()
+        found = phone_numbers_found(con, "staged_pseudonymized", text_columns)
         erased_rows = con.execute(
             rows_naming_sql("staged_pseudonymized", ["caller_pseudonym", "callee_pseudonym"])
         ).fetchone()[0]

@@ -13,9 +13,8 @@ import dagster as dg
 import duckdb
 
 from phone_pipeline.checks.frames import distinct_values_frame
+from phone_pipeline.domain.markdown import markdown_table
 from phone_pipeline.resources import GreatExpectationsResource, SuiteOutcome
-
-E164_REGEX = r"^\+[1-9][0-9]{6,14}$"
 
 
 def blocking(asset_key: dg.AssetKey, name: str, description: str) -> dg.AssetCheckSpec:
@@ -28,17 +27,20 @@ def warning(asset_key: dg.AssetKey, name: str, description: str) -> dg.AssetChec
 
 
 def _suite_markdown(outcome: SuiteOutcome) -> str:
-    lines = [
-        "| expectation | column | passed | unexpected | of distinct values |",
-        "| --- | --- | --- | ---: | ---: |",
-    ]
-    for item in outcome.expectations:
-        lines.append(
-            f"| {item.expectation} | {item.column or ''} | {'yes' if item.success else 'NO'} "
-            f"| {int(item.counts.get('unexpected_count', 0))} "
-            f"| {int(item.counts.get('element_count', outcome.rows))} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(
+        ["expectation", "column", "passed", "unexpected", "of distinct values"],
+        ["---", "---", "---", "---:", "---:"],
+        [
+            [
+                item.expectation,
+                item.column or "",
+                "yes" if item.success else "NO",
+                int(item.counts.get("unexpected_count", 0)),
+                int(item.counts.get("element_count", outcome.rows)),
+            ]
+            for item in outcome.expectations
+        ],
+    )
 
 
 def suite_check(

@@ -24,7 +24,9 @@ COMPLIANCE_CHECKS = [
         CONTACT_PRESSURE,
         "no_phone_numbers_in_compliance",
         "No value of the day's compliance tables is a number of the partition (raw or E.164) or "
-        "looks like a phone number: people appear only as pseudonyms. Checked before publishing.",
+        "reads as a phone number (also with keypad letters, invisible characters or other "
+        "scripts' digits, e.g. in a campaign_id): people appear only as pseudonyms. Checked "
+        "before publishing.",
     ),
     blocking(
         CONTACT_PRESSURE,

@@ -6,8 +6,9 @@ from typing import Any
 
 import dagster as dg
 
-from phone_pipeline.checks.common import E164_REGEX, blocking, warning
+from phone_pipeline.checks.common import blocking, warning
 from phone_pipeline.domain.consent import PURPOSES, STATUSES, consent_timeline_sql
+from phone_pipeline.domain.numbers import E164_REGEX
 
 CONSENT_EVENTS = dg.AssetKey(["restricted", "consent_events"])
 CONSENTED_CALLS = dg.AssetKey(["restricted", "consented_calls"])

@@ -6,7 +6,8 @@ from typing import Any
 
 import dagster as dg
 
-from phone_pipeline.checks.common import E164_REGEX, blocking
+from phone_pipeline.checks.common import blocking
+from phone_pipeline.domain.numbers import E164_REGEX
 from phone_pipeline.domain.validation import DISPOSITIONS
 
 CALLS_VALIDATED = dg.AssetKey(["restricted", "calls_validated"])

@@ -34,7 +34,38 @@ INVALID_REASONS: tuple[str, ...] = (
     "too_long",
     "impossible_number",
     "invalid_number",
+    # Valid for phonenumbers, but longer than E.164 allows (German extensions, 17-digit
+    # Indonesian and Japanese toll-free numbers): no E.164 form exists to store, match or dial.
+    "too_long_for_e164",
 )
+
+# THE rule of what the pipeline calls a number, in one place: phonenumbers finds it valid AND its
+# E.164 rendering is within ITU-T E.164's structure ("+", a country code not starting with 0, at
+# most 15 digits in all). E.164 sets no minimum; phonenumbers' validity does (Iran's 4-digit UANs
+# make 6 digits, +989601). The validator applies it (`e164_problem`), and the gates check stored
+# numbers against the same pattern (`E164_REGEX` for Great Expectations, `E164_SQL_PATTERN` for
+# DuckDB): a number the validator vouches for always passes its gate.
+E164_MAX_DIGITS = 15
+E164_SQL_PATTERN = rf"\+[1-9][0-9]{{1,{E164_MAX_DIGITS - 1}}}"  # RE2, for regexp_full_match
+E164_REGEX = rf"^{E164_SQL_PATTERN}$"  # Python re, for GX's regex expectations
+_E164 = re.compile(E164_SQL_PATTERN)
+
+
+def e164_problem(e164: str | None) -> str | None:
+    """None when `e164` is a number the pipeline's rule admits, else the reason it is not."""
+    if e164 is None:
+        return "empty"
+    if _E164.fullmatch(e164):
+        return None
+    if e164.startswith("+") and e164[1:].isascii() and e164[1:].isdigit():
+        return "too_long_for_e164" if len(e164) - 1 > E164_MAX_DIGITS else "invalid_country_code"
+    return "not_a_number"
+
+
+def is_e164(value: str | None) -> bool:
+    """What the gates require of every stored number (the same rule as `e164_problem`)."""
+    return value is not None and _E164.fullmatch(value) is not None
+
 
 # PhoneNumberType is a plain class of int constants: map each to its lower-case name once.
 _TYPE_NAMES: dict[int, str] = {
@@ -203,9 +234,14 @@ class _Describer:
                 geo_region = self.geocoder.country_name_for_number(number, "en")
             geo_region = geo_region or None
 
+        e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        problem = e164_problem(e164)
+        if problem is not None:
+            return NumberInfo(raw, reason=problem)
+
         return NumberInfo(
             raw,
-            e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
+            e164=e164,
             country=phonenumbers.region_code_for_number(number),
             number_type=_TYPE_NAMES.get(ntype, "unknown"),
             time_zones=zones,

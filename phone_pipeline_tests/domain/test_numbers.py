@@ -253,6 +253,7 @@ def test_invalid_reasons_constant() -> None:
         "too_long",
         "impossible_number",
         "invalid_number",
+        "too_long_for_e164",
     )
 
 
