@@ -1,64 +1,56 @@
 """The key a run is configured with against the key the warehouse was written with.
 
-The restricted zone records a fingerprint per key version (`pseudonym_key_fingerprints`); a run
-checks its keyring against them before it writes anything (domain/pseudonyms.py
-`check_fingerprints`), at the start of `phone-pipeline run` and when the pipeline's key resource
-starts (every run, from the CLI, the UI or a sensor), and records the versions it brings.
+Beside the zone files, `pseudonym_key_fingerprints.json` records per key version a fingerprint of
+the key (domain/pseudonyms.py `key_fingerprint`: a short HMAC of a fixed label), never the key. A
+run checks its keyring against it before it writes anything (`check_fingerprints`), at the start of
+`phone-pipeline run` and when the pipeline's key resource starts (every run, from the CLI, the UI or
+a sensor), and records the versions it brings.
+
+A small file under a file lock rather than a table of restricted.duckdb: the check runs at every
+run start, before the run queues for the DuckDB pool, and must never wait for another run's write
+lock on that file (a run stuck there could neither say whom it waits for nor stop on a signal).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import datetime as dt
+import fcntl
+import json
 from pathlib import Path
 
-import duckdb
-
 from phone_pipeline.domain.pseudonyms import Keyring, check_fingerprints
-from phone_pipeline.warehouse import RESTRICTED_TABLES, ensure_tables, transaction
 
-TABLE = "pseudonym_key_fingerprints"
-# Another run's step may hold the zone file (one writer per file): wait for it, as long as a
-# DuckDB pool slot can take, rather than fail a run for a busy file.
-WAIT_SECONDS = 900.0
+FILE_NAME = "pseudonym_key_fingerprints.json"
 
 
-def _connect(path: Path, wait_seconds: float, on_wait: Callable[[str], None] | None):
-    deadline = time.monotonic() + wait_seconds
-    told = False
-    while True:
-        try:
-            return duckdb.connect(str(path))
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower() or time.monotonic() >= deadline:
-                raise
-            if not told and on_wait is not None:
-                on_wait(f"{path.name} is in use by another run: waiting to check the key")
-                told = True
-            time.sleep(0.5)
+def fingerprints_path(restricted_db: Path) -> Path:
+    return restricted_db.parent / FILE_NAME
 
 
-def verify_warehouse_key(
-    restricted_db: Path,
-    keyring: Keyring,
-    wait_seconds: float = WAIT_SECONDS,
-    on_wait: Callable[[str], None] | None = None,
-) -> dict[int, str]:
+def recorded_fingerprints(restricted_db: Path) -> dict[int, str]:
+    """Key version -> fingerprint, as recorded for this warehouse ({} before its first run)."""
+    path = fingerprints_path(restricted_db)
+    if not path.exists():
+        return {}
+    versions = json.loads(path.read_text())["versions"]
+    return {int(version): entry["fingerprint"] for version, entry in versions.items()}
+
+
+def verify_warehouse_key(restricted_db: Path, keyring: Keyring) -> dict[int, str]:
     """Refuse a keyring that is not the one the warehouse was written with (KeyMismatchError);
     record the fingerprints of versions the warehouse does not know yet, and return them."""
-    restricted_db.parent.mkdir(parents=True, exist_ok=True)
-    con = _connect(restricted_db, wait_seconds, on_wait)
-    try:
-        ensure_tables(con, None, {TABLE: RESTRICTED_TABLES[TABLE]})
-        with transaction(con):
-            recorded = dict(
-                con.execute(f"SELECT key_version, key_fingerprint FROM {TABLE}").fetchall()
-            )
-            new = check_fingerprints(recorded, keyring)
-            if new:
-                con.executemany(
-                    f"INSERT INTO {TABLE} VALUES (?, ?, now())", [[v, f] for v, f in new.items()]
-                )
-    finally:
-        con.close()
+    path = fingerprints_path(restricted_db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(f".{FILE_NAME}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs starting together record a version once
+        versions = json.loads(path.read_text())["versions"] if path.exists() else {}
+        recorded = {int(version): entry["fingerprint"] for version, entry in versions.items()}
+        new = check_fingerprints(recorded, keyring)
+        if new:
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            for version, fingerprint in new.items():
+                versions[str(version)] = {"fingerprint": fingerprint, "recorded_at": now}
+            part = path.with_name(f".{FILE_NAME}.part")
+            part.write_text(json.dumps({"versions": versions}, indent=2, sort_keys=True) + "\n")
+            part.replace(path)  # atomic: a reader sees the old record or the new one
     return new

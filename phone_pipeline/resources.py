@@ -109,10 +109,7 @@ class PseudonymKeyResource(dg.ConfigurableResource):
         if self.warehouse_db:
             from phone_pipeline.key_check import verify_warehouse_key
 
-            log = context.log
-            verify_warehouse_key(
-                Path(self.warehouse_db), self.keyring(), on_wait=log.info if log else None
-            )
+            verify_warehouse_key(Path(self.warehouse_db), self.keyring())
 
     def keyring(self) -> Keyring:
         file_text = None

@@ -123,12 +123,6 @@ RESTRICTED_TABLES: dict[str, str] = {
         PRIMARY KEY (content_hash, source_row)""",
     # Rows of each landing file the retention sweep deleted (counts only), so that ingest's
     # "rows of loaded files = raw rows + rows erased + rows swept" stays exact after a sweep.
-    # One row per pseudonym key version used on this warehouse: a short HMAC of a fixed label
-    # under the key (domain/pseudonyms.py key_fingerprint), never the key. A run whose key does
-    # not match is refused before it writes (key_check.py).
-    "pseudonym_key_fingerprints": """
-        key_version INTEGER PRIMARY KEY, key_fingerprint VARCHAR NOT NULL,
-        recorded_at TIMESTAMPTZ NOT NULL""",
     "retention_swept_rows": """
         content_hash VARCHAR NOT NULL, call_date DATE NOT NULL, table_name VARCHAR NOT NULL,
         rows BIGINT NOT NULL, swept_at TIMESTAMPTZ NOT NULL""",

@@ -31,8 +31,7 @@ _CATEGORY_RULES: tuple[tuple[str, str], ...] = (
      "Aggregate figures"),
     (r"^(run_id|as_of|zone|table_name|retention_days|cutoff|rows_deleted|dataset|measure|"
      r"parameter|parameter_upper|sampled|margin_95|applicable|dataset_rows|decision|reasons|"
-     r"published_rows|withdrawn_rows|output|budget_per_day|mechanism|key_version|key_fingerprint|"
-     r"note|action|"
+     r"published_rows|withdrawn_rows|output|budget_per_day|mechanism|key_version|note|action|"
      r"affected_partitions|scope)$",
      "Evidence: measures, decisions and logs of the pipeline (no personal data)"),
 )  # fmt: skip
