@@ -21,8 +21,8 @@ from phone_pipeline.domain.erasure import (
     register_entries,
     resolve_request_ids_sql,
 )
+from phone_pipeline.domain.markdown import markdown_table
 from phone_pipeline.domain.numbers import normalize_numbers
-from phone_pipeline.domain.redaction import redact
 from phone_pipeline.erasure_register import (
     COMPLIANCE_PSEUDONYM_TABLES,
     erase_subjects,
@@ -311,11 +311,18 @@ def erasure_register(
                 "rows_removed_this_run": counts_table(removed_this_run, label="zone.table action"),
                 "quarantined_by_reason": counts_table(reasons),
                 "audit": dg.MetadataValue.md(
-                    "| request | received | completed | rows removed |\n| --- | --- | --- | ---: |\n"
-                    + "\n".join(
-                        f"| {redact(str(rid))} | {received:%Y-%m-%d %H:%M:%S} | "
-                        f"{'' if done is None else f'{done:%Y-%m-%d %H:%M:%S}'} | {rows} |"
-                        for rid, received, done, rows in audit
+                    markdown_table(
+                        ["request", "received", "completed", "rows removed"],
+                        ["---", "---", "---", "---:"],
+                        [
+                            [
+                                rid,
+                                f"{received:%Y-%m-%d %H:%M:%S}",
+                                "" if done is None else f"{done:%Y-%m-%d %H:%M:%S}",
+                                rows,
+                            ]
+                            for rid, received, done, rows in audit
+                        ],  # fmt: skip
                     )
                 ),
             },
