@@ -69,8 +69,14 @@ def partitioned_table_spec(
 def restricted_connection(restricted: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     Path(restricted.database).parent.mkdir(parents=True, exist_ok=True)
     with restricted.get_connection() as con:
-        prepare_restricted(con)
-        yield con
+        # DuckDBResource closes its connection only when the block ends without an error: a step
+        # that fails (a refusal, a failed gate) would keep the file open in this process until
+        # garbage collection, and the next connection with other settings is refused.
+        try:
+            prepare_restricted(con)
+            yield con
+        finally:
+            con.close()
 
 
 @contextmanager
