@@ -471,8 +471,16 @@ def test_run_launched_from_the_ui_for_another_day(dev_server: DevServer, tmp_pat
     _assert_steps_took_turns(dev_server, run_ids)
     _assert_published(dev_server, UI_DAY)  # only now: no run holds the DuckDB files any more
 
-    # Every run of the module ended well: none failed on a lock or a gate.
-    all_runs = dev_server.graphql(RUNS_QUERY, {})["runsOrError"]["results"]
+    # Every run of the module ended well: none failed on a lock or a gate. A run the sensors
+    # started meanwhile (the landing sensor may tick before a run ingests the file) may still be
+    # in flight: wait for it to end first.
+    def finished_runs() -> list[dict] | None:
+        runs = dev_server.graphql(RUNS_QUERY, {})["runsOrError"]["results"]
+        return runs if all(run["status"] in FINISHED for run in runs) else None
+
+    all_runs = _wait_for(
+        "every run to end", finished_runs, UI_RUNS_TIMEOUT, lambda: dev_server.explain([])
+    )
     failed = [run["runId"] for run in all_runs if run["status"] != "SUCCESS"]
     assert not failed, dev_server.explain(failed)
 
