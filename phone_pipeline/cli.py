@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phone_pipeline.settings import Settings, load_settings
+from phone_pipeline.settings import SettingError, Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The console shows warnings and errors; every event is still in the instance for the UI.
@@ -391,7 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":  # its own data home under /tmp: no ./data folders
         return benchmark.main_from_args(args)
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingError as error:  # names the variable and what it allows; no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     settings.ensure_folders()
     if args.command == "generate":
         _generate(settings, args)

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from phone_pipeline.domain.pseudonyms import (
     Keyring,
@@ -20,34 +21,41 @@ from phone_pipeline.domain.pseudonyms import (
     check_key_file_location,
 )
 from phone_pipeline.domain.risk import RiskLimits
-from phone_pipeline.settings import Settings
+from phone_pipeline.settings import SETTING, Settings
+
+
+def _declared(name: str) -> Any:
+    """A config field whose default and description are setting `name`'s declaration
+    (settings.py): the resource repeats no default."""
+    setting = SETTING[name]
+    return Field(default=setting.default, description=f"{setting.description} ({setting.env})")
 
 
 class PipelineConfig(dg.ConfigurableResource):
     """The data contract's knobs: where files land and the thresholds the gates enforce."""
 
     data_home: str
-    default_region: str = "US"
-    min_cell_size: int = 5
-    max_quarantine_share: float = 0.2
-    max_call_seconds: int = 86_400
-    partitions_start_date: str = "2024-01-01"
-    retention_restricted_days: int = 90
-    retention_pseudonymized_days: int = 396
-    retention_aggregates_days: int = 0
+    default_region: str = _declared("default_region")
+    min_cell_size: int = _declared("min_cell_size")
+    max_quarantine_share: float = _declared("max_quarantine_share")
+    max_call_seconds: int = _declared("max_call_seconds")
+    partitions_start_date: str = _declared("partitions_start_date")
+    retention_restricted_days: int = _declared("retention_restricted_days")
+    retention_pseudonymized_days: int = _declared("retention_pseudonymized_days")
+    retention_aggregates_days: int = _declared("retention_aggregates_days")
     # The shareable zone's risk gate: k (0: min_cell_size), limits, unicity sample size.
-    risk_k: int = 0
-    max_share_below_k: float = 0.0
-    max_unicity: float = 0.05
-    unicity_sample_size: int = 10_000
+    risk_k: int = _declared("risk_k")
+    max_share_below_k: float = _declared("max_share_below_k")
+    max_unicity: float = _declared("max_unicity")
+    unicity_sample_size: int = _declared("unicity_sample_size")
 
     # Differential privacy of the aggregates (domain/privacy.py); empty outputs: off.
-    dp_outputs: str = ""
-    dp_epsilon: float = 1.0
-    dp_budget_per_day: float = 4.0
-    dp_max_calls_per_cell: int = 3
-    dp_max_cells_per_subscriber: int = 4
-    dp_max_duration_seconds: int = 600
+    dp_outputs: str = _declared("dp_outputs")
+    dp_epsilon: float = _declared("dp_epsilon")
+    dp_budget_per_day: float = _declared("dp_budget_per_day")
+    dp_max_calls_per_cell: int = _declared("dp_max_calls_per_cell")
+    dp_max_cells_per_subscriber: int = _declared("dp_max_cells_per_subscriber")
+    dp_max_duration_seconds: int = _declared("dp_max_duration_seconds")
 
     @property
     def risk_limits(self) -> RiskLimits:
@@ -86,18 +94,17 @@ class PipelineConfig(dg.ConfigurableResource):
 class PseudonymKeyResource(dg.ConfigurableResource):
     """The HMAC keys (from the environment through `dg.EnvVar`) by version, and the primary one.
 
-    Configured by `PHONE_PIPELINE_PSEUDONYM_KEYS` (`1:<hex>,2:<hex>`), a key file outside the data
-    home and the repository (`PHONE_PIPELINE_PSEUDONYM_KEY_FILE`, same format), and/or the single
-    `PHONE_PIPELINE_PSEUDONYM_KEY` with `PHONE_PIPELINE_PSEUDONYM_KEY_VERSION`. The highest version
-    is primary unless `PHONE_PIPELINE_PSEUDONYM_PRIMARY_VERSION` says otherwise. Keys are decoded
-    only when asked for, and error messages never hold them.
+    Configured by several keys (`1:<hex>,2:<hex>`), a key file outside the data home and the
+    repository (same format), and/or a single key with its version; the highest version is primary
+    unless the primary version says otherwise (variables: settings.py). Keys are decoded only when
+    asked for, and error messages never hold them.
     """
 
-    key: str = ""
-    key_version: int = 1
-    versioned_keys: str = ""  # not `keys`: a resource is also read as a mapping
-    key_file: str = ""
-    primary_version: int = 0
+    key: str = _declared("key")
+    key_version: int = _declared("key_version")
+    versioned_keys: str = _declared("versioned_keys")  # not `keys`: a resource is also a mapping
+    key_file: str = _declared("key_file")
+    primary_version: int = _declared("primary_version")
     # A key file inside these folders is refused (the data home, the repository).
     forbidden_key_folders: list[str] = []
     # The restricted zone file whose recorded key fingerprints the keys must match ("": no check).
@@ -243,22 +250,24 @@ def pseudonym_key_resource(settings: Settings) -> PseudonymKeyResource:
     """Secrets as `dg.EnvVar` (never values in config); the single key stays required unless
     several keys or a key file are configured."""
     env = os.environ
-    several = bool(
-        env.get("PHONE_PIPELINE_PSEUDONYM_KEYS") or env.get("PHONE_PIPELINE_PSEUDONYM_KEY_FILE")
+    key, version, keys, key_file, primary = (
+        SETTING[name]
+        for name in ("key", "key_version", "versioned_keys", "key_file", "primary_version")
     )
+    several = bool(env.get(keys.env) or env.get(key_file.env))
     options: dict[str, Any] = {
-        "key_file": env.get("PHONE_PIPELINE_PSEUDONYM_KEY_FILE", ""),
+        "key_file": env.get(key_file.env, key_file.default),
         "forbidden_key_folders": [str(settings.home), str(PROJECT_ROOT)],
         "warehouse_db": str(settings.restricted_db),
     }
-    if env.get("PHONE_PIPELINE_PSEUDONYM_KEY") or not several:
-        options["key"] = dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEY")
-    if env.get("PHONE_PIPELINE_PSEUDONYM_KEY_VERSION"):
-        options["key_version"] = dg.EnvVar.int("PHONE_PIPELINE_PSEUDONYM_KEY_VERSION")
-    if env.get("PHONE_PIPELINE_PSEUDONYM_KEYS"):
-        options["versioned_keys"] = dg.EnvVar("PHONE_PIPELINE_PSEUDONYM_KEYS")
-    if env.get("PHONE_PIPELINE_PSEUDONYM_PRIMARY_VERSION"):
-        options["primary_version"] = dg.EnvVar.int("PHONE_PIPELINE_PSEUDONYM_PRIMARY_VERSION")
+    if env.get(key.env) or not several:
+        options["key"] = dg.EnvVar(key.env)
+    if env.get(version.env):
+        options["key_version"] = dg.EnvVar.int(version.env)
+    if env.get(keys.env):
+        options["versioned_keys"] = dg.EnvVar(keys.env)
+    if env.get(primary.env):
+        options["primary_version"] = dg.EnvVar.int(primary.env)
     return PseudonymKeyResource(**options)
 
 
@@ -301,12 +310,14 @@ def build_resources(settings: Settings) -> dict[str, Any]:
 
 
 class ContactRules(dg.ConfigurableResource):
-    """Responsible-contact rules (defaults as in the issue): frequency caps, the permitted window
+    """Responsible-contact rules (defaults: settings.py): frequency caps, the permitted window
     in the callee's local time, the abandonment limit, and when the fairness report flags a group."""
 
-    max_calls_24h: int = 3  # more than this many calls to one callee in 24 hours is flagged
-    max_calls_7d: int = 7  # more than this many in 7 days is flagged
-    permitted_window: str = "08:00-21:00"  # local time, start inclusive, end exclusive
-    max_abandonment_rate: float = 0.03  # a campaign-day strictly above it is a finding
-    fairness_ratio: float = 2.0
-    fairness_min_group_rows: int = 50
+    # More than max_calls_24h / max_calls_7d calls to one callee is flagged; the window is local
+    # time, start inclusive, end exclusive; a campaign-day strictly above the rate is a finding.
+    max_calls_24h: int = _declared("max_calls_24h")
+    max_calls_7d: int = _declared("max_calls_7d")
+    permitted_window: str = _declared("permitted_window")
+    max_abandonment_rate: float = _declared("max_abandonment_rate")
+    fairness_ratio: float = _declared("fairness_ratio")
+    fairness_min_group_rows: int = _declared("fairness_min_group_rows")

@@ -22,7 +22,7 @@ from phone_pipeline.domain.pseudonyms import (
     check_key_file_location,
     plan_rotation,
 )
-from phone_pipeline.settings import Settings
+from phone_pipeline.settings import SETTING, Settings
 
 STALE_NOTE = "restricted rows gone: kept under key version {version}, not re-pseudonymised"
 
@@ -32,18 +32,17 @@ def keyring_from_environment(settings: Settings) -> Keyring:
     from phone_pipeline.resources import PROJECT_ROOT
 
     env = os.environ
+    key, keys, key_file = (SETTING[name] for name in ("key", "versioned_keys", "key_file"))
     file_text = None
-    if env.get("PHONE_PIPELINE_PSEUDONYM_KEY_FILE"):
-        path = check_key_file_location(
-            Path(env["PHONE_PIPELINE_PSEUDONYM_KEY_FILE"]), [settings.home, PROJECT_ROOT]
-        )
+    if env.get(key_file.env):
+        path = check_key_file_location(Path(env[key_file.env]), [settings.home, PROJECT_ROOT])
         file_text = path.read_text()
     return build_keyring(
-        env.get("PHONE_PIPELINE_PSEUDONYM_KEY") or None,
-        int(env.get("PHONE_PIPELINE_PSEUDONYM_KEY_VERSION") or 1),
-        env.get("PHONE_PIPELINE_PSEUDONYM_KEYS") or None,
+        env.get(key.env) or None,
+        SETTING["key_version"].read(),
+        env.get(keys.env) or None,
         file_text,
-        int(env.get("PHONE_PIPELINE_PSEUDONYM_PRIMARY_VERSION") or 0),
+        SETTING["primary_version"].read(),
     )
 
 

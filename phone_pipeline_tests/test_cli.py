@@ -83,7 +83,9 @@ class Call:
         )
 
 
-def cli_env(home: Path, key: str | None = None) -> dict[str, str]:
+def cli_env(
+    home: Path, key: str | None = None, settings: dict[str, str] | None = None
+) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
@@ -96,16 +98,20 @@ def cli_env(home: Path, key: str | None = None) -> dict[str, str]:
     env["PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS"] = "0"
     if key is not None:
         env["PHONE_PIPELINE_PSEUDONYM_KEY"] = key
-    return env
+    return {**env, **(settings or {})}
 
 
 def phone_pipeline(
-    args: list[str], home: Path, key: str | None = None, timeout: float = RUN_TIMEOUT
+    args: list[str],
+    home: Path,
+    key: str | None = None,
+    timeout: float = RUN_TIMEOUT,
+    settings: dict[str, str] | None = None,
 ) -> Call:
     # cwd is the data home's parent: nothing the CLI might write by accident lands in the repository.
     completed = subprocess.run(
         [str(CLI), *args],
-        env=cli_env(home, key),
+        env=cli_env(home, key, settings),
         cwd=home.parent,
         capture_output=True,
         text=True,
@@ -392,6 +398,25 @@ def test_run_with_too_short_key_fails_without_printing_it(tmp_path: Path) -> Non
     assert "PHONE_PIPELINE_PSEUDONYM_KEY" in call.output, call.describe()
     assert weak_key not in call.output, call.describe()
     assert "Qx7Zp" not in call.output, call.describe()
+
+
+def test_run_with_malformed_settings_names_each_variable_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "data"
+    home.mkdir()
+    bad = {
+        "PHONE_PIPELINE_MIN_CELL_SIZE": "five",
+        "PHONE_PIPELINE_MAX_UNICITY": "2",
+        "PHONE_PIPELINE_PERMITTED_CALL_WINDOW": "8-21",
+    }
+    call = phone_pipeline(["run"], home, key=TEST_KEY, settings=bad, timeout=GENERATE_TIMEOUT)
+    assert call.returncode == 2, call.describe()  # refused before anything runs
+    assert "PHONE_PIPELINE_MIN_CELL_SIZE='five' is not an integer" in call.stderr, call.describe()
+    assert "PHONE_PIPELINE_MAX_UNICITY='2' is not allowed: must be 0 to 1" in call.stderr
+    assert "PHONE_PIPELINE_PERMITTED_CALL_WINDOW='8-21' is not allowed" in call.stderr
+    assert "Traceback" not in call.output, call.describe()
+    assert not (home / "warehouse").exists(), call.describe()
 
 
 # --- demo -----------------------------------------------------------------------------------------

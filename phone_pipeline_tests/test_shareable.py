@@ -18,14 +18,13 @@ import pytest
 
 from phone_pipeline.checks.risk import risk_gate_name, shareable_key
 from phone_pipeline.domain.publication import CANDIDATES
-from phone_pipeline.domain.risk import DEFAULT_MAX_SHARE_BELOW_K, DEFAULT_MAX_UNICITY
-from phone_pipeline.settings import load_settings
+from phone_pipeline.settings import default, load_settings
 from phone_pipeline_tests.conftest import DAY, Pipeline, check_results, materialized
 from phone_pipeline_tests.pipeline_support import count, module_pipeline, snapshot
 
 DEFAULT_LIMITS = {
-    "max_share_below_k": DEFAULT_MAX_SHARE_BELOW_K,
-    "max_unicity": DEFAULT_MAX_UNICITY,
+    "max_share_below_k": default("max_share_below_k"),
+    "max_unicity": default("max_unicity"),
 }
 LOOSE_LIMITS = {"max_share_below_k": 1.0, "max_unicity": 1.0}
 DATASETS = [candidate.name for candidate in CANDIDATES]

@@ -44,6 +44,7 @@ from phone_pipeline.domain.retention import (
 )
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import PipelineConfig
+from phone_pipeline.settings import default, env_name
 from phone_pipeline.warehouse import ANALYTICS, transaction
 
 RETENTION_SWEEP = dg.AssetKey(["restricted", "retention_sweep"])
@@ -73,6 +74,11 @@ class RetentionSweepConfig(dg.Config):
             "The schedule passes its tick's date; a day in the future is refused."
         ),
     )
+
+
+def _days(setting: str) -> str:
+    """`<variable>, default <days>` for a description (from the setting's declaration)."""
+    return f"{env_name(setting)}, default {default(setting)}"
 
 
 def retention_policy(config: PipelineConfig) -> RetentionPolicy:
@@ -193,10 +199,10 @@ def _cutoffs_metadata(policy: RetentionPolicy, as_of: dt.date) -> dict[str, dg.M
     ],
     description=(
         "Deletes day partitions older than each zone's retention: restricted call rows "
-        "(PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS, default 90), pseudonymised rows in analytics, "
+        f"({_days('retention_restricted_days')}), pseudonymised rows in analytics, "
         "their shareable copy and the compliance findings per callee "
-        "(PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS, default 396), aggregates, analytics and "
-        "shareable, and abandonment rates (PHONE_PIPELINE_RETENTION_AGGREGATES_DAYS, default 0 = "
+        f"({_days('retention_pseudonymized_days')}), aggregates, analytics and "
+        f"shareable, and abandonment rates ({_days('retention_aggregates_days')} = "
         "kept). A partition exactly at the "
         "cutoff is kept. With restricted retention on, number-cache entries that no kept row or "
         "registry refers to any more go too. Each table's deleted row count goes to "
@@ -255,7 +261,7 @@ def retention_sweep(
     ],
     description=(
         "The end of a day's run: when the partition is past some zone's retention (a backfill "
-        "of days older than PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS, default 90), deletes its "
+        f"of days older than {_days('retention_restricted_days')}), deletes its "
         "rows from those zones, as the daily retention sweep would, once every stage has used "
         "them: restricted call rows, known numbers and the number-cache entries nothing kept "
         "refers to; pseudonymised rows too when it is past their retention. Logged in "

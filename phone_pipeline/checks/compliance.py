@@ -13,6 +13,7 @@ from __future__ import annotations
 import dagster as dg
 
 from phone_pipeline.checks.common import blocking, sql_check, warning
+from phone_pipeline.settings import default, env_name
 
 CONTACT_PRESSURE = dg.AssetKey(["compliance", "contact_pressure"])
 QUIET_HOURS = dg.AssetKey(["compliance", "quiet_hours"])
@@ -44,7 +45,8 @@ COMPLIANCE_CHECKS = [
         ABANDONMENT_RATES,
         "abandonment_within_limit",
         "Finding: no campaign's abandonment rate (abandoned / live-answered calls) of the day is "
-        "strictly above PHONE_PIPELINE_MAX_ABANDONMENT_RATE (default 3%).",
+        f"strictly above {env_name('max_abandonment_rate')} "
+        f"(default {default('max_abandonment_rate'):.0%}).",
     ),
     warning(
         DNC_CALL_FINDINGS,

@@ -56,11 +56,12 @@ BUDGET_TOLERANCE = 1e-9
 
 @dataclass(frozen=True)
 class ContributionBounds:
-    """How much one subscriber may contribute to one day of an aggregate."""
+    """How much one subscriber may contribute to one day of an aggregate (no defaults: the
+    deployment's come from its settings)."""
 
-    max_calls_per_cell: int = 3
-    max_cells_per_subscriber: int = 4
-    max_duration_seconds: int = 600
+    max_calls_per_cell: int
+    max_cells_per_subscriber: int
+    max_duration_seconds: int
 
     def __post_init__(self) -> None:
         if min(self.max_calls_per_cell, self.max_cells_per_subscriber) < 1:
@@ -94,10 +95,10 @@ class ContributionBounds:
 class PrivacySettings:
     """Which outputs are published under DP, with what epsilon per day, within what budget."""
 
-    outputs: frozenset[str] = frozenset()
-    epsilon: float = 1.0
-    budget_per_day: float = 4.0
-    bounds: ContributionBounds = ContributionBounds()
+    outputs: frozenset[str]
+    epsilon: float
+    budget_per_day: float
+    bounds: ContributionBounds
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.epsilon) and self.epsilon > 0):

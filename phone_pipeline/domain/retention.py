@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from phone_pipeline.settings import env_name
+
 # Zones of retention (not files): raw and E.164 call rows, pseudonymised call rows, aggregates.
 RESTRICTED = "restricted"
 PSEUDONYMIZED = "pseudonymized"
@@ -52,11 +54,11 @@ RETENTION_TABLES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# The environment setting of each zone's retention, named in refusals.
+# The environment setting of each zone's retention, named in refusals (declared in settings.py).
 RETENTION_SETTINGS = {
-    RESTRICTED: "PHONE_PIPELINE_RETENTION_RESTRICTED_DAYS",
-    PSEUDONYMIZED: "PHONE_PIPELINE_RETENTION_PSEUDONYMIZED_DAYS",
-    AGGREGATES: "PHONE_PIPELINE_RETENTION_AGGREGATES_DAYS",
+    RESTRICTED: env_name("retention_restricted_days"),
+    PSEUDONYMIZED: env_name("retention_pseudonymized_days"),
+    AGGREGATES: env_name("retention_aggregates_days"),
 }
 
 # Restricted tables whose rows are input rows of a landing file (`content_hash`): the sweep
@@ -67,11 +69,12 @@ SOURCE_ROW_TABLES: tuple[str, ...] = ("raw_calls", "erasure_exclusions")
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """Days each zone keeps a partition (0 = forever)."""
+    """Days each zone keeps a partition (0 = forever); no defaults: the deployment's come from
+    its settings (settings.py declares them)."""
 
-    restricted_days: int = 90
-    pseudonymized_days: int = 396
-    aggregates_days: int = 0
+    restricted_days: int
+    pseudonymized_days: int
+    aggregates_days: int
 
     def __post_init__(self) -> None:
         for zone, days in self.days_by_zone().items():

@@ -51,9 +51,6 @@ import numpy as np
 # Trace sizes up to this many p-subsets are enumerated rather than sampled.
 EXACT_SUBSETS = 10
 MAX_POINTS = 4
-DEFAULT_UNICITY_SAMPLE_SIZE = 10_000
-DEFAULT_MAX_SHARE_BELOW_K = 0.0
-DEFAULT_MAX_UNICITY = 0.05
 
 # Measure names, as stored in analytics.reidentification_risk.
 SUBSCRIBERS = "subscribers"
@@ -368,9 +365,11 @@ def risk_measures(
 
 @dataclass(frozen=True)
 class RiskLimits:
+    """The shareable zone's gate; no defaults: the deployment's come from its settings."""
+
     k: int
-    max_share_below_k: float = DEFAULT_MAX_SHARE_BELOW_K
-    max_unicity: float = DEFAULT_MAX_UNICITY
+    max_share_below_k: float
+    max_unicity: float
 
 
 @dataclass(frozen=True)

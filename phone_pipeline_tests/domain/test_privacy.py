@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 
 import duckdb
 import numpy as np
@@ -63,9 +64,9 @@ def test_sensitivities_follow_from_the_bounds() -> None:
     assert (single.max_calls_per_cell, single.max_cells_per_subscriber) == (6, 1)
     assert single.sensitivities() == {**BOUNDS.sensitivities(), "distinct_subscribers": 1}
     with pytest.raises(ValueError):
-        ContributionBounds(max_calls_per_cell=0)
+        replace(BOUNDS, max_calls_per_cell=0)
     with pytest.raises(ValueError):
-        ContributionBounds(max_duration_seconds=0)
+        replace(BOUNDS, max_duration_seconds=0)
 
 
 def test_epsilon_split_adds_up_and_settings_are_checked() -> None:
@@ -74,10 +75,11 @@ def test_epsilon_split_adds_up_and_settings_are_checked() -> None:
     assert sum(split.values()) == pytest.approx(2.0)
     with pytest.raises(ValueError):
         epsilon_split(1.0, {"calls": 0.5})
+    valid = PrivacySettings(outputs=frozenset(), epsilon=1.0, budget_per_day=4.0, bounds=BOUNDS)
     with pytest.raises(ValueError):
-        PrivacySettings(epsilon=0)
+        replace(valid, epsilon=0)
     with pytest.raises(ValueError):
-        PrivacySettings(budget_per_day=float("nan"))
+        replace(valid, budget_per_day=float("nan"))
     assert parse_outputs(" call_volume_hourly, ,call_volume_by_country ") == {
         "call_volume_hourly",
         "call_volume_by_country",

@@ -29,7 +29,7 @@ def test_cutoff_is_today_minus_the_days_and_zero_keeps_everything() -> None:
     with pytest.raises(ValueError):
         retention_cutoff(TODAY, -1)
     with pytest.raises(ValueError):
-        RetentionPolicy(restricted_days=-5)
+        RetentionPolicy(restricted_days=-5, pseudonymized_days=396, aggregates_days=0)
 
 
 @pytest.mark.parametrize(
