@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phone_pipeline.settings import SettingError, Settings, load_settings
+from phone_pipeline.settings import SettingError, Settings, env_name, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The console shows warnings and errors; every event is still in the instance for the UI.
@@ -94,7 +94,7 @@ def _partitions_with_data(settings: Settings, done_days: list[str] | None = None
         too_old = sorted(day for day in found if day < floor)
         if too_old:
             why = (
-                f"the first partition is {first} (PHONE_PIPELINE_START_DATE)"
+                f"the first partition is {first} ({env_name('partitions_start_date')})"
                 if floor == first
                 else f"every zone's retention has passed them: the oldest day any zone keeps "
                 f"on {today} is {floor} ({policy.settings_text()})"
@@ -295,8 +295,8 @@ def _use_throwaway_key(settings: Settings) -> bool:
         if not marker.exists():
             print(
                 f"error: {warehouse} was written under a pseudonym key and "
-                "PHONE_PIPELINE_PSEUDONYM_KEY is not set: set the key it was written with, or "
-                "run the demo in another data home (PHONE_PIPELINE_HOME).",
+                f"{env_name('key')} is not set: set the key it was written with, or "
+                f"run the demo in another data home ({env_name('home')}).",
                 file=sys.stderr,
             )
             return False
@@ -308,9 +308,9 @@ def _use_throwaway_key(settings: Settings) -> bool:
         "Written by `phone-pipeline demo` under a throwaway key: the next keyless demo replaces "
         "this data home's warehouse, landing and records folders.\n"
     )
-    os.environ["PHONE_PIPELINE_PSEUDONYM_KEY"] = secrets.token_hex(32)
+    os.environ[env_name("key")] = secrets.token_hex(32)
     print(
-        "PHONE_PIPELINE_PSEUDONYM_KEY is not set: this demo uses a throwaway key, so its "
+        f"{env_name('key')} is not set: this demo uses a throwaway key, so its "
         "pseudonyms will not match later runs. Set the variable for real use."
     )
     return True
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rotate-keys":
         return _rotate_keys(settings)
     # demo
-    if not os.environ.get("PHONE_PIPELINE_PSEUDONYM_KEY") and not _use_throwaway_key(settings):
+    if not os.environ.get(env_name("key")) and not _use_throwaway_key(settings):
         return 2
     _generate(settings, args)
     code = _run(settings, None)

@@ -3,6 +3,7 @@ configuration table generated from them."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 import subprocess
@@ -151,3 +152,40 @@ def test_secrets_are_not_loaded_into_settings() -> None:
     secrets = {setting.name for setting in SETTINGS if setting.secret}
     assert secrets == {"key", "versioned_keys"}
     assert not secrets & {field.name for field in dataclasses.fields(Settings)}
+
+
+PACKAGE = README.parent / "phone_pipeline"
+# bench.py sets up a benchmark's own environment (it is leaving the product package).
+NOT_SCANNED = {PACKAGE / "settings.py", PACKAGE / "bench.py"}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    owners = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, owners)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+
+
+def test_variables_are_named_only_by_their_declaration() -> None:
+    """Code (not docstrings) gets a variable's name from `env_name`, so that a renamed or removed
+    setting cannot leave a message or description naming the old variable."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path in NOT_SCANNED:
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = _docstrings(tree)
+        found += [
+            f"{path.relative_to(PACKAGE)}:{node.lineno}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and "PHONE_PIPELINE_" in node.value
+            and id(node) not in docstrings
+        ]
+    assert found == []

@@ -47,6 +47,7 @@ from phone_pipeline.domain.suppression import suppress_small_cells_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
+from phone_pipeline.settings import env_name
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
 LEDGER = f"{ANALYTICS}.privacy_budget_ledger"
@@ -378,7 +379,7 @@ def privacy_settings(config: PipelineConfig, caller_keys_only: bool = False) -> 
     unknown = sorted(outputs - set(DP_OUTPUTS))
     if unknown:
         raise dg.Failure(
-            description=f"PHONE_PIPELINE_DP_OUTPUTS names unknown outputs {unknown}; "
+            description=f"{env_name('dp_outputs')} names unknown outputs {unknown}; "
             f"known: {list(DP_OUTPUTS)}."
         )
     bounds = ContributionBounds(
@@ -408,9 +409,9 @@ _AGGREGATE_STYLE = dict(
     check_specs=aggregate_checks(CALL_VOLUME_HOURLY),
     description=(
         "Calls, answered calls and rate, total and median duration, distinct subscribers per day "
-        "x hour (UTC) x region. Cells with fewer than PHONE_PIPELINE_MIN_CELL_SIZE distinct "
+        f"x hour (UTC) x region. Cells with fewer than {env_name('min_cell_size')} distinct "
         "subscribers keep their key, show no figures and are flagged `suppressed`. Under "
-        "differential privacy (PHONE_PIPELINE_DP_OUTPUTS): noisy figures for every hour x every "
+        f"differential privacy ({env_name('dp_outputs')}): noisy figures for every hour x every "
         "reference region, no median, spend recorded in analytics.privacy_budget_ledger."
     ),
     **_AGGREGATE_STYLE,

@@ -47,6 +47,7 @@ from phone_pipeline.erasure_register import COMPLIANCE_PSEUDONYM_TABLES, rows_na
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import ContactRules, PseudonymKeyResource
+from phone_pipeline.settings import env_name
 from phone_pipeline.warehouse import COMPLIANCE, replace_partition
 
 # Campaigns listed in metadata at most: the table holds them all.
@@ -114,7 +115,8 @@ def _spec(key: dg.AssetKey, deps: list, description: str) -> dg.AssetSpec:
             [VALIDATED_WITH_HISTORY],
             "Per callee (pseudonym) and day, overall and per campaign: the day's calls and the "
             "largest number of calls in any 24 hours and 7 days up to one of them (reaching back "
-            "into earlier days), flagged above PHONE_PIPELINE_MAX_CALLS_24H / _7D. Compliance zone.",
+            f"into earlier days), flagged above {env_name('max_calls_24h')} / "
+            f"{env_name('max_calls_7d')}. Compliance zone.",
         ),
         _spec(
             QUIET_HOURS,
@@ -127,7 +129,7 @@ def _spec(key: dg.AssetKey, deps: list, description: str) -> dg.AssetSpec:
             ABANDONMENT_RATES,
             SAME_DAY,
             "Per campaign and day: abandoned / live-answered (answered + abandoned) calls, "
-            "flagged strictly above PHONE_PIPELINE_MAX_ABANDONMENT_RATE. Compliance zone.",
+            f"flagged strictly above {env_name('max_abandonment_rate')}. Compliance zone.",
         ),
         _spec(
             DNC_CALL_FINDINGS,

@@ -26,6 +26,7 @@ from phone_pipeline.domain.fairness import (
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import ContactRules, PipelineConfig
+from phone_pipeline.settings import env_name
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
 FAIRNESS_RATES = dg.AssetKey(["analytics", "fairness_rates"])
@@ -59,8 +60,8 @@ FAIRNESS_LINEAGE = {
     description=(
         "Per day, measure (quarantine, consent exclusion, suppression) and caller group "
         "(country x number type): rows, rows affected, the group's rate against the rest and the "
-        "overall rate; a group at least PHONE_PIPELINE_FAIRNESS_RATIO times the rest with at "
-        "least PHONE_PIPELINE_FAIRNESS_MIN_GROUP_ROWS rows is flagged. Aggregates only."
+        f"overall rate; a group at least {env_name('fairness_ratio')} times the rest with at "
+        f"least {env_name('fairness_min_group_rows')} rows is flagged. Aggregates only."
     ),
 )
 def fairness_rates(

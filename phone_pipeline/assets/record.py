@@ -20,7 +20,7 @@ from phone_pipeline.domain.record import (
 )
 from phone_pipeline.domain.retention import RETENTION_TABLES, RetentionPolicy
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
-from phone_pipeline.settings import Settings, load_settings
+from phone_pipeline.settings import Settings, env_name, load_settings
 from phone_pipeline.warehouse import ATTACHED_ZONE_TABLES, RESTRICTED_TABLES, ddl_column_names
 
 RECORD_OF_PROCESSING = dg.AssetKey(["governance", "record_of_processing"])
@@ -212,7 +212,7 @@ def record_of_processing(
 ) -> dg.MaterializeResult:
     settings = load_settings()
     record = ProcessingRecord(
-        controller=settings.controller or "(set PHONE_PIPELINE_CONTROLLER)",
+        controller=settings.controller or f"(set {env_name('controller')})",
         generated_at=dt.datetime.now(dt.UTC),
         purposes=PURPOSES,
         zones=_zones(_retention_by_file_zone(retention_policy(pipeline_config))),

@@ -36,6 +36,7 @@ from phone_pipeline.domain.risk import GateDecision, RiskLimits, RiskMeasure, ga
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import PipelineConfig
+from phone_pipeline.settings import env_name
 from phone_pipeline.warehouse import ANALYTICS, SHAREABLE, replace_partition, table_columns
 
 WITHHELD_DESCRIPTION = (
@@ -51,7 +52,7 @@ def _spec(candidate: Candidate) -> dg.AssetSpec:
         description=(
             f"analytics.{candidate.name}, partition by partition, for a wider audience: copied "
             "only when its re-identification risk (analytics/reidentification_risk) is within "
-            "PHONE_PIPELINE_MAX_SHARE_BELOW_K and PHONE_PIPELINE_MAX_UNICITY. "
+            f"{env_name('max_share_below_k')} and {env_name('max_unicity')}. "
             + WITHHELD_DESCRIPTION.format(gate=risk_gate_name(candidate.name))
         ),
         partitions_def=daily_partitions,

@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from phone_pipeline.checks.common import blocking
+from phone_pipeline.settings import env_name
 
 CALL_VOLUME_HOURLY = dg.AssetKey(["analytics", "call_volume_hourly"])
 CALL_VOLUME_BY_COUNTRY = dg.AssetKey(["analytics", "call_volume_by_country"])
@@ -35,7 +36,7 @@ def aggregate_checks(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             asset_key,
             f"{name}_privacy_budget",
             "Under differential privacy: this publication's epsilon plus what the day (the "
-            "subscriber-period) already spent stays within PHONE_PIPELINE_DP_BUDGET_PER_DAY; "
+            f"subscriber-period) already spent stays within {env_name('dp_budget_per_day')}; "
             "otherwise nothing is published. Passes trivially when the output is exact.",
         ),
     ]

@@ -9,6 +9,7 @@ import dagster as dg
 from phone_pipeline.checks.common import blocking
 from phone_pipeline.domain.numbers import E164_REGEX
 from phone_pipeline.domain.validation import DISPOSITIONS
+from phone_pipeline.settings import env_name
 
 CALLS_VALIDATED = dg.AssetKey(["restricted", "calls_validated"])
 CALLS_QUARANTINE = dg.AssetKey(["restricted", "calls_quarantine"])
@@ -23,7 +24,7 @@ VALIDATED_CHECKS = [
     blocking(
         CALLS_VALIDATED,
         "quarantine_share_within_limit",
-        "The partition's share of quarantined rows is at most PHONE_PIPELINE_MAX_QUARANTINE_SHARE.",
+        f"The partition's share of quarantined rows is at most {env_name('max_quarantine_share')}.",
     ),
     blocking(
         CALLS_VALIDATED,

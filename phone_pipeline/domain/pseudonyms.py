@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from phone_pipeline.settings import env_name
+
 MIN_KEY_BYTES = 32  # 256-bit keys
 # A text key must be rated at least this many guesses by zxcvbn: 2^128, the 128-bit security
 # level. zxcvbn rates a character it cannot explain as 10 guesses (a deliberately low figure), so a
@@ -94,7 +96,7 @@ def decode_key(secret: str | None) -> bytes:
     what is wrong and how to make a key, never the key."""
     if not secret:
         raise PseudonymKeyError(
-            "PHONE_PIPELINE_PSEUDONYM_KEY is not set: set it to a secret of at least 32 bytes "
+            f"{env_name('key')} is not set: set it to a secret of at least 32 bytes "
             "(64 hex characters), kept outside the repository and the data home; "
             f"{KEY_HOWTO}"
         )
@@ -127,7 +129,7 @@ def decode_key(secret: str | None) -> bytes:
         else:
             problem = text_key_weakness(secret)
     if problem:
-        raise PseudonymKeyError(f"PHONE_PIPELINE_PSEUDONYM_KEY {problem}; {KEY_HOWTO}")
+        raise PseudonymKeyError(f"{env_name('key')} {problem}; {KEY_HOWTO}")
     return key
 
 
@@ -221,7 +223,7 @@ class Keyring:
 
 ROTATION_HOWTO = (
     "to change keys, rotate: keep the old key under its version and add the new one under a "
-    "higher version (PHONE_PIPELINE_PSEUDONYM_KEYS=1:<old key>,2:<new key>), then run "
+    f"higher version ({env_name('versioned_keys')}=1:<old key>,2:<new key>), then run "
     "`phone-pipeline rotate-keys` (README: Troubleshooting, A key the pipeline refuses)"
 )
 
@@ -254,7 +256,7 @@ def check_fingerprints(recorded: Mapping[int, str], keyring: Keyring) -> dict[in
     return {v: fingerprint for v, fingerprint in configured.items() if v not in recorded}
 
 
-def parse_keys(spec: str, source: str = "PHONE_PIPELINE_PSEUDONYM_KEYS") -> dict[int, bytes]:
+def parse_keys(spec: str, source: str = env_name("versioned_keys")) -> dict[int, bytes]:
     """`1:<hex>,2:<hex>` (commas or new lines; `#` starts a comment) -> key bytes by version.
 
     Each key is checked like a single key (at least 256 bits). Messages name the entry by its
@@ -281,7 +283,7 @@ def parse_keys(spec: str, source: str = "PHONE_PIPELINE_PSEUDONYM_KEYS") -> dict
         try:
             keys[version] = decode_key(secret)
         except PseudonymKeyError as error:
-            problem = str(error).removeprefix("PHONE_PIPELINE_PSEUDONYM_KEY ")
+            problem = str(error).removeprefix(f"{env_name('key')} ")
             raise PseudonymKeyError(f"{source}: key version {version} {problem}") from None
     return keys
 
