@@ -684,7 +684,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 def _phase_prepare(spec: dict[str, Any]) -> dict[str, Any]:
     """Two days from one generate() call, moved into a fresh pipeline home (day 2 held back)."""
-    from phone_pipeline.domain.synthetic import generate
+    from phone_pipeline_synthetic import generate
 
     rows, seed = int(spec["rows"]), int(spec["seed"])
     work = Path(spec["home"])
@@ -792,7 +792,7 @@ def mix_many_regions(path: Path, examples: dict[str, Any], seed: int) -> dict[st
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    from phone_pipeline.domain.synthetic import JUNK_NUMBERS, atomic_csv
+    from phone_pipeline_synthetic import JUNK_NUMBERS, atomic_csv
 
     strings = pa.array(examples["strings"], pa.string())
     region_codes = {region: i for i, region in enumerate(examples["regions"])}
@@ -848,7 +848,7 @@ def write_example_consent(path: Path, examples: dict[str, Any], first_day: dt.da
     """An `analytics` grant for every example number, a month before the first day."""
     import pyarrow as pa
 
-    from phone_pipeline.domain.synthetic import atomic_csv
+    from phone_pipeline_synthetic import atomic_csv
 
     when = dt.datetime.combine(first_day - dt.timedelta(days=30), dt.time(9), dt.UTC)
     n = len(examples["e164"])

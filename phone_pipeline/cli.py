@@ -23,7 +23,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> None:
-    from phone_pipeline.domain.synthetic import generate
+    from phone_pipeline_synthetic import generate
 
     summary = generate(
         settings.home,
