@@ -23,7 +23,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> None:
-    from phone_pipeline.domain.synthetic import generate
+    from phone_pipeline_synthetic import generate
 
     summary = generate(
         settings.home,
@@ -383,13 +383,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ui = commands.add_parser("ui", help="start the Dagster UI and daemon on this data home")
     ui.add_argument("--port", type=int, default=3000)
-    bench = commands.add_parser("bench", help="benchmark a day of calls (see benchmarks/README.md)")
-    from phone_pipeline import bench as benchmark
-
-    benchmark.add_arguments(bench)
-    args = parser.parse_args(argv)
+    # The benchmark lives outside the product (phone_pipeline_bench): imported, and its options
+    # parsed, only when it is the command (`phone-pipeline bench --help` lists them).
+    commands.add_parser(
+        "bench", help="benchmark a day of calls (see benchmarks/README.md)", add_help=False
+    )
+    args, rest = parser.parse_known_args(argv)
     if args.command == "bench":  # its own data home under /tmp: no ./data folders
-        return benchmark.main_from_args(args)
+        from phone_pipeline_bench import main as bench_main
+
+        return bench_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     try:
         settings = load_settings()

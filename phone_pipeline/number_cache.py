@@ -11,6 +11,7 @@ import duckdb
 
 from phone_pipeline.domain.numbers import E164_SQL_PATTERN, NUMBER_COLUMNS
 from phone_pipeline.parse_worker import parse_numbers
+from phone_pipeline.timings import PARSE, timed
 
 
 def cache_new_numbers(
@@ -37,7 +38,8 @@ def cache_new_numbers(
     ]
     if not new_numbers:
         return 0
-    parsed = parse_numbers(new_numbers, default_region)[NUMBER_COLUMNS]
+    with timed(PARSE):  # reported by the stage as `parse_seconds` (timings.py)
+        parsed = parse_numbers(new_numbers, default_region)[NUMBER_COLUMNS]
     parsed["default_region"] = default_region
     con.register("parsed_numbers", parsed)
     try:

@@ -13,9 +13,9 @@ import duckdb
 import pytest
 
 from phone_pipeline.definitions import defs
-from phone_pipeline.domain.synthetic import GenerationSummary, generate
 from phone_pipeline.resources import build_resources
 from phone_pipeline.settings import Settings, load_settings
+from phone_pipeline_synthetic import GenerationSummary, generate
 
 # A fixed random 256-bit test key (a pattern such as "7f" * 32 is refused as weak); real keys
 # come from the environment.

@@ -17,8 +17,8 @@ import pytest
 
 from phone_pipeline.definitions import defs
 from phone_pipeline.domain.retention import RETENTION_TABLES, unreferenced_numbers_sql
-from phone_pipeline.domain.synthetic import generate
 from phone_pipeline.resources import build_resources
+from phone_pipeline_synthetic import generate
 from phone_pipeline_tests.conftest import TEST_KEY, check_results
 from phone_pipeline_tests.pipeline_support import (
     accounting,

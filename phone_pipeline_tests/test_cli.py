@@ -22,7 +22,7 @@ import duckdb
 import pytest
 import yaml
 
-from phone_pipeline.domain.synthetic import generate
+from phone_pipeline_synthetic import generate
 from phone_pipeline_tests.conftest import TEST_KEY
 from phone_pipeline_tests.pipeline_support import (
     count,

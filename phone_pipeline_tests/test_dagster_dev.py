@@ -28,8 +28,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from phone_pipeline.domain.synthetic import generate
 from phone_pipeline.instance import ensure_dagster_home
+from phone_pipeline_synthetic import generate
 from phone_pipeline_tests.conftest import TEST_KEY
 
 pytestmark = pytest.mark.slow

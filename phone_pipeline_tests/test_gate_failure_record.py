@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from phone_pipeline.domain.synthetic import generate
+from phone_pipeline_synthetic import generate
 from phone_pipeline_tests.conftest import DAY, Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import read_text_csv, step_failures, write_csv_atomically
 from phone_pipeline_tests.test_cli import phone_pipeline

@@ -15,9 +15,9 @@ import pytest
 from phonenumbers import PhoneNumberFormat
 
 import phone_pipeline.parse_worker as parse_worker
-from phone_pipeline.bench import many_region_examples
 from phone_pipeline.domain.numbers import NUMBER_COLUMNS, normalize_numbers
-from phone_pipeline.domain.synthetic import fictional_pool
+from phone_pipeline_bench import many_region_examples
+from phone_pipeline_synthetic import fictional_pool
 
 JUNK = ["", "   ", "N/A", "0", "+", "12", "+999 123", "call me", "+1 (212) 555-01x3", "0" * 30]
 FORMATS = (PhoneNumberFormat.E164, PhoneNumberFormat.INTERNATIONAL, PhoneNumberFormat.NATIONAL)

@@ -23,7 +23,6 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from phone_pipeline.domain.synthetic import generate
 from phone_pipeline.instance import ensure_dagster_home
 from phone_pipeline.run_recovery import (
     HOST_TAG,
@@ -36,6 +35,7 @@ from phone_pipeline.run_recovery import (
     pool_waits,
     reap_dead_runs,
 )
+from phone_pipeline_synthetic import generate
 from phone_pipeline_tests.conftest import TEST_KEY
 
 CLI = Path(sys.executable).with_name("phone-pipeline")

@@ -48,6 +48,7 @@ from phone_pipeline.resources import (
     PipelineConfig,
     PseudonymKeyResource,
 )
+from phone_pipeline.timings import PARSE, recording
 from phone_pipeline.warehouse import replace_partition, transaction
 
 PARTITION_TAG = "dagster/partition"
@@ -85,9 +86,10 @@ def consent_events(
         )  # fmt: skip
         for problem in read.unreadable.values():
             context.log.error(f"Consent file not read: {problem}")
-        parsed = cache_new_numbers(
-            con, "SELECT phone_number AS raw_number FROM consent_staged", region
-        )
+        with recording() as timings:
+            parsed = cache_new_numbers(
+                con, "SELECT phone_number AS raw_number FROM consent_staged", region
+            )
         con.execute(
             "CREATE OR REPLACE TEMP TABLE consent_classified AS "
             + classify_consent_events_sql("consent_staged", "number_cache", region)
@@ -155,6 +157,7 @@ def consent_events(
             metadata={
                 **table_metadata(con, "consent_events", None),
                 "numbers_parsed_this_run": parsed,
+                "parse_seconds": timings.seconds(PARSE),
                 "rows_of_erased_subjects_left_out": erased_rows,
                 # Dates are not personal data; this run's own partition is rebuilt by this run.
                 "affected_partitions": dg.MetadataValue.json(

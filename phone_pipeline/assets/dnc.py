@@ -18,6 +18,7 @@ from phone_pipeline.erasure_register import forget_erased_numbers
 from phone_pipeline.landing import stage_registry_files
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
+from phone_pipeline.timings import PARSE, recording
 from phone_pipeline.warehouse import transaction
 
 
@@ -50,7 +51,10 @@ def dnc_registry(
         )  # fmt: skip
         for problem in read.unreadable.values():
             context.log.error(f"Do-not-call file not read: {problem}")
-        parsed = cache_new_numbers(con, "SELECT phone_number AS raw_number FROM dnc_staged", region)
+        with recording() as timings:
+            parsed = cache_new_numbers(
+                con, "SELECT phone_number AS raw_number FROM dnc_staged", region
+            )
         con.execute(
             "CREATE OR REPLACE TEMP TABLE dnc_classified AS "
             + classify_dnc_rows_sql("dnc_staged", "number_cache", region)
@@ -91,6 +95,7 @@ def dnc_registry(
                 **table_metadata(con, "dnc_registry", None),
                 "numbers_listed": numbers,
                 "numbers_parsed_this_run": parsed,
+                "parse_seconds": timings.seconds(PARSE),
                 "quarantined_by_reason": counts_table(reasons),
             },
         )

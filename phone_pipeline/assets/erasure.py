@@ -31,6 +31,7 @@ from phone_pipeline.erasure_register import (
 )
 from phone_pipeline.landing import stage_registry_files
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
+from phone_pipeline.timings import PARSE, recording
 from phone_pipeline.warehouse import (
     ANALYTICS,
     COMPLIANCE,
@@ -208,6 +209,7 @@ def erasure_register(
         ]
         affected: set = set()
         removed_this_run: dict[str, int] = {}
+        parse_seconds = 0.0
         for request_id, e164 in pending:
             pseudonyms = {
                 row[0]
@@ -215,7 +217,9 @@ def erasure_register(
                     "SELECT pseudonym FROM erasure_register WHERE request_id = ?", [request_id]
                 ).fetchall()
             }
-            outcome = erase_subjects(con, [e164], region, pseudonyms)
+            with recording() as timings:  # numbers loaded but not validated yet are parsed
+                outcome = erase_subjects(con, [e164], region, pseudonyms)
+            parse_seconds += timings.totals.get(PARSE, 0.0)
             affected |= outcome.partitions
             removals = [
                 (request_id, zone, table, action, rows)
@@ -299,6 +303,7 @@ def erasure_register(
                 **table_metadata(con, "erasure_register", None),
                 "requests": len(audit),
                 "requests_completed_this_run": len(pending),
+                "parse_seconds": round(parse_seconds, 3),
                 # Dates are not personal data: the sensor re-runs these partitions.
                 # (this run's own partition is rebuilt by this run)
                 "affected_partitions": dg.MetadataValue.json(

@@ -27,6 +27,7 @@ from phone_pipeline.resources import (
     PipelineConfig,
     PseudonymKeyResource,
 )
+from phone_pipeline.timings import PARSE, recording
 
 
 @dg.asset(
@@ -63,9 +64,10 @@ def raw_calls(
             "SELECT coalesce(max(load_order), 0) FROM landing_files"
         ).fetchone()[0]
         report = ingest_new_files(con, pipeline_config.landing_calls, first_date, last_date)
-        erased = apply_register_to_new_calls(
-            con, loaded_before, pipeline_config.default_region, pseudonym_key.pseudonymizers
-        )
+        with recording() as timings:  # new rows' numbers are parsed when the register is not empty
+            erased = apply_register_to_new_calls(
+                con, loaded_before, pipeline_config.default_region, pseudonym_key.pseudonymizers
+            )
         for problem in report.rejected.values():
             context.log.error(f"Landing file not ingested: {problem}")
         # A partition whose restricted rows were swept stays as its zones keep it, even while
@@ -85,6 +87,7 @@ def raw_calls(
                 "rows_loaded_this_run": report.rows_loaded,
                 "files_already_loaded": len(report.already_loaded),
                 "rows_of_erased_subjects_removed_this_run": erased.total,
+                "parse_seconds": timings.seconds(PARSE),
                 "source_files_in_partition": dg.MetadataValue.json(
                     {redact(name): rows for name, rows in files_in_partition}
                 ),

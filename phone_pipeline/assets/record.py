@@ -137,10 +137,10 @@ def _zones(retention: dict[str, str]) -> list[Zone]:
 
 def _safeguards(context: dg.AssetExecutionContext) -> list[Safeguard]:
     # The whole graph of the Definitions, not the run's job: a run of the record alone (after a
-    # failed run) must still list every check. Imported here: definitions.py imports this module.
-    from phone_pipeline.definitions import defs
-
-    graph = defs.resolve_asset_graph()
+    # failed run) must still list every check. A job's asset graph keeps the graph it was
+    # selected from (`source_asset_graph`, what Dagster subsets jobs from); `context.repository_def`
+    # is not set in `execute_in_process` runs (the CLI's, the tests'), so it cannot serve here.
+    graph = context.job_def.asset_layer.asset_graph.source_asset_graph
     evidence_by_stage: dict[str, list[Evidence]] = {}
     partition_of_run: dict[str, str | None] = {}  # checks of a partitioned run: its partition
     for check_key in sorted(graph.asset_check_keys, key=lambda key: key.to_user_string()):

@@ -32,6 +32,7 @@ from phone_pipeline.landing import sql_date
 from phone_pipeline.number_cache import day_number_map
 from phone_pipeline.partitions import partition_date
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
+from phone_pipeline.timings import PARSE, recording
 from phone_pipeline.warehouse import replace_partition
 
 VALIDATED_LINEAGE = {
@@ -94,13 +95,14 @@ def validate_calls(
     day = sql_date(call_date)
     region = pipeline_config.default_region
     with restricted_connection(restricted_warehouse) as con:
-        newly_parsed = day_number_map(
-            con,
-            f"SELECT caller_number AS raw_number FROM raw_calls WHERE call_date = {day} "
-            f"UNION ALL SELECT callee_number FROM raw_calls WHERE call_date = {day}",
-            region,
-            into="day_numbers",
-        )
+        with recording() as timings:
+            newly_parsed = day_number_map(
+                con,
+                f"SELECT caller_number AS raw_number FROM raw_calls WHERE call_date = {day} "
+                f"UNION ALL SELECT callee_number FROM raw_calls WHERE call_date = {day}",
+                region,
+                into="day_numbers",
+            )
         raw_sql = (
             "SELECT raw_calls.*, landing_files.load_order FROM raw_calls "
             "JOIN landing_files USING (content_hash) "
@@ -136,6 +138,7 @@ def validate_calls(
             metadata={
                 **table_metadata(con, "calls_validated", call_date, VALIDATED_LINEAGE),
                 "numbers_parsed_this_run": newly_parsed,
+                "parse_seconds": timings.seconds(PARSE),
                 "quarantine_share": round(share, 6),
             },
         )

@@ -6,6 +6,7 @@ counts and percentages only, never values: a GX result can quote the phone numbe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,7 +55,10 @@ def suite_check(
     """Run a stage's suite over the distinct values of `relation_sql` (see checks/frames.py)."""
     frame = distinct_values_frame(con, relation_sql, expectations)
     rows = con.execute(f"SELECT count(*) FROM ({relation_sql})").fetchone()[0]
+    started = time.perf_counter()
     outcome = gx.validate(check_name, frame, expectations)
+    # Shown in the UI; `phone-pipeline bench` sums it per stage from the run's event log.
+    suite_seconds = time.perf_counter() - started
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=check_name,
@@ -69,6 +73,7 @@ def suite_check(
                 [f"{item.expectation}({item.column or 'table'})" for item in outcome.failed]
             ),
             "results": dg.MetadataValue.md(_suite_markdown(outcome)),
+            "suite_seconds": round(suite_seconds, 3),
         },
     )
 

@@ -508,7 +508,7 @@ def test_batch_equals_one_by_one_on_a_generated_log(tmp_path) -> None:
     # must give exactly what each string parsed alone gives.
     import datetime as dt
 
-    from phone_pipeline.domain.synthetic import generate
+    from phone_pipeline_synthetic import generate
 
     summary = generate(tmp_path, rows=6_000, days=1, seed=9, start_date=dt.date(2026, 11, 1))
     calls = pd.read_csv(summary.call_files[0], dtype=str, keep_default_na=False)

@@ -11,9 +11,9 @@ import pandas as pd
 import phonenumbers
 import pytest
 
-from phone_pipeline.domain import synthetic
 from phone_pipeline.domain.contract import CALL_COLUMNS, CELL_COLUMNS, CONSENT_COLUMNS
-from phone_pipeline.domain.synthetic import (
+from phone_pipeline_synthetic import generator as synthetic
+from phone_pipeline_synthetic.generator import (
     DISPOSITIONS,
     JUNK_DISPOSITIONS,
     JUNK_NUMBERS,

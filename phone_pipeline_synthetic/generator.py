@@ -6,7 +6,8 @@ generator can never emit a number that may belong to a real person. Output is by
 the same arguments and seed, and the per-row work is vectorised (numpy indexes into small tables
 of pre-formatted strings) so that 10M rows stay within a minute.
 
-Plain Python: no Dagster import, so the CLI, tests and benchmarks can use it directly.
+Plain Python: no Dagster import, so the CLI, tests and benchmarks can use it directly. Not part
+of the product package: the pipeline never imports it (the CLI's `generate` and `demo` do, lazily).
 """
 
 from __future__ import annotations
