@@ -70,6 +70,11 @@ class Column:
     primary_key: bool = False  # a single-column primary key
     people: People = People.NONE
 
+    @property
+    def described_type(self) -> str:
+        """The type as DuckDB's DESCRIBE spells it (TIMESTAMPTZ is an alias)."""
+        return self.type.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")
+
     def ddl(self) -> str:
         constraint = " PRIMARY KEY" if self.primary_key else " NOT NULL" if self.not_null else ""
         return f"{self.name} {self.type}{constraint}"
