@@ -145,7 +145,7 @@ _SHARED: dict[str, str] = {
     "detail": "What was wrong, without the value itself where it could be a number.",
     "started_at_utc": "When the call started, in UTC.",
     "duration_seconds": "The call's duration in seconds.",
-    "disposition": "The call's outcome (answered, busy, no_answer, failed, abandoned).",
+    "disposition": "The call's outcome (answered, no_answer, busy, voicemail, failed, abandoned).",
     "cell_id": "The antenna (cell) the call was placed through.",
     "campaign_id": "The dialer campaign the call belongs to, if any.",
     "caller_country": "ISO country of the caller's number.",
@@ -506,7 +506,10 @@ _RESTRICTED_TABLES = (
         "What a dialer scrubs against before marketing calls: one row per number and reason.",
         _cols(
             ("e164 VARCHAR NOT NULL", "A number that must not be called for marketing, in E.164."),
-            ("reason VARCHAR NOT NULL", "Why: on the DNC registry, or no marketing consent."),
+            (
+                "reason VARCHAR NOT NULL",
+                "Why: marketing consent withdrawn or never granted, DNC listed, a contact cap reached.",
+            ),
             ("since TIMESTAMPTZ NOT NULL", "Since when the number must not be called."),
             ("recorded_at TIMESTAMPTZ NOT NULL", "When the list was rebuilt."),
         ),
@@ -688,7 +691,10 @@ _ANALYTICS_TABLES = (
         _cols(
             "call_date DATE NOT NULL",
             ("stage VARCHAR NOT NULL", "The stage counted."),
-            ("outcome VARCHAR NOT NULL", "received, quarantined, excluded, admitted, ..."),
+            (
+                "outcome VARCHAR NOT NULL",
+                "received, validated, quarantined, admitted, excluded, published, ...",
+            ),
             ("reason VARCHAR", "The reason of a quarantine or exclusion."),
             "rows BIGINT NOT NULL",
             "recorded_at TIMESTAMPTZ NOT NULL",
