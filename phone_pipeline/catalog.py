@@ -229,7 +229,7 @@ _PSEUDONYMIZE = _w(ANALYTICS, "calls_pseudonymized")
 _AGGREGATES = (_w(ANALYTICS, "call_volume_hourly"), _w(ANALYTICS, "call_volume_by_country"))
 
 _REGISTRY_REFRESH = "refreshed in full from its landing folder at every run"
-_EVIDENCE = "evidence of what the pipeline did (counts and decisions, no person)"
+_EVIDENCE = "evidence of what the pipeline did: counts and decisions, no person"
 
 # --- the restricted zone: raw and E.164 numbers --------------------------------------------------
 
@@ -249,7 +249,7 @@ _RESTRICTED_TABLES = (
         ),
         Retention.KEPT,
         (_INGEST,),
-        kept_because="file bookkeeping (names, sizes, row counts), no row content: the "
+        kept_because="file bookkeeping of names, sizes and row counts, no row content: the "
         "accounting of every loaded row needs it",
     ),
     Table(
@@ -533,7 +533,7 @@ _RESTRICTED_TABLES = (
         ),
         Retention.KEPT,
         (_ERASURE,),
-        kept_because="evidence that each erasure was applied (GDPR Art. 5(2)); no number",
+        kept_because="evidence that each erasure was applied, GDPR Art. 5(2), no number",
     ),
     Table(
         RESTRICTED,
@@ -551,7 +551,7 @@ _RESTRICTED_TABLES = (
         Retention.KEPT,
         (_ERASURE,),
         primary_key=("request_id", "key_version"),
-        kept_because="keeps every erasure applied to files landed later; pseudonyms only",
+        kept_because="keeps every erasure applied to files landed later, pseudonyms only",
         erasure_exempt="it is the erasure: without it a re-landed file would bring the subject back",
     ),
     Table(
@@ -811,7 +811,7 @@ _ANALYTICS_TABLES = (
         ),
         Retention.KEPT,
         (_PSEUDONYMIZE,),
-        kept_because="which key reads each partition; key versions, no person",
+        kept_because="which key reads each partition: key versions, no person",
     ),
 )
 

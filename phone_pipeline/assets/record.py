@@ -118,7 +118,7 @@ def _retention_by_file_zone(policy: RetentionPolicy) -> dict[str, str]:
                 f" (swept with the {days}-day restricted retention)" if days else ""
             )
         else:
-            kept = f"not swept ({table.kept_because})"
+            kept = f"not swept, {table.kept_because}"
         described.setdefault(table.zone, []).append(f"{table.name}: {kept}")
     return {zone: "; ".join(items) for zone, items in described.items()}
 
