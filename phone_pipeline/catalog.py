@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 # The zones: one DuckDB file each. The restricted file is the connection's own (`main`); the
 # others are attached to it under these names (warehouse.attach_zone).
@@ -1061,13 +1063,45 @@ def render_retention_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def readme_blocks() -> dict[str, str]:
+    """The README's generated blocks, by the name of their markers
+    (`<!-- catalog:NAME begin ... -->` ... `<!-- catalog:NAME end -->`)."""
+    return {"tables": render_markdown(), "retention": render_retention_markdown()}
+
+
+def _block_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"(<!-- catalog:{name} begin[^>]*-->\n)(.*?)(<!-- catalog:{name} end -->)", re.S
+    )
+
+
+def readme_block(text: str, name: str) -> str | None:
+    """The current content of one generated block of a README text (None: no such block)."""
+    match = _block_pattern(name).search(text)
+    return match[2] if match else None
+
+
+def update_readme(text: str) -> str:
+    """The README text with every generated block regenerated."""
+    for name, block in readme_blocks().items():
+        text = _block_pattern(name).sub(lambda m, b=block: m[1] + b + m[3], text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m phone_pipeline.catalog", description="Print the table catalog."
     )
     parser.add_argument("--markdown", action="store_true", help="the README's Markdown tables")
     parser.add_argument("--zone", choices=ZONES, help="only the tables of one zone")
+    parser.add_argument(
+        "--update-readme", metavar="PATH", type=Path, help="regenerate the README's tables in place"
+    )
     args = parser.parse_args(argv)
+    if args.update_readme:
+        text = args.update_readme.read_text(encoding="utf-8")
+        args.update_readme.write_text(update_readme(text), encoding="utf-8")
+        return
     if args.markdown:
         print(render_markdown())
         print(render_retention_markdown(), end="")
