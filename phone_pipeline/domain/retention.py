@@ -42,7 +42,9 @@ RETENTION_SETTINGS = {
 SOURCE_ROW_TABLES: tuple[str, ...] = tuple(
     table.name
     for table in catalog.zone_tables(catalog.RESTRICTED)
-    if {"content_hash", "source_row"} <= set(table.column_names) and table.partition
+    if table.retention is Retention.RESTRICTED
+    and table.partition
+    and {"content_hash", "source_row"} <= set(table.column_names)
 )
 
 
