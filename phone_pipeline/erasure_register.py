@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from phone_pipeline import catalog
+from phone_pipeline.catalog import People
 from phone_pipeline.domain.erasure import ERASED_SUBJECT, erased_numbers
 from phone_pipeline.domain.pseudonyms import Pseudonymizer
 from phone_pipeline.number_cache import cache_new_numbers
@@ -227,31 +229,56 @@ def erase_subjects(
     return outcome
 
 
+# The zones holding pseudonyms, in the order erasure applies them (each in its own transaction).
+_PSEUDONYM_ZONES = (ANALYTICS, SHAREABLE, COMPLIANCE)
+
+
+def pseudonym_tables() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(zone, table, its pseudonym columns) of every table outside the restricted zone that names
+    a caller or callee by pseudonym, from the catalog: a table added there is erased too."""
+    found = []
+    for zone in _PSEUDONYM_ZONES:
+        for table in catalog.zone_tables(zone):
+            columns = tuple(
+                column.name for column in table.columns if column.people & _CALL_PSEUDONYMS
+            )
+            if columns:
+                found.append((zone, table.name, columns))
+    return found
+
+
+_CALL_PSEUDONYMS = People.CALLER_PSEUDONYMS | People.CALLEE_PSEUDONYMS
+
+
 def pseudonym_removals(marks: str) -> list[tuple[str, str, str, str]]:
     """(zone, table, action, SQL returning call_date) removing the pseudonyms of `marks` (a
     subquery of pseudonyms) from every zone that holds pseudonyms: as caller the row goes, as
-    callee the callee pseudonym (and what describes the callee) is removed; compliance rows are
-    about the callee alone, so they go."""
+    callee the callee pseudonym (and what describes the callee, its `callee_` columns) is
+    removed; a row about the callee alone (compliance findings) goes."""
     removals = []
-    for zone in (ANALYTICS, SHAREABLE):
-        table = f"{zone}.calls_pseudonymized"
-        removals += [
-            (zone, "calls_pseudonymized", "deleted",
-             f"DELETE FROM {table} WHERE caller_pseudonym IN {marks} RETURNING call_date"),
-            (zone, "calls_pseudonymized", "callee_removed",
-             f"UPDATE {table} SET callee_pseudonym = NULL, callee_country = NULL, "
-             f"callee_number_type = NULL WHERE callee_pseudonym IN {marks} RETURNING call_date"),
-        ]  # fmt: skip
-    removals += [
-        (COMPLIANCE, table, "deleted",
-         f"DELETE FROM {COMPLIANCE}.{table} WHERE callee_pseudonym IN {marks} RETURNING call_date")
-        for table in COMPLIANCE_PSEUDONYM_TABLES
-    ]  # fmt: skip
+    for zone, name, _ in pseudonym_tables():
+        table = catalog.table(zone, name)
+        held = table.people
+        relation = f"{zone}.{name}"
+        if held & People.CALLER_PSEUDONYMS:
+            delete = f"DELETE FROM {relation} WHERE caller_pseudonym IN {marks}"
+            removals.append((zone, name, "deleted", f"{delete} RETURNING call_date"))
+        if held & People.CALLEE_PSEUDONYMS and held & People.CALLER_PSEUDONYMS:
+            cleared = ", ".join(
+                f"{column} = NULL" for column in table.column_names if column.startswith("callee_")
+            )
+            update = f"UPDATE {relation} SET {cleared} WHERE callee_pseudonym IN {marks}"
+            removals.append((zone, name, "callee_removed", f"{update} RETURNING call_date"))
+        elif held & People.CALLEE_PSEUDONYMS:
+            delete = f"DELETE FROM {relation} WHERE callee_pseudonym IN {marks}"
+            removals.append((zone, name, "deleted", f"{delete} RETURNING call_date"))
     return removals
 
 
 # Compliance tables naming a callee by pseudonym (abandonment_rates has campaigns only).
-COMPLIANCE_PSEUDONYM_TABLES = ("contact_pressure", "quiet_hours", "dnc_call_findings")
+COMPLIANCE_PSEUDONYM_TABLES = tuple(
+    name for zone, name, _ in pseudonym_tables() if zone == COMPLIANCE
+)
 
 
 def rows_naming_sql(

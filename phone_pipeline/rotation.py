@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from phone_pipeline import catalog
 from phone_pipeline.domain.pseudonyms import (
     Keyring,
     RotationPlan,
@@ -47,24 +48,29 @@ def keyring_from_environment(settings: Settings) -> Keyring:
 
 
 def published_key_versions(con: duckdb.DuckDBPyConnection) -> dict[dt.date, set[int]]:
-    """Key versions by call date across every table that names people by pseudonym (columns
-    `*_pseudonym` of a table with `call_date`) in the databases open on `con`: found in the
-    warehouse itself, so that a table added later is rotated without a list to update."""
-    tables = con.execute(
-        r"""
-        SELECT table_catalog, table_name, list(column_name ORDER BY column_name)
-                   FILTER (WHERE column_name LIKE '%\_pseudonym' ESCAPE '\')
-        FROM information_schema.columns
-        WHERE table_schema = 'main'
-        GROUP BY ALL
-        HAVING bool_or(column_name = 'call_date')
-           AND count(*) FILTER (WHERE column_name LIKE '%\_pseudonym' ESCAPE '\') > 0
-        """
-    ).fetchall()
+    """Key versions by call date across every day-partitioned table of the catalog that names
+    people by pseudonym, in the zone files open on `con` (the analytics file as the connection's
+    own or attached as `analytics`; compliance and shareable attached under their names): a
+    table added to the catalog is rotated without a list to update."""
+    present = {
+        (database, table)
+        for database, table in con.execute(
+            "SELECT database_name, table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+        ).fetchall()
+    }
+    own = con.execute("SELECT current_database()").fetchone()[0]
     versions: dict[dt.date, set[int]] = defaultdict(set)
-    for catalog, table, columns in tables:
+    for entry in catalog.TABLES:
+        columns = [c.name for c in entry.columns if c.people & catalog.PSEUDONYMS]
+        if entry.zone == catalog.RESTRICTED or not columns or entry.partition is None:
+            continue
+        # The zone attached under its name, or (analytics) the connection's own file.
+        candidates = [entry.zone] + ([own] if entry.zone == catalog.ANALYTICS else [])
+        database = next((name for name in candidates if (name, entry.name) in present), None)
+        if database is None:
+            continue  # that zone's file is not open here, or holds no such table yet
         values = " UNION ALL ".join(
-            f'SELECT call_date, "{column}" AS value FROM "{catalog}".main."{table}"'
+            f'SELECT call_date, "{column}" AS value FROM "{database}".main."{entry.name}"'
             for column in columns
         )
         for day, version in con.execute(

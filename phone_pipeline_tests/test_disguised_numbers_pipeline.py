@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from phone_pipeline import catalog
 from phone_pipeline.domain.redaction import normalize_for_matching
 from phone_pipeline_tests.conftest import DAY, Pipeline, check_results
 from phone_pipeline_tests.domain.test_disguised_numbers import DISGUISED
@@ -22,7 +23,12 @@ from phone_pipeline_tests.test_privacy_leaks import event_log_texts
 WORD_CAMPAIGNS = ["spring-sale", "2026 spring sale", "Black Friday 2026", "WINTER-DEALS"]
 CALLER, CALLEE = "+12125550150", "+12125550151"
 WORDS_DAY = DAY - dt.timedelta(days=1)
-COMPLIANCE_TABLES = ("contact_pressure", "quiet_hours", "abandonment_rates", "dnc_call_findings")
+# Every compliance table that names campaigns, from the catalog: a table added there is scanned.
+COMPLIANCE_TABLES = tuple(
+    table.name
+    for table in catalog.zone_tables(catalog.COMPLIANCE)
+    if "campaign_id" in table.column_names
+)
 
 
 def _calls(campaigns: list[str], day: dt.date) -> pd.DataFrame:

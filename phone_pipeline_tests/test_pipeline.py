@@ -8,6 +8,7 @@ import datetime as dt
 import shutil
 from collections import Counter
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -15,6 +16,7 @@ import pandas as pd
 import phonenumbers
 import pytest
 
+from phone_pipeline import catalog
 from phone_pipeline.checks.aggregate import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
 from phone_pipeline.checks.ingest import RAW_CALLS
 from phone_pipeline.domain.consent import CALLER_WITHDRAWN
@@ -690,6 +692,72 @@ def test_materializations_carry_lineage_metadata(full_run: FullRun) -> None:
     for aggregate in (CALL_VOLUME_HOURLY, CALL_VOLUME_BY_COUNTRY):
         lineage = events[aggregate].metadata["dagster/column_lineage"].value
         assert set(lineage.deps_by_column) == schemas[aggregate]
+
+
+def _zone_files(pipeline: Pipeline) -> dict[str, Path]:
+    settings = pipeline.settings
+    return {
+        catalog.RESTRICTED: settings.restricted_db,
+        catalog.ANALYTICS: settings.analytics_db,
+        catalog.COMPLIANCE: settings.compliance_db,
+        catalog.SHAREABLE: settings.shareable_db,
+    }
+
+
+def test_the_catalog_is_what_the_pipeline_created(full_run: FullRun) -> None:
+    """Each zone file a run made has exactly the catalog's tables, and each table the catalog's
+    columns, types, NOT NULL and primary keys, in order."""
+    for zone, path in _zone_files(full_run.pipeline).items():
+        with duckdb.connect(str(path), read_only=True) as con:
+            tables = {
+                row[0]
+                for row in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+                ).fetchall()
+            }
+            assert tables == {table.name for table in catalog.zone_tables(zone)}, zone
+            for table in catalog.zone_tables(zone):
+                described = [
+                    (name, kind, null == "YES", key == "PRI")
+                    for name, kind, null, key, *_ in con.execute(
+                        f"DESCRIBE {table.name}"
+                    ).fetchall()
+                ]
+                declared = [
+                    (
+                        c.name,
+                        c.described_type,
+                        not c.not_null,
+                        c.primary_key or c.name in table.primary_key,
+                    )
+                    for c in table.columns
+                ]
+                assert described == declared, table.qualified
+                keys = con.execute(
+                    "SELECT constraint_column_names FROM duckdb_constraints() "
+                    "WHERE schema_name = 'main' AND table_name = ? "
+                    "AND constraint_type = 'PRIMARY KEY'",
+                    [table.name],
+                ).fetchall()
+                single = [c.name for c in table.columns if c.primary_key]
+                expected = [list(table.primary_key)] if table.primary_key else [[n] for n in single]
+                assert [row[0] for row in keys] == expected, table.qualified
+
+
+def test_column_schema_metadata_carries_the_catalog_descriptions(full_run: FullRun) -> None:
+    """Every column shown in the UI has its description from the catalog (never empty)."""
+    instance = full_run.pipeline.instance
+    described = 0
+    for name in sorted(TABLE_ASSETS):
+        metadata = instance.get_latest_materialization_event(
+            dg.AssetKey.from_user_string(name)
+        ).asset_materialization.metadata
+        table = catalog.lookup(metadata["dagster/table_name"].value)
+        expected = {column.name: column.description for column in table.columns}
+        for column in metadata["dagster/column_schema"].value.columns:
+            assert column.description == expected[column.name], (name, column.name)
+            described += 1
+    assert described > 100
 
 
 # --- expected failures ----------------------------------------------------------------------------

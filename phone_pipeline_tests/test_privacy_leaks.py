@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from phone_pipeline import catalog
 from phone_pipeline.domain.redaction import contains_phone_number
 from phone_pipeline_tests.conftest import TEST_KEY, Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import (
@@ -29,24 +30,36 @@ PSEUDONYM = re.compile(r"v[0-9]+:[0-9a-f]{32}")
 
 def analytics_texts(pipeline: Pipeline, database: Path | None = None) -> list[str]:
     """Every VARCHAR value of every table of analytics.duckdb (or of `database`, another zone
-    file), plus table and column names."""
+    file), plus table and column names. The tables are the catalog's for that zone, so that a
+    table added to the catalog is scanned; the file must hold no other table."""
+    settings = pipeline.settings
+    files = {settings.analytics_db: catalog.ANALYTICS, settings.compliance_db: catalog.COMPLIANCE,
+             settings.shareable_db: catalog.SHAREABLE}  # fmt: skip
+    zone = files[database or settings.analytics_db]
     texts: list[str] = []
     connection = duckdb.connect(str(database), read_only=True) if database else pipeline.analytics()
     with connection as con:
-        columns = con.execute(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_catalog = current_database()"
-        ).fetchall()
-        assert columns
-        for table, column, data_type in columns:
-            texts += [table, column]
-            if data_type == "VARCHAR":
-                texts += [
-                    row[0]
-                    for row in con.execute(
-                        f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL'
-                    ).fetchall()
-                ]
+        present = {
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_catalog = current_database()"
+            ).fetchall()
+        }
+        tables = catalog.zone_tables(zone)
+        assert present == {table.name for table in tables}, zone
+        for table in tables:
+            texts.append(table.name)
+            for column in table.columns:
+                texts.append(column.name)
+                if column.type == "VARCHAR":
+                    texts += [
+                        row[0]
+                        for row in con.execute(
+                            f'SELECT DISTINCT "{column.name}" FROM "{table.name}" '
+                            f'WHERE "{column.name}" IS NOT NULL'
+                        ).fetchall()
+                    ]
     return texts
 
 
@@ -133,6 +146,13 @@ def test_no_input_number_in_any_shareable_value(scene: LeakScene) -> None:
     assert numbers_found(scene.numbers, texts) == set()
     others = [text for text in texts if not PSEUDONYM.fullmatch(text)]
     assert [text for text in others if contains_phone_number(text)] == []
+
+
+def test_no_input_number_in_any_compliance_value(scene: LeakScene) -> None:
+    """The compliance zone names callees by pseudonym only."""
+    texts = analytics_texts(scene.pipeline, scene.pipeline.settings.compliance_db)
+    assert any(PSEUDONYM.fullmatch(text) for text in texts), "no compliance row was written"
+    assert numbers_found(scene.numbers, texts) == set()
 
 
 def test_no_input_number_in_the_analytics_file_bytes(scene: LeakScene) -> None:

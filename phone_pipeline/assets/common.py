@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from phone_pipeline.catalog import column_descriptions
 from phone_pipeline.domain.markdown import markdown_table
 from phone_pipeline.partitions import daily_partitions
 from phone_pipeline.warehouse import (
@@ -110,12 +111,15 @@ def table_metadata(
     call_date: dt.date | None,
     lineage: ColumnSources | None = None,
 ) -> dict[str, object]:
-    """Schema, row counts and column lineage of a table: what Dagster draws lineage from."""
+    """Schema (with each column's description from the catalog), row counts and column
+    lineage of a table: what Dagster draws lineage from."""
+    descriptions = column_descriptions(table)
     metadata: dict[str, object] = {
         "dagster/table_name": table,
         "dagster/column_schema": dg.TableSchema(
             columns=[
-                dg.TableColumn(name=name, type=kind) for name, kind in table_columns(con, table)
+                dg.TableColumn(name=name, type=kind, description=descriptions.get(name))
+                for name, kind in table_columns(con, table)
             ]
         ),
         "dagster/row_count": con.execute(f"SELECT count(*) FROM {table}").fetchone()[0],

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from phone_pipeline import catalog
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
     counts_table,
@@ -13,6 +14,7 @@ from phone_pipeline.assets.common import (
     zone_attributes,
     zones_connection,
 )
+from phone_pipeline.catalog import People
 from phone_pipeline.checks.common import files_readable_check, reconcile_check, sql_check
 from phone_pipeline.checks.erasure import ERASURE_CHECKS, ERASURE_REGISTER
 from phone_pipeline.domain.erasure import (
@@ -24,66 +26,45 @@ from phone_pipeline.domain.erasure import (
 from phone_pipeline.domain.markdown import markdown_table
 from phone_pipeline.domain.numbers import normalize_numbers
 from phone_pipeline.erasure_register import (
-    COMPLIANCE_PSEUDONYM_TABLES,
     erase_subjects,
+    pseudonym_tables,
     registered_requests,
     rows_naming_sql,
 )
 from phone_pipeline.landing import stage_registry_files
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
 from phone_pipeline.timings import PARSE, recording
-from phone_pipeline.warehouse import (
-    ANALYTICS,
-    COMPLIANCE,
-    RESTRICTED_TABLES,
-    SHAREABLE,
-    ddl_column_names,
-    transaction,
-)
+from phone_pipeline.warehouse import transaction
 
-# Column names that hold a number (raw or E.164) in the restricted zone.
-_NUMBER_COLUMN_NAMES = frozenset(
-    {"caller_number", "callee_number", "caller_e164", "callee_e164", "e164", "phone_number",
-     "raw_number"}
-)  # fmt: skip
-
-# Restricted tables that keep an erased number on purpose, left out of `erased_subjects_absent`:
-# - the do-not-call registry, its quarantine and the scrub list: GDPR Art. 17(3)(b), keeping a
-#   number on a suppression list is necessary to comply with the legal obligation not to call it
-#   (erasing it would make the person callable again). Only the number, the listing and its
-#   reason are kept, in the restricted zone; nothing of it reaches another zone;
-# - erasure_quarantine: the unusable request rows themselves, kept with their text (README).
+# Restricted tables that keep an erased number on purpose, left out of `erased_subjects_absent`
+# (the catalog says why of each, `erasure_exempt`): the do-not-call registry, its quarantine and
+# the scrub list (GDPR Art. 17(3)(b): erasing a number from a suppression list would make the
+# person callable again; nothing of it reaches another zone), and erasure_quarantine (the
+# unusable request rows themselves, kept with their text).
 ERASURE_KEEPS = frozenset(
-    {"dnc_registry", "dnc_quarantine", "dnc_scrub_list", "erasure_quarantine"}
+    table.name
+    for table in catalog.zone_tables(catalog.RESTRICTED)
+    if table.erasure_exempt and table.people & People.NUMBERS
 )
 
 
 def number_columns() -> dict[str, tuple[str, ...]]:
     """Every restricted table and column that can hold a subject's number and must not keep it
-    once the subject is erased (a table added later is covered by its column names)."""
-    columns = {
-        table: tuple(c for c in ddl_column_names(ddl) if c in _NUMBER_COLUMN_NAMES)
-        for table, ddl in RESTRICTED_TABLES.items()
+    once the subject is erased (from the catalog: a table added there is covered)."""
+    return {
+        table: columns
+        for table, columns in catalog.number_columns(catalog.RESTRICTED).items()
         if table not in ERASURE_KEEPS
     }
-    return {table: names for table, names in columns.items() if names}
 
 
 def pseudonym_counts(pseudonyms: str) -> list[tuple[str, str, str]]:
     """(zone, table, SQL counting its rows that name one of `pseudonyms`, a one-column
     subquery), for every table of every zone that names people by pseudonym."""
-    both_roles = ("caller_pseudonym", "callee_pseudonym")
-    counts = [
-        (zone, "calls_pseudonymized",
-         rows_naming_sql(f"{zone}.calls_pseudonymized", both_roles, pseudonyms))
-        for zone in (ANALYTICS, SHAREABLE)
-    ]  # fmt: skip
-    counts += [
-        (COMPLIANCE, table,
-         rows_naming_sql(f"{COMPLIANCE}.{table}", ["callee_pseudonym"], pseudonyms))
-        for table in COMPLIANCE_PSEUDONYM_TABLES
-    ]  # fmt: skip
-    return counts
+    return [
+        (zone, table, rows_naming_sql(f"{zone}.{table}", columns, pseudonyms))
+        for zone, table, columns in pseudonym_tables()
+    ]
 
 
 @dg.asset(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from phone_pipeline import catalog
 from phone_pipeline.assets.common import OWNERS
 from phone_pipeline.assets.retention import LAST_STAGES, PARTITION_RETENTION, retention_policy
 from phone_pipeline.domain.record import (
@@ -18,10 +19,9 @@ from phone_pipeline.domain.record import (
     Zone,
     render_markdown,
 )
-from phone_pipeline.domain.retention import RETENTION_TABLES, RetentionPolicy
+from phone_pipeline.domain.retention import RetentionPolicy
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
 from phone_pipeline.settings import Settings, env_name, load_settings
-from phone_pipeline.warehouse import ATTACHED_ZONE_TABLES, RESTRICTED_TABLES, ddl_column_names
 
 RECORD_OF_PROCESSING = dg.AssetKey(["governance", "record_of_processing"])
 
@@ -105,33 +105,35 @@ STAGE_SAFEGUARDS = {
 
 
 def _retention_by_file_zone(policy: RetentionPolicy) -> dict[str, str]:
-    """What the retention sweep keeps, described per zone file (tables are `zone.table`, or bare
-    for the restricted file)."""
+    """What each zone file keeps, table by table, from the catalog's retention classes: the days
+    of the zones the sweep deletes by partition, and why the others are kept."""
     described: dict[str, list[str]] = {}
-    for retention_zone, tables in RETENTION_TABLES.items():
-        days = policy.days_by_zone()[retention_zone]
-        kept = f"{days} days" if days else "kept (no limit set)"
-        for table in tables:
-            zone, _, name = table.rpartition(".")
-            described.setdefault(zone or "restricted", []).append(f"{name}: {kept}")
-    return {
-        zone: "; ".join(items) + "; other tables: not swept (registries, logs)"
-        for zone, items in described.items()
-    }
+    for table in catalog.TABLES:
+        if table.retention in catalog.SWEPT and table.partition:
+            days = policy.days_by_zone()[table.retention.value]
+            kept = f"{days} days" if days else "kept (no limit set)"
+        elif table.retention is catalog.Retention.REFERENCED:
+            days = policy.restricted_days
+            kept = "while a kept row refers to it" + (
+                f" (swept with the {days}-day restricted retention)" if days else ""
+            )
+        else:
+            kept = f"not swept, {table.kept_because}"
+        described.setdefault(table.zone, []).append(f"{table.name}: {kept}")
+    return {zone: "; ".join(items) for zone, items in described.items()}
 
 
 def _zones(retention: dict[str, str]) -> list[Zone]:
-    schemas = {"restricted": RESTRICTED_TABLES, **ATTACHED_ZONE_TABLES}
     return [
         Zone(
             name=zone,
             file_name=f"warehouse/{zone}.duckdb",
             audience=ZONE_AUDIENCES.get(zone, "(not declared)"),
-            shareable=zone == "shareable",
+            shareable=zone == catalog.SHAREABLE,
             retention=retention.get(zone, "not swept by the retention job"),
-            tables={table: ddl_column_names(ddl) for table, ddl in tables.items()},
+            tables={table.name: table.column_names for table in catalog.zone_tables(zone)},
         )
-        for zone, tables in schemas.items()
+        for zone in catalog.ZONES
     ]
 
 

@@ -10,9 +10,10 @@ records an outsider could link to a person, one row per (subscriber, record):
   what re-identification would reveal, so they are not quasi-identifiers;
 - `trace_time`, `trace_place` (datasets with traces only): the (hour, region) point of the record.
 
-To add an output (say a differentially private aggregate), append a `Candidate` whose relation
-yields the records its published figures describe; the risk asset and the publication gate pick
-it up, and the shareable zone needs its table in `warehouse.SHAREABLE_TABLES`.
+To add an output (say a differentially private aggregate), add its shareable copy to the catalog
+(`catalog.py`) and a `Candidate` here whose relation yields the records its published figures
+describe; the risk asset and the publication gate pick it up. The candidates are the catalog's
+shareable tables, in its order: a shareable table without a candidate fails at import.
 
 What is deliberately NOT a candidate: `row_accounting`. Its counts include the published calls
 and the calls in suppressed cells per aggregate, i.e. the day's total and the suppressed cells'
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from phone_pipeline.warehouse import ANALYTICS
+from phone_pipeline.catalog import ANALYTICS, shareable_tables
 
 
 @dataclass(frozen=True)
@@ -125,4 +126,18 @@ CALL_VOLUME_BY_COUNTRY = Candidate(
     suppressed_template=_cells(_COUNTRY_CELLS, only_suppressed=True),
 )
 
-CANDIDATES: list[Candidate] = [CALLS_PSEUDONYMIZED, CALL_VOLUME_HOURLY, CALL_VOLUME_BY_COUNTRY]
+_RISK_RELATIONS = {
+    candidate.name: candidate
+    for candidate in (CALLS_PSEUDONYMIZED, CALL_VOLUME_HOURLY, CALL_VOLUME_BY_COUNTRY)
+}
+
+
+def _candidates() -> list[Candidate]:
+    missing = [t.copy_of for t in shareable_tables() if t.copy_of not in _RISK_RELATIONS]
+    if missing:
+        raise LookupError(f"shareable tables without a risk relation: {', '.join(missing)}")
+    return [_RISK_RELATIONS[t.copy_of] for t in shareable_tables() if t.copy_of]
+
+
+# One per shareable table of the catalog (the analytics table it copies), in the catalog's order.
+CANDIDATES: list[Candidate] = _candidates()

@@ -1,7 +1,7 @@
 """The record of processing (GDPR Art. 30 style), rendered from what the pipeline itself declares.
 
-Nothing here is written by hand per release: zones and their columns come from the warehouse
-schemas, safeguards from the checks each stage declares, evidence from the checks' latest results.
+Nothing here is written by hand per release: zones and their columns come from the table
+catalog, safeguards from the checks each stage declares, evidence from the checks' latest results.
 This module only classifies and renders; the asset gathers the facts.
 """
 

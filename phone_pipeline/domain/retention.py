@@ -15,44 +15,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from phone_pipeline import catalog
+from phone_pipeline.catalog import Retention, retention_tables
 from phone_pipeline.settings import env_name
 
 # Zones of retention (not files): raw and E.164 call rows, pseudonymised call rows, aggregates.
-RESTRICTED = "restricted"
-PSEUDONYMIZED = "pseudonymized"
-AGGREGATES = "aggregates"
+RESTRICTED = Retention.RESTRICTED.value
+PSEUDONYMIZED = Retention.PSEUDONYMIZED.value
+AGGREGATES = Retention.AGGREGATES.value
 
 # The day-partitioned tables of each retention zone, as `catalog.table` for a table of a zone file
 # attached to a restricted connection (analytics, shareable, compliance), or a bare name for a
-# table of the restricted file.
-RETENTION_TABLES: dict[str, tuple[str, ...]] = {
-    RESTRICTED: (
-        "raw_calls",
-        "calls_validated",
-        "calls_quarantine",
-        "known_numbers",
-        "consented_calls",
-        "consent_exclusions",
-        "erasure_exclusions",
-    ),
-    # Rows naming a person by pseudonym, in whichever zone: the analytics rows, their shareable
-    # copy, and the compliance findings per callee.
-    PSEUDONYMIZED: (
-        "analytics.calls_pseudonymized",
-        "shareable.calls_pseudonymized",
-        "compliance.contact_pressure",
-        "compliance.quiet_hours",
-        "compliance.dnc_call_findings",
-    ),
-    AGGREGATES: (
-        "analytics.call_volume_hourly",
-        "analytics.call_volume_by_country",
-        "analytics.row_accounting",
-        "shareable.call_volume_hourly",
-        "shareable.call_volume_by_country",
-        "compliance.abandonment_rates",  # per campaign, no person
-    ),
-}
+# table of the restricted file: every table of the catalog whose retention class is swept by day.
+# Pseudonymised: rows naming a person by pseudonym, in whichever zone.
+RETENTION_TABLES: dict[str, tuple[str, ...]] = retention_tables()
 
 # The environment setting of each zone's retention, named in refusals (declared in settings.py).
 RETENTION_SETTINGS = {
@@ -61,10 +37,16 @@ RETENTION_SETTINGS = {
     AGGREGATES: env_name("retention_aggregates_days"),
 }
 
-# Restricted tables whose rows are input rows of a landing file (`content_hash`): the sweep
-# records how many of each file's rows it deleted (`restricted.retention_swept_rows`), so that
-# "rows of loaded files = raw rows + rows erased + rows swept" stays exact at ingest.
-SOURCE_ROW_TABLES: tuple[str, ...] = ("raw_calls", "erasure_exclusions")
+# Restricted tables whose rows are input rows of a landing file (`content_hash`, `source_row`):
+# the sweep records how many of each file's rows it deleted (`restricted.retention_swept_rows`),
+# so that "rows of loaded files = raw rows + rows erased + rows swept" stays exact at ingest.
+SOURCE_ROW_TABLES: tuple[str, ...] = tuple(
+    table.name
+    for table in catalog.zone_tables(catalog.RESTRICTED)
+    if table.retention is Retention.RESTRICTED
+    and table.partition
+    and {"content_hash", "source_row"} <= set(table.column_names)
+)
 
 
 @dataclass(frozen=True)
