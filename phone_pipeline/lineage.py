@@ -162,20 +162,23 @@ def _read_computed_through_joins(tree: exp.Expr, computed: Mapping[str, Computed
             alias = table.alias_or_name
             joined_on = _equated_columns(join.args.get("on"), alias)
 
-            def given(name: str) -> exp.Expr:
-                return (joined_on.get(name) or exp.column(name, table=alias)).copy()
-
             for column in list(select.find_all(exp.Column)):
                 if column.table != alias or column.name not in inputs:
                     continue
                 if _inside(column, join) or column.find_ancestor(exp.Select) is not select:
                     continue
                 sources = inputs[column.name]
+                given = [_given(name, alias, joined_on) for name in sources or [column.name]]
                 column.replace(
-                    exp.Anonymous(this="computed", expressions=[given(name) for name in sources])
-                    if sources
-                    else given(column.name)
+                    exp.Anonymous(this="computed", expressions=given) if sources else given[0]
                 )
+
+
+def _given(name: str, alias: str, joined_on: Mapping[str, exp.Expr]) -> exp.Expr:
+    """An input column of a computed table: what the join equates it to, or itself."""
+    from sqlglot import exp
+
+    return (joined_on.get(name) or exp.column(name, table=alias)).copy()
 
 
 def _equated_columns(condition: exp.Expr | None, alias: str) -> dict[str, exp.Expr]:
@@ -255,10 +258,24 @@ def published_lineage(
     return {column: deps for column, deps in derived.items() if deps}
 
 
+def python_step_sql(
+    source_sql: str, outputs: Mapping[str, Sequence[str]], passthrough: Sequence[str] = ()
+) -> str:
+    """A SELECT standing for a Python step over the rows of `source_sql`, for lineage only:
+    `passthrough` columns as they are, each column of `outputs` computed from its inputs
+    (a column with none is set from no column). Never executed."""
+    computed = [
+        f"computed({', '.join(inputs)}) AS {column}" if inputs else f"NULL AS {column}"
+        for column, inputs in outputs.items()
+    ]
+    return f"SELECT {', '.join([*passthrough, *computed])} FROM ({source_sql}) AS python_step"
+
+
 __all__ = [
     "Computed",
     "LineageError",
     "derive_lineage",
     "published_lineage",
+    "python_step_sql",
     "table_schema",
 ]

@@ -3,6 +3,7 @@
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +11,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.domain.markdown import markdown_table
+from phone_pipeline.lineage import Computed, published_lineage
 from phone_pipeline.partitions import daily_partitions
 from phone_pipeline.warehouse import (
     ANALYTICS,
@@ -95,11 +97,41 @@ def zones_connection(
         yield con
 
 
-def column_lineage(sources: ColumnSources) -> dg.TableColumnLineage:
+@dataclass(frozen=True)
+class DerivedLineage:
+    """Column lineage read from the SQL that filled a table (`sql_lineage`), never written by hand."""
+
+    deps_by_column: ColumnSources
+
+
+def table_of(key: dg.AssetKey) -> str:
+    """The table an asset key names, as the stage's SQL writes it on a restricted connection."""
+    zone, name = key.path
+    return name if zone == "restricted" else f"{zone}.{name}"
+
+
+def sql_lineage(
+    select_sql: str,
+    deps: Sequence[dg.AssetKey],
+    staged: Mapping[str, str] | None = None,
+    computed: Mapping[str, Computed] | None = None,
+) -> DerivedLineage:
+    """Lineage of the table `select_sql` fills (pass the very string the stage runs).
+
+    `deps`: the assets whose tables it reads (a table it reads and no dep names is an error, so
+    the graph's dependencies and the SQL cannot disagree); `staged`: temp tables -> the SELECT
+    that filled them; `computed`: tables filled in Python -> their columns' inputs.
+    """
+    return DerivedLineage(
+        published_lineage(select_sql, {table_of(key): key for key in deps}, staged, computed)
+    )
+
+
+def column_lineage(lineage: DerivedLineage) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(
         deps_by_column={
             column: [dg.TableColumnDep(asset_key=key, column_name=name) for key, name in deps]
-            for column, deps in sources.items()
+            for column, deps in lineage.deps_by_column.items()
         }
     )
 
@@ -108,7 +140,7 @@ def table_metadata(
     con: duckdb.DuckDBPyConnection,
     table: str,
     call_date: dt.date | None,
-    lineage: ColumnSources | None = None,
+    lineage: DerivedLineage | None = None,
 ) -> dict[str, object]:
     """Schema, row counts and column lineage of a table: what Dagster draws lineage from."""
     metadata: dict[str, object] = {
@@ -122,7 +154,9 @@ def table_metadata(
     }
     if call_date is not None:
         metadata["dagster/partition_row_count"] = partition_count(con, table, call_date)
-    if lineage:
+    if lineage is not None:
+        if not isinstance(lineage, DerivedLineage):
+            raise TypeError("column lineage comes from the stage's SQL (sql_lineage), not a dict")
         metadata["dagster/column_lineage"] = column_lineage(lineage)
     return metadata
 
