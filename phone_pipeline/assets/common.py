@@ -115,15 +115,18 @@ def sql_lineage(
     deps: Sequence[dg.AssetKey],
     staged: Mapping[str, str] | None = None,
     computed: Mapping[str, Computed] | None = None,
+    other_tables: Mapping[str, dg.AssetKey] | None = None,
 ) -> DerivedLineage:
     """Lineage of the table `select_sql` fills (pass the very string the stage runs).
 
     `deps`: the assets whose tables it reads (a table it reads and no dep names is an error, so
     the graph's dependencies and the SQL cannot disagree); `staged`: temp tables -> the SELECT
-    that filled them; `computed`: tables filled in Python -> their columns' inputs.
+    that filled them; `computed`: tables filled in Python -> their columns' inputs;
+    `other_tables`: tables a dep's asset writes besides its own (say, ingest's landing_files).
     """
+    assets = {table_of(key): key for key in deps}
     return DerivedLineage(
-        published_lineage(select_sql, {table_of(key): key for key in deps}, staged, computed)
+        published_lineage(select_sql, {**assets, **(other_tables or {})}, staged, computed)
     )
 
 
