@@ -7,6 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    declared_lineage,
     table_metadata,
     zone_attributes,
     zones_connection,
@@ -33,7 +34,7 @@ _GROUP_SOURCES = [(CALLS_VALIDATED, "caller_country"), (CALLS_QUARANTINE, "calle
                   (CALLS_PSEUDONYMIZED, "caller_country")]  # fmt: skip
 _COUNT_SOURCES = [(CALLS_QUARANTINE, "reason"), (CONSENT_EXCLUSIONS, "reason"),
                   (CALL_VOLUME_HOURLY, "suppressed")]  # fmt: skip
-FAIRNESS_LINEAGE = {
+FAIRNESS_LINEAGE = declared_lineage({
     "call_date": [(CALLS_VALIDATED, "call_date")],
     "measure": _COUNT_SOURCES,
     "country": _GROUP_SOURCES,
@@ -41,7 +42,7 @@ FAIRNESS_LINEAGE = {
                     (CALLS_PSEUDONYMIZED, "caller_number_type")],
     **{column: _GROUP_SOURCES + _COUNT_SOURCES for column in (
         "rows", "affected", "rate", "rest_rate", "overall_rate", "ratio_to_rest", "flagged")},
-}  # fmt: skip
+})  # fmt: skip
 
 
 @dg.asset(

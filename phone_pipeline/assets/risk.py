@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    declared_lineage,
     table_metadata,
     zone_attributes,
     zones_connection,
@@ -40,14 +41,14 @@ from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
-RISK_LINEAGE = {
+RISK_LINEAGE = declared_lineage({
     "dataset": [(analytics_key(candidate.name), "call_date") for candidate in CANDIDATES],
     "subscribers": [(CALLS_PSEUDONYMIZED, "caller_pseudonym"), (CALLS_PSEUDONYMIZED, "callee_pseudonym")],
     "value": [(CALLS_PSEUDONYMIZED, column) for column in (
         "caller_pseudonym", "callee_pseudonym", "call_hour", "region", "caller_country",
         "caller_number_type", "callee_country", "callee_number_type")],
     "dataset_rows": [(analytics_key(candidate.name), "call_date") for candidate in CANDIDATES],
-}  # fmt: skip
+})  # fmt: skip
 
 
 def measure_candidate(

@@ -18,6 +18,8 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    declared_lineage,
+    sql_lineage,
     table_metadata,
     zone_attributes,
     zones_connection,
@@ -36,7 +38,7 @@ from phone_pipeline.domain.risk import GateDecision, RiskLimits, RiskMeasure, ga
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import PipelineConfig
-from phone_pipeline.warehouse import ANALYTICS, SHAREABLE, replace_partition, table_columns
+from phone_pipeline.warehouse import ANALYTICS, SHAREABLE, replace_partition
 
 WITHHELD_DESCRIPTION = (
     "A dataset whose risk exceeds a limit is not copied, and a copy published earlier is "
@@ -115,16 +117,14 @@ def _publish_one(
     previously = con.execute(
         f"SELECT count(*) FROM {target} WHERE call_date = ?", [call_date]
     ).fetchall()[0][0]
+    copy_sql = f"SELECT * FROM {source} WHERE call_date = {sql_date(call_date)}"
     if decision.passed:
-        counts = replace_partition(
-            con,
-            call_date,
-            {target: f"SELECT * FROM {source} WHERE call_date = {sql_date(call_date)}"},
-        )
+        counts = replace_partition(con, call_date, {target: copy_sql})
         outcome, published, withdrawn = "published", counts[target], 0
     elif previously:
         # Deliberate: the shareable zone must not keep a partition whose risk now fails.
-        replace_partition(con, call_date, {target: f"SELECT * FROM {source} WHERE false"})
+        copy_sql = f"SELECT * FROM {source} WHERE false"
+        replace_partition(con, call_date, {target: copy_sql})
         outcome, published, withdrawn = "withdrawn", 0, previously
         context.log.warning(
             f"Withdrew {previously} rows of {target} for {call_date}: "
@@ -155,10 +155,9 @@ def _publish_one(
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={
-                **table_metadata(con, target, call_date, {
-                    name: [(analytics_key(candidate.name), name)]
-                    for name, _ in table_columns(con, target)
-                }),
+                **table_metadata(
+                    con, target, call_date, sql_lineage(copy_sql, [analytics_key(candidate.name)])
+                ),
                 "publication": outcome,
                 "withdrawn_rows": withdrawn,
                 "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons) or "none"),
@@ -236,10 +235,11 @@ def publish_shareable(
         yield dg.MaterializeResult(
             asset_key=SHAREABLE_PUBLICATIONS,
             metadata={
-                **table_metadata(con, f"{ANALYTICS}.shareable_publications", call_date, {
+                **table_metadata(con, f"{ANALYTICS}.shareable_publications", call_date,
+                                 declared_lineage({
                     column: [(REIDENTIFICATION_RISK, "value")]
                     for column in ("decision", "reasons", "published_rows", "withdrawn_rows")
-                }),
+                })),
                 "decisions": dg.MetadataValue.md(
                     "| dataset | decision | rows published | rows withdrawn | reasons |\n"
                     "| --- | --- | ---: | ---: | --- |\n"
