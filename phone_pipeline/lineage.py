@@ -81,15 +81,18 @@ def derive_lineage(
                 {name: sqlglot.parse_one(sql, dialect=DIALECT) for name, sql in staged.items()},
                 dialect=DIALECT,
             )
+        _name_table_function_columns(tree)
         schema = _schema_of(tree, assets, computed)
         tree = qualify(
             tree,
             dialect=DIALECT,
             schema=schema,
             db=_MAIN,
-            validate_qualify_columns=True,
+            # DuckDB's table functions have no schema here: columns are checked below instead.
+            validate_qualify_columns=False,
             identify=False,
         )
+        _check_columns_resolved(tree)
         _read_computed_through_joins(tree, computed)
         _count_rows_by_group(tree)
         scope = build_scope(tree)
@@ -103,17 +106,79 @@ def derive_lineage(
         for leaf in node.walk():
             if leaf.downstream or not isinstance(leaf.source, exp.Table):
                 continue
+            if _is_table_function(leaf.source):
+                # Rows made by a function (DuckDB's catalog of zones, generate_series): its
+                # arguments are in the SQL, and its columns come from no table.
+                continue
             table = _table_name(leaf.source)
             if table not in assets:
                 raise LineageError(
                     f"column {column!r} reads {table!r}, which no asset writes "
                     "(name the asset, the SQL that stages it, or what computes it)"
                 )
-            dep = (assets[table], leaf.name.rsplit(".", 1)[-1])
+            name = leaf.name.rsplit(".", 1)[-1]
+            if name not in schema[leaf.source.db or _MAIN][leaf.source.name]:
+                raise LineageError(
+                    f"column {column!r} reads {table}.{name}, which has no such column"
+                )
+            dep = (assets[table], name)
             if dep not in deps:
                 deps.append(dep)
         result[column] = sorted(deps, key=lambda pair: (str(pair[0]), pair[1]))
     return result
+
+
+def _name_table_function_columns(tree: exp.Expr) -> None:
+    """Give each table function (`pg_timezone_names()`) its column names, as DuckDB describes
+    them, so that its columns resolve like a table's."""
+    import duckdb
+    from sqlglot import exp
+
+    for index, table in enumerate(list(tree.find_all(exp.Table))):
+        if not _is_table_function(table):
+            continue
+        alias = table.args.get("alias")
+        if alias is not None and alias.columns:
+            continue
+        try:
+            with duckdb.connect() as con:
+                described = con.execute(
+                    f"DESCRIBE SELECT * FROM {table.this.sql(dialect=DIALECT)}"
+                ).fetchall()
+        except duckdb.Error as error:
+            raise LineageError(
+                f"cannot describe {table.this.sql(dialect=DIALECT)}: {error}"
+            ) from error
+        name = alias.name if alias is not None and alias.name else f"table_function_{index}"
+        table.set(
+            "alias",
+            exp.TableAlias(
+                this=exp.to_identifier(name),
+                columns=[exp.to_identifier(row[0]) for row in described],
+            ),
+        )
+
+
+def _check_columns_resolved(tree: exp.Expr) -> None:
+    """Every column is resolved to a source, except in a scope reading a table function (whose
+    columns sqlglot cannot know)."""
+    from sqlglot import exp
+    from sqlglot.optimizer.scope import traverse_scope
+
+    for scope in traverse_scope(tree):
+        if any(
+            isinstance(source, exp.Table) and _is_table_function(source)
+            for source in scope.sources.values()
+        ):
+            continue
+        for column in scope.unqualified_columns:
+            raise LineageError(f"cannot resolve column {column.sql(dialect=DIALECT)!r}")
+
+
+def _is_table_function(table: exp.Table) -> bool:
+    from sqlglot import exp
+
+    return isinstance(table.this, exp.Func)
 
 
 def _table_name(table: exp.Table) -> str:
@@ -134,6 +199,8 @@ def _schema_of(
         for source in scope.sources.values():
             if not isinstance(source, exp.Table) or source.name in ctes and not source.db:
                 continue
+            if _is_table_function(source):
+                continue
             name = _table_name(source)
             if name in computed:
                 columns = dict.fromkeys(computed[name], "UNKNOWN")
@@ -149,36 +216,83 @@ def _schema_of(
 
 
 def _read_computed_through_joins(tree: exp.Expr, computed: Mapping[str, Computed]) -> None:
-    """Rewrite each column of a Python-computed table into a function of its inputs, and each
-    input equated in its join condition into what it is joined on."""
+    """Rewrite each value read from a Python-computed table (joined directly, or through a
+    subquery over it alone) into a function of what the join equates its inputs to. A value
+    whose inputs are not all joined on is left: its lineage then ends in the computed table,
+    which no asset writes, and derivation fails."""
     from sqlglot import exp
 
     for select in list(tree.find_all(exp.Select)):
         for join in select.args.get("joins") or []:
-            table = join.this
-            if not isinstance(table, exp.Table) or _table_name(table) not in computed:
+            lookup = _lookup(join.this, computed)
+            if lookup is None:
                 continue
-            inputs = computed[_table_name(table)]
-            alias = table.alias_or_name
-            joined_on = _equated_columns(join.args.get("on"), alias)
-
+            alias, inputs, reads, keys = lookup
+            joined_on = {
+                keys[name]: other
+                for name, other in _equated_columns(join.args.get("on"), alias).items()
+                if name in keys
+            }
             for column in list(select.find_all(exp.Column)):
-                if column.table != alias or column.name not in inputs:
+                if column.table != alias or column.name not in reads:
                     continue
                 if _inside(column, join) or column.find_ancestor(exp.Select) is not select:
                     continue
-                sources = inputs[column.name]
-                given = [_given(name, alias, joined_on) for name in sources or [column.name]]
-                column.replace(
-                    exp.Anonymous(this="computed", expressions=given) if sources else given[0]
-                )
+                used: list[str] = []
+                if all(_computable(name, joined_on, inputs, used) for name in reads[column.name]):
+                    given = [joined_on[name].copy() for name in used]
+                    column.replace(
+                        given[0]
+                        if reads[column.name] == used and len(used) == 1
+                        else exp.Anonymous(this="computed", expressions=given)
+                    )
 
 
-def _given(name: str, alias: str, joined_on: Mapping[str, exp.Expr]) -> exp.Expr:
-    """An input column of a computed table: what the join equates it to, or itself."""
+def _lookup(
+    source: exp.Expr, computed: Mapping[str, Computed]
+) -> tuple[str, Computed, dict[str, list[str]], dict[str, str]] | None:
+    """For a joined source that is a computed table, or a subquery over one computed table
+    alone: its alias, the table's inputs, per visible column the table columns its value reads,
+    and per visible column that is a table column as is, that column."""
     from sqlglot import exp
 
-    return (joined_on.get(name) or exp.column(name, table=alias)).copy()
+    if isinstance(source, exp.Table) and _table_name(source) in computed:
+        inputs = computed[_table_name(source)]
+        return source.alias_or_name, inputs, {c: [c] for c in inputs}, {c: c for c in inputs}
+    if not isinstance(source, exp.Subquery) or not isinstance(source.this, exp.Select):
+        return None
+    inner = source.this
+    origin = inner.args.get("from_")
+    if inner.args.get("joins") or origin is None or not isinstance(origin.this, exp.Table):
+        return None
+    if _table_name(origin.this) not in computed:
+        return None
+    inputs = computed[_table_name(origin.this)]
+    reads: dict[str, list[str]] = {}
+    keys: dict[str, str] = {}
+    for projection in inner.selects:
+        columns = [c.name for c in projection.find_all(exp.Column)]
+        reads[projection.alias_or_name] = list(dict.fromkeys(columns))
+        if isinstance(projection.unalias(), exp.Column):
+            keys[projection.alias_or_name] = projection.unalias().name
+    return source.alias_or_name, inputs, reads, keys
+
+
+def _computable(
+    name: str, joined_on: Mapping[str, exp.Expr], inputs: Computed, used: list[str], depth: int = 0
+) -> bool:
+    """Whether a computed table's column follows from the columns the join equates (recorded
+    in `used`): it is one of them, or every input it is computed from is."""
+    if name in joined_on:
+        if name not in used:
+            used.append(name)
+        return True
+    sources = inputs.get(name, ())
+    return (
+        bool(sources)
+        and depth < len(inputs)
+        and all(_computable(source, joined_on, inputs, used, depth + 1) for source in sources)
+    )
 
 
 def _equated_columns(condition: exp.Expr | None, alias: str) -> dict[str, exp.Expr]:

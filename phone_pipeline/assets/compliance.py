@@ -125,20 +125,7 @@ def contact_compliance(
     day = sql_date(call_date)
     first_day = sql_date(call_date - dt.timedelta(days=HISTORY_DAYS))
     with zones_connection(restricted_warehouse, compliance=compliance_warehouse) as con:
-        day_calls_sql = (
-            "SELECT calls.call_id, calls.call_date, "
-            "calls.callee_e164, calls.campaign_id, calls.started_at_utc, calls.disposition, "
-            "zones.time_zones AS callee_time_zones "
-            "FROM calls_validated AS calls LEFT JOIN ("
-            + number_time_zones_sql(
-                "number_cache",
-                f"SELECT callee_e164 FROM calls_validated WHERE call_date = {day}",
-            )
-            + ") "
-            "AS zones ON zones.e164 = calls.callee_e164 "
-            # An erased callee's calls have no callee left to report on.
-            f"WHERE calls.call_date = {day} AND calls.callee_e164 IS NOT NULL"
-        )
+        day_calls_sql = compliance_day_calls_sql(day)
         con.execute("CREATE OR REPLACE TEMP TABLE day_calls AS " + day_calls_sql)
         history = [
             row[0].isoformat()
@@ -155,29 +142,7 @@ def contact_compliance(
             list(pseudonymizer.pseudonyms(numbers).items()), columns=list(PSEUDONYM_MAP_INPUTS)
         )
         con.register("pseudonym_map", pseudonym_map)
-        staged = {
-            "contact_pressure": f"""
-                SELECT call_date, map.pseudonym AS callee_pseudonym, scope, campaign_id, calls,
-                       max_calls_24h, max_calls_7d, over_24h_cap, over_7d_cap
-                FROM ({contact_pressure_sql("calls_validated", day, contact_rules.max_calls_24h,
-                                            contact_rules.max_calls_7d)}) AS pressure
-                JOIN pseudonym_map AS map ON map.e164 = pressure.callee_e164""",
-            "quiet_hours": f"""
-                SELECT call_date, map.pseudonym AS callee_pseudonym, campaign_id, window_status,
-                       count(*) AS calls
-                FROM ({window_status_sql("day_calls", window, "pg_timezone_names()")}) AS calls
-                JOIN pseudonym_map AS map ON map.e164 = calls.callee_e164
-                GROUP BY ALL""",
-            "abandonment_rates": abandonment_sql(
-                "day_calls", day, contact_rules.max_abandonment_rate
-            ),
-            "dnc_call_findings": f"""
-                SELECT call_date, map.pseudonym AS callee_pseudonym, campaign_id, calls,
-                       first_call_at, listed_since
-                FROM ({calls_after_dnc_listing_sql(
-                    "day_calls", f"({dnc_listed_since_sql('dnc_registry')})", day)}) AS found
-                JOIN pseudonym_map AS map ON map.e164 = found.callee_e164""",
-        }  # fmt: skip
+        staged = compliance_selects(day, window, contact_rules)
         for table, select_sql in staged.items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE staged_{table} AS {select_sql}")
         con.unregister("pseudonym_map")
@@ -260,6 +225,52 @@ def contact_compliance(
             findings = findings_not_evaluated(failed_gates)
     yield from gates
     yield from findings
+
+
+def compliance_day_calls_sql(day: str) -> str:
+    """The day's validated calls with a callee (`day`: a SQL date literal), each with its
+    callee's time zones from the parsed-number cache."""
+    return (
+        "SELECT calls.call_id, calls.call_date, "
+        "calls.callee_e164, calls.campaign_id, calls.started_at_utc, calls.disposition, "
+        "zones.time_zones AS callee_time_zones "
+        "FROM calls_validated AS calls LEFT JOIN ("
+        + number_time_zones_sql(
+            "number_cache",
+            f"SELECT callee_e164 FROM calls_validated WHERE call_date = {day}",
+        )
+        + ") "
+        "AS zones ON zones.e164 = calls.callee_e164 "
+        # An erased callee's calls have no callee left to report on.
+        f"WHERE calls.call_date = {day} AND calls.callee_e164 IS NOT NULL"
+    )
+
+
+def compliance_selects(day: str, window: PermittedWindow, rules: ContactRules) -> dict[str, str]:
+    """What stages each compliance table, from `day_calls` and the registered `pseudonym_map`."""
+    return {
+        "contact_pressure": f"""
+            SELECT call_date, pseudonyms.pseudonym AS callee_pseudonym, scope, campaign_id, calls,
+                   max_calls_24h, max_calls_7d, over_24h_cap, over_7d_cap
+            FROM ({contact_pressure_sql("calls_validated", day, rules.max_calls_24h,
+                                        rules.max_calls_7d)}) AS pressure
+            JOIN pseudonym_map AS pseudonyms ON pseudonyms.e164 = pressure.callee_e164""",
+        "quiet_hours": f"""
+            SELECT call_date, pseudonyms.pseudonym AS callee_pseudonym, campaign_id, window_status,
+                   count(*) AS calls
+            FROM ({window_status_sql("day_calls", window, "pg_timezone_names()")}) AS calls
+            JOIN pseudonym_map AS pseudonyms ON pseudonyms.e164 = calls.callee_e164
+            GROUP BY ALL""",
+        "abandonment_rates": abandonment_sql(
+            "day_calls", day, rules.max_abandonment_rate
+        ),
+        "dnc_call_findings": f"""
+            SELECT call_date, pseudonyms.pseudonym AS callee_pseudonym, campaign_id, calls,
+                   first_call_at, listed_since
+            FROM ({calls_after_dnc_listing_sql(
+                "day_calls", f"({dnc_listed_since_sql('dnc_registry')})", day)}) AS found
+            JOIN pseudonym_map AS pseudonyms ON pseudonyms.e164 = found.callee_e164""",
+    }  # fmt: skip
 
 
 def compliance_lineage(
