@@ -94,6 +94,22 @@ def aggregate_lineage(staged: Mapping[str, str]) -> DerivedLineage:
     return sql_lineage(PUBLISH_STAGED, [CALLS_PSEUDONYMIZED, CELL_REFERENCE], staged=staged)
 
 
+def dp_aggregate_lineage(
+    bounded_sql: str, domain_staged: Mapping[str, str], exact_cells_sql: str, keys: Sequence[str]
+) -> DerivedLineage:
+    """Column lineage of a DP output: the bounded calls and the key domain in SQL, then
+    `noisy_figures` in Python (NOISY_FIGURE_INPUTS); call_date is the partition's."""
+    return aggregate_lineage(
+        {
+            "dp_bounded_calls": bounded_sql,
+            **domain_staged,
+            "staged_published": python_step_sql(
+                exact_cells_sql, {"call_date": (), **NOISY_FIGURE_INPUTS}, passthrough=keys
+            ),
+        }
+    )
+
+
 def publish_aggregate(
     context: dg.AssetExecutionContext,
     restricted_warehouse: DuckDBResource,
@@ -356,18 +372,7 @@ def publish_dp_aggregate(
                         con,
                         f"{ANALYTICS}.{table}",
                         call_date,
-                        aggregate_lineage(
-                            {
-                                "dp_bounded_calls": bounded_sql,
-                                **domain_staged,
-                                # noisy_figures in Python; call_date is the partition's.
-                                "staged_published": python_step_sql(
-                                    exact_cells_sql,
-                                    {"call_date": (), **NOISY_FIGURE_INPUTS},
-                                    passthrough=keys,
-                                ),
-                            }
-                        ),
+                        dp_aggregate_lineage(bounded_sql, domain_staged, exact_cells_sql, keys),
                     ),
                     "differential_privacy": "on: noisy figures over a fixed key set",
                     **budget_metadata,

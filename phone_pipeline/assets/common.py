@@ -130,12 +130,6 @@ def sql_lineage(
     )
 
 
-def declared_lineage(sources: ColumnSources) -> DerivedLineage:
-    """Lineage stated by hand, for the tables still computed in Python row by row (fairness
-    rates, re-identification risk, publication decisions): not yet derived from code."""
-    return DerivedLineage(sources)
-
-
 def column_lineage(lineage: DerivedLineage) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(
         deps_by_column={

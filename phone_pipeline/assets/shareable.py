@@ -18,7 +18,7 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
-    declared_lineage,
+    DerivedLineage,
     sql_lineage,
     table_metadata,
     zone_attributes,
@@ -36,6 +36,7 @@ from phone_pipeline.checks.risk import (
 from phone_pipeline.domain.publication import CANDIDATES, Candidate
 from phone_pipeline.domain.risk import GateDecision, RiskLimits, RiskMeasure, gate_decision
 from phone_pipeline.landing import sql_date
+from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.warehouse import ANALYTICS, SHAREABLE, replace_partition
@@ -62,16 +63,44 @@ def _spec(candidate: Candidate) -> dg.AssetSpec:
     )
 
 
+# A dataset's measures of a partition (`?`: the day, the dataset), as the gate reads them.
+MEASURES_SQL = (
+    "SELECT dataset, measure, parameter, parameter_upper, value, subscribers, sampled, "
+    f"margin_95, applicable, dataset_rows FROM {ANALYTICS}.reidentification_risk "
+    "WHERE call_date = ? AND dataset = ?"
+)
+# What each column of a publication decision row (`_publish_one`) is computed from, among the
+# measures' columns (column lineage): the gate (`decide`) reads the share below k, unicity and
+# the rows measured; the reasons quote the subscribers and samples; rows published or withdrawn
+# follow the decision over the rows measured. The day and the time are no column's.
+_GATE_READS = ("measure", "parameter", "value", "applicable", "dataset_rows")
+PUBLICATION_INPUTS: dict[str, tuple[str, ...]] = {
+    "call_date": (),
+    "dataset": ("dataset",),
+    "decision": _GATE_READS,
+    "reasons": (*_GATE_READS, "subscribers", "sampled"),
+    "published_rows": _GATE_READS,
+    "withdrawn_rows": _GATE_READS,
+    "recorded_at": (),
+}
+PUBLICATIONS_LINEAGE_SQL = "SELECT * FROM publication_rows"
+
+
+def publications_lineage() -> DerivedLineage:
+    """Column lineage of shareable_publications: decisions computed in Python from the measures
+    the gate reads (PUBLICATION_INPUTS), written with bound values."""
+    return sql_lineage(
+        PUBLICATIONS_LINEAGE_SQL,
+        [REIDENTIFICATION_RISK],
+        staged={"publication_rows": python_step_sql(MEASURES_SQL, PUBLICATION_INPUTS)},
+    )
+
+
 def _measures(
     con: duckdb.DuckDBPyConnection, dataset: str, call_date: dt.date
 ) -> tuple[list[RiskMeasure], int | None]:
     """The dataset's measures for the partition and the row count they were measured on."""
-    rows = con.execute(
-        "SELECT dataset, measure, parameter, parameter_upper, value, subscribers, sampled, "
-        f"margin_95, applicable, dataset_rows FROM {ANALYTICS}.reidentification_risk "
-        "WHERE call_date = ? AND dataset = ?",
-        [call_date, dataset],
-    ).fetchall()
+    rows = con.execute(MEASURES_SQL, [call_date, dataset]).fetchall()
     return [RiskMeasure(*row[:9]) for row in rows], (rows[0][9] if rows else None)
 
 
@@ -236,10 +265,7 @@ def publish_shareable(
             asset_key=SHAREABLE_PUBLICATIONS,
             metadata={
                 **table_metadata(con, f"{ANALYTICS}.shareable_publications", call_date,
-                                 declared_lineage({
-                    column: [(REIDENTIFICATION_RISK, "value")]
-                    for column in ("decision", "reasons", "published_rows", "withdrawn_rows")
-                })),
+                                 publications_lineage()),
                 "decisions": dg.MetadataValue.md(
                     "| dataset | decision | rows published | rows withdrawn | reasons |\n"
                     "| --- | --- | ---: | ---: | --- |\n"
