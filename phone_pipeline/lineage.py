@@ -360,18 +360,6 @@ def _count_rows_by_group(tree: exp.Expr) -> None:
                 count.this.replace(exp.Tuple(expressions=[c.copy() for c in columns]))
 
 
-def published_lineage(
-    select_sql: str,
-    assets: Mapping[str, AssetT],
-    staged: Mapping[str, str] | None = None,
-    computed: Mapping[str, Computed] | None = None,
-) -> ColumnDeps[AssetT]:
-    """`derive_lineage` without the columns computed from no column: what a lineage graph
-    can draw (an edge needs a source column)."""
-    derived = derive_lineage(select_sql, assets, staged, computed)
-    return {column: deps for column, deps in derived.items() if deps}
-
-
 def python_step_sql(
     source_sql: str, outputs: Mapping[str, Sequence[str]], passthrough: Sequence[str] = ()
 ) -> str:
@@ -389,7 +377,6 @@ __all__ = [
     "Computed",
     "LineageError",
     "derive_lineage",
-    "published_lineage",
     "python_step_sql",
     "table_schema",
 ]

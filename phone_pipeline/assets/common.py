@@ -11,7 +11,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.domain.markdown import markdown_table
-from phone_pipeline.lineage import Computed, published_lineage
+from phone_pipeline.lineage import Computed, derive_lineage
 from phone_pipeline.partitions import daily_partitions
 from phone_pipeline.warehouse import (
     ANALYTICS,
@@ -102,6 +102,9 @@ class DerivedLineage:
     """Column lineage read from the SQL that filled a table (`sql_lineage`), never written by hand."""
 
     deps_by_column: ColumnSources
+    # Columns the SQL computes from no column (a constant, now(), a bound value, a fixed
+    # domain): nothing to draw, but derived, not missing.
+    no_source: frozenset[str] = frozenset()
 
 
 def table_of(key: dg.AssetKey) -> str:
@@ -125,8 +128,10 @@ def sql_lineage(
     `other_tables`: tables a dep's asset writes besides its own (say, ingest's landing_files).
     """
     assets = {table_of(key): key for key in deps}
+    derived = derive_lineage(select_sql, {**assets, **(other_tables or {})}, staged, computed)
     return DerivedLineage(
-        published_lineage(select_sql, {**assets, **(other_tables or {})}, staged, computed)
+        {column: sources for column, sources in derived.items() if sources},
+        frozenset(column for column, sources in derived.items() if not sources),
     )
 
 
@@ -146,6 +151,8 @@ def table_metadata(
     lineage: DerivedLineage | None = None,
 ) -> dict[str, object]:
     """Schema, row counts and column lineage of a table: what Dagster draws lineage from."""
+    if lineage is not None and not isinstance(lineage, DerivedLineage):
+        raise TypeError("column lineage comes from the stage's SQL (sql_lineage), not a dict")
     metadata: dict[str, object] = {
         "dagster/table_name": table,
         "dagster/column_schema": dg.TableSchema(
@@ -158,8 +165,6 @@ def table_metadata(
     if call_date is not None:
         metadata["dagster/partition_row_count"] = partition_count(con, table, call_date)
     if lineage is not None:
-        if not isinstance(lineage, DerivedLineage):
-            raise TypeError("column lineage comes from the stage's SQL (sql_lineage), not a dict")
         metadata["dagster/column_lineage"] = column_lineage(lineage)
     return metadata
 
