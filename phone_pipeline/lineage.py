@@ -17,6 +17,7 @@ A table the SQL reads that is none of the above, or SQL sqlglot cannot resolve, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -38,16 +39,17 @@ class LineageError(ValueError):
     """A column's lineage cannot be derived from the SQL."""
 
 
-def table_schema(table: str) -> dict[str, str]:
-    """Column name -> type of a warehouse table (`name` or `zone.name`): the one place this
-    module reads schemas from."""
+@functools.cache
+def table_schema(table: str) -> tuple[str, ...]:
+    """The column names of a warehouse table (`name` or `zone.name`): the one place this module
+    reads schemas from (types play no part in lineage)."""
     from phone_pipeline.warehouse import ATTACHED_ZONE_TABLES, RESTRICTED_TABLES, ddl_column_names
 
     zone, _, name = table.rpartition(".")
     tables = ATTACHED_ZONE_TABLES[zone] if zone and zone != _MAIN else RESTRICTED_TABLES
     if name not in tables:
         raise LineageError(f"no schema for table {table!r}")
-    return dict.fromkeys(ddl_column_names(tables[name]), "UNKNOWN")
+    return tuple(ddl_column_names(tables[name]))
 
 
 def derive_lineage(
@@ -96,7 +98,8 @@ def derive_lineage(
         _read_computed_through_joins(tree, computed)
         _count_rows_by_group(tree)
         scope = build_scope(tree)
-        nodes = lineage(None, tree, schema, dialect=DIALECT, scope=scope)
+        # trim_selects copies each step's SELECT for display labels: most of the time, unused.
+        nodes = lineage(None, tree, schema, dialect=DIALECT, scope=scope, trim_selects=False)
     except SqlglotError as error:
         raise LineageError(f"cannot derive lineage: {error}") from error
 
@@ -205,7 +208,7 @@ def _schema_of(
             if name in computed:
                 columns = dict.fromkeys(computed[name], "UNKNOWN")
             elif name in assets:
-                columns = table_schema(name)
+                columns = dict.fromkeys(table_schema(name), "UNKNOWN")
             else:
                 raise LineageError(
                     f"the SQL reads {name!r}, which no asset writes "
