@@ -10,6 +10,10 @@ output column, which columns of which assets its value is computed from. What it
   on what it was joined on: the caller's number, not the map;
 - `count(*)`: it counts the rows of a group, so it depends on the columns forming the group
   (GROUP BY keys, WHERE filter), not on no column at all.
+- table functions (`pg_timezone_names()`, `generate_series`): their columns are named as DuckDB
+  describes them, and come from no table;
+- a Python step over the rows of a SELECT (noisy figures, fairness flags, risk measures):
+  `python_step_sql` stands for it, from the inputs stated beside the function.
 Projection lineage (sqlglot's): a join or filter condition is not a source of a column's value.
 A table the SQL reads that is none of the above, or SQL sqlglot cannot resolve, raises
 `LineageError`: lineage that cannot be derived is an error, never a silent gap.

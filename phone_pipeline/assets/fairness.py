@@ -35,6 +35,7 @@ from phone_pipeline.resources import ContactRules, PipelineConfig
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
 FAIRNESS_RATES = dg.AssetKey(["analytics", "fairness_rates"])
+PUBLISH_REPORT = "SELECT * FROM fairness_report"
 FAIRNESS_DEPS = [
     CALLS_VALIDATED,
     CALLS_QUARANTINE,
@@ -48,7 +49,7 @@ def fairness_lineage(counts_sql: str) -> DerivedLineage:
     """Column lineage of fairness_rates: the group counts' SQL, then `flag_groups` in Python
     (FLAGGED_GROUP_INPUTS); call_date is the partition's."""
     return sql_lineage(
-        "SELECT * FROM fairness_report",
+        PUBLISH_REPORT,
         FAIRNESS_DEPS,
         staged={
             "fairness_report": python_step_sql(
@@ -112,9 +113,7 @@ def fairness_rates(
         )
         report.insert(0, "call_date", call_date)
         con.register("fairness_report", report)
-        replace_partition(
-            con, call_date, {f"{ANALYTICS}.fairness_rates": "SELECT * FROM fairness_report"}
-        )
+        replace_partition(con, call_date, {f"{ANALYTICS}.fairness_rates": PUBLISH_REPORT})
         con.unregister("fairness_report")
         flagged = report[report["flagged"]]
         yield dg.MaterializeResult(
