@@ -948,17 +948,6 @@ def column_types(qualified: str) -> dict[str, str]:
     return {column.name: column.type for column in lookup(qualified).columns}
 
 
-def schema_for_sqlglot() -> dict[str, dict[str, dict[str, str]]]:
-    """Every table's column types as sqlglot's `MappingSchema` takes them, by catalog (database)
-    and table as a restricted connection names them: `{"main": {table: {column: type}},
-    "analytics": {...}, ...}`. Wrap in a schema level (`{"main": ...}`) for three-part names."""
-    schema: dict[str, dict[str, dict[str, str]]] = {}
-    for entry in TABLES:
-        catalog = "main" if entry.zone == RESTRICTED else entry.zone
-        schema.setdefault(catalog, {})[entry.name] = {c.name: c.type for c in entry.columns}
-    return schema
-
-
 def people_tables(held: People = People.NUMBERS | PSEUDONYMS) -> tuple[Table, ...]:
     """The tables holding any of `held` about people."""
     return tuple(entry for entry in TABLES if entry.people & held)
@@ -1053,9 +1042,10 @@ def render_markdown() -> str:
 def render_retention_markdown() -> str:
     """The README's retention table: the tables each retention zone sweeps by day."""
     # Imported here: domain/retention.py derives its tables from this module.
-    from phone_pipeline.domain.retention import RETENTION_SETTINGS, RetentionPolicy
+    from phone_pipeline.domain.retention import RETENTION_SETTING_NAMES, RETENTION_SETTINGS
+    from phone_pipeline.settings import default
 
-    defaults = RetentionPolicy().days_by_zone()
+    defaults = {zone: default(name) for zone, name in RETENTION_SETTING_NAMES.items()}
     lines = ["| zone | tables | setting (default) |", "| --- | --- | --- |"]
     for zone, tables in retention_tables().items():
         names = ", ".join(f"`{name}`" for name in tables)

@@ -146,12 +146,10 @@ def test_every_writer_is_an_asset_of_the_definitions() -> None:
     assert missing == []
 
 
-def test_schema_for_sqlglot_names_every_table_by_its_database() -> None:
-    schema = catalog.schema_for_sqlglot()
-    assert set(schema) == {"main", "analytics", "compliance", "shareable"}
-    assert schema["main"]["raw_calls"]["caller_number"] == "VARCHAR"
-    assert schema["analytics"]["calls_pseudonymized"]["call_hour"] == "TIMESTAMPTZ"
-    assert sum(len(tables) for tables in schema.values()) == len(catalog.TABLES)
+def test_column_types_name_tables_as_a_restricted_connection_does() -> None:
+    assert catalog.column_types("raw_calls")["caller_number"] == "VARCHAR"
+    assert catalog.column_types("main.raw_calls") == catalog.column_types("raw_calls")
+    assert catalog.column_types("analytics.calls_pseudonymized")["call_hour"] == "TIMESTAMPTZ"
     assert catalog.column_types("shareable.call_volume_hourly") == (
         catalog.column_types("analytics.call_volume_hourly")
     )

@@ -4,7 +4,7 @@ privacy (domain/privacy.py) and a privacy-budget ledger; published only after th
 the staged cells."""
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import dagster as dg
 import duckdb
@@ -13,10 +13,13 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    DerivedLineage,
+    sql_lineage,
     table_metadata,
     zone_attributes,
     zones_connection,
 )
+from phone_pipeline.assets.reference import CELL_REFERENCE
 from phone_pipeline.assets.retention import retention_refusal
 from phone_pipeline.checks.aggregate import (
     CALL_VOLUME_BY_COUNTRY,
@@ -28,6 +31,7 @@ from phone_pipeline.checks.aggregate import (
 from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
 from phone_pipeline.checks.pseudonymize import CALLS_PSEUDONYMIZED
 from phone_pipeline.domain.privacy import (
+    NOISY_FIGURE_INPUTS,
     OTHER,
     ContributionBounds,
     PrivacySettings,
@@ -45,6 +49,7 @@ from phone_pipeline.domain.privacy import (
 )
 from phone_pipeline.domain.suppression import suppress_small_cells_sql
 from phone_pipeline.landing import sql_date
+from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
 from phone_pipeline.settings import env_name
@@ -69,20 +74,41 @@ FIGURES_SQL = """
     count(DISTINCT caller_pseudonym) AS distinct_subscribers"""
 
 
-def _figure_lineage(keys: Sequence[str]) -> dict[str, list[tuple[dg.AssetKey, str]]]:
-    source = CALLS_PSEUDONYMIZED
-    return {
-        **{key: [(source, key)] for key in ("call_date", *keys)},
-        "calls": [(source, "call_date")],
-        "answered_calls": [(source, "disposition")],
-        "answered_rate": [(source, "disposition")],
-        "total_duration_seconds": [(source, "duration_seconds")],
-        "median_duration_seconds": [(source, "duration_seconds")],
-        "distinct_subscribers": [(source, "caller_pseudonym")],
-        "suppressed": [(source, "caller_pseudonym")],
-        # Set under differential privacy, whose unit is the caller (subscriber-day).
-        "dp_epsilon": [(source, "caller_pseudonym")],
-    }
+PUBLISH_STAGED = "SELECT * FROM staged_published"
+
+
+def staged_cells_sql(day: str, keys: Sequence[str], key_expressions: Sequence[str]) -> str:
+    """Exact figures per cell of the day (`day`: a SQL date literal)."""
+    selected_keys = ", ".join(
+        f"{expr} AS {key}" for expr, key in zip(key_expressions, keys, strict=True)
+    )
+    return f"""
+        SELECT call_date, {selected_keys}, {FIGURES_SQL}
+        FROM {ANALYTICS}.calls_pseudonymized WHERE call_date = {day}
+        GROUP BY ALL
+        """
+
+
+def aggregate_lineage(staged: Mapping[str, str]) -> DerivedLineage:
+    """Column lineage of a published aggregate, from the SELECTs that staged its cells (a DP
+    output's hourly key domain also reads the reference regions)."""
+    return sql_lineage(PUBLISH_STAGED, [CALLS_PSEUDONYMIZED, CELL_REFERENCE], staged=staged)
+
+
+def dp_aggregate_lineage(
+    bounded_sql: str, domain_staged: Mapping[str, str], exact_cells_sql: str, keys: Sequence[str]
+) -> DerivedLineage:
+    """Column lineage of a DP output: the bounded calls and the key domain in SQL, then
+    `noisy_figures` in Python (NOISY_FIGURE_INPUTS); call_date is the partition's."""
+    return aggregate_lineage(
+        {
+            "dp_bounded_calls": bounded_sql,
+            **domain_staged,
+            "staged_published": python_step_sql(
+                exact_cells_sql, {"call_date": (), **NOISY_FIGURE_INPUTS}, passthrough=keys
+            ),
+        }
+    )
 
 
 def publish_aggregate(
@@ -109,23 +135,15 @@ def publish_aggregate(
         )  # fmt: skip
         return
     call_date = partition_date(context)
-    expressions = key_expressions or keys
-    selected_keys = ", ".join(
-        f"{expr} AS {key}" for expr, key in zip(expressions, keys, strict=True)
-    )
+    staged = {
+        "staged_cells": staged_cells_sql(sql_date(call_date), keys, key_expressions or keys),
+        "staged_published": suppress_small_cells_sql(
+            "staged_cells", ["call_date", *keys], FIGURES, min_cell_size
+        ),
+    }
     with zones_connection(restricted_warehouse, analytics_warehouse) as con:
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE staged_cells AS
-            SELECT call_date, {selected_keys}, {FIGURES_SQL}
-            FROM {ANALYTICS}.calls_pseudonymized WHERE call_date = {sql_date(call_date)}
-            GROUP BY ALL
-            """
-        )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE staged_published AS "
-            + suppress_small_cells_sql("staged_cells", ["call_date", *keys], FIGURES, min_cell_size)
-        )
+        for name, select_sql in staged.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
         rows, all_cells_calls = con.execute(
             f"SELECT (SELECT count(*) FROM {ANALYTICS}.calls_pseudonymized WHERE call_date = ?), "
             "(SELECT coalesce(sum(calls), 0) FROM staged_cells)",
@@ -155,13 +173,13 @@ def publish_aggregate(
             ),
         ]
         if all(check.passed for check in checks):
-            replace_partition(
-                con, call_date, {f"{ANALYTICS}.{table}": "SELECT * FROM staged_published"}
-            )
+            replace_partition(con, call_date, {f"{ANALYTICS}.{table}": PUBLISH_STAGED})
             yield dg.MaterializeResult(
                 asset_key=asset_key,
                 metadata={
-                    **table_metadata(con, f"{ANALYTICS}.{table}", call_date, _figure_lineage(keys)),
+                    **table_metadata(
+                        con, f"{ANALYTICS}.{table}", call_date, aggregate_lineage(staged)
+                    ),
                     "cells": cells,
                     "suppressed_cells": suppressed_cells,
                     "min_cell_size": min_cell_size,
@@ -180,21 +198,22 @@ def publish_aggregate(
 
 def _dp_key_domain(
     con: duckdb.DuckDBPyConnection, table: str, call_date: dt.date
-) -> tuple[dict[str, str], str]:
-    """The fixed key set of a DP output: per remapped key column its domain table, and the SQL
-    of every key of the day. Built from reference data and code, never from the calls."""
+) -> tuple[dict[str, str], str, dict[str, str]]:
+    """The fixed key set of a DP output: per remapped key column its domain table, the SQL of
+    every key of the day, and the SELECT that filled each domain table (its lineage). Built
+    from reference data and code, never from the calls."""
     if table == CALL_VOLUME_HOURLY.path[-1]:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE dp_domain_region AS "
-            f"SELECT DISTINCT region FROM cell_reference UNION SELECT '{OTHER}'"
-        )
+        region_sql = f"SELECT DISTINCT region FROM cell_reference UNION SELECT '{OTHER}'"
+        con.execute("CREATE OR REPLACE TEMP TABLE dp_domain_region AS " + region_sql)
         first_hour = f"TIMESTAMPTZ '{call_date.isoformat()} 00:00:00+00'"
         hours = (
             f"SELECT unnest(generate_series({first_hour}, {first_hour} + INTERVAL 23 HOUR, "
             "INTERVAL 1 HOUR)) AS call_hour"
         )
-        return {"region": "dp_domain_region"}, (
-            f"SELECT * FROM ({hours}) CROSS JOIN dp_domain_region"
+        return (
+            {"region": "dp_domain_region"},
+            f"SELECT * FROM ({hours}) CROSS JOIN dp_domain_region",
+            {"dp_domain_region": region_sql},
         )
     countries = pd.DataFrame({"caller_country": country_domain()})
     number_types = pd.DataFrame({"caller_number_type": number_type_domain()})
@@ -209,6 +228,11 @@ def _dp_key_domain(
     return (
         {"caller_country": "dp_domain_country", "caller_number_type": "dp_domain_number_type"},
         "SELECT * FROM dp_domain_country CROSS JOIN dp_domain_number_type",
+        # phonenumbers' regions and number types: lists in code, from no column.
+        {
+            "dp_domain_country": python_step_sql("SELECT 1", {"caller_country": ()}),
+            "dp_domain_number_type": python_step_sql("SELECT 1", {"caller_number_type": ()}),
+        },
     )
 
 
@@ -235,7 +259,7 @@ def publish_dp_aggregate(
     call_date = partition_date(context)
     bounds = privacy.bounds
     with zones_connection(restricted_warehouse, analytics_warehouse) as con:
-        remapped, domain_sql = _dp_key_domain(con, table, call_date)
+        remapped, domain_sql, domain_staged = _dp_key_domain(con, table, call_date)
         selected_keys = ", ".join(
             f"{remap_to_domain_sql(expr, remapped[key], key) if key in remapped else expr} AS {key}"
             for expr, key in zip(key_expressions, keys, strict=True)
@@ -246,13 +270,12 @@ def publish_dp_aggregate(
             f"WHERE call_date = {sql_date(call_date)}"
         )
         salt = f"{table}:{call_date.isoformat()}"
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE dp_bounded_calls AS "
-            + bounded_calls_sql(source_sql, keys, bounds, salt)
+        bounded_sql = bounded_calls_sql(source_sql, keys, bounds, salt)
+        con.execute("CREATE OR REPLACE TEMP TABLE dp_bounded_calls AS " + bounded_sql)
+        exact_cells_sql = cells_on_domain_sql(
+            domain_sql, cell_figures_sql("dp_bounded_calls", keys), keys
         )
-        exact_cells = con.execute(
-            cells_on_domain_sql(domain_sql, cell_figures_sql("dp_bounded_calls", keys), keys)
-        ).df()
+        exact_cells = con.execute(exact_cells_sql).df()
         # Never seeded here; suppression applies to the noisy subscriber count only.
         published = noisy_figures(
             exact_cells, privacy.epsilon, bounds, min_noisy_subscribers=min_cell_size
@@ -337,9 +360,7 @@ def publish_dp_aggregate(
                  f"C={bounds.max_cells_per_subscriber} D={bounds.max_duration_seconds}s",
                  context.run.run_id],
             )  # fmt: skip
-            replace_partition(
-                con, call_date, {f"{ANALYTICS}.{table}": "SELECT * FROM staged_published"}
-            )
+            replace_partition(con, call_date, {f"{ANALYTICS}.{table}": PUBLISH_STAGED})
             ledger_rows = con.execute(
                 f"SELECT output, epsilon, run_id, recorded_at FROM {LEDGER} WHERE call_date = ? "
                 "ORDER BY recorded_at",
@@ -348,7 +369,12 @@ def publish_dp_aggregate(
             yield dg.MaterializeResult(
                 asset_key=asset_key,
                 metadata={
-                    **table_metadata(con, f"{ANALYTICS}.{table}", call_date, _figure_lineage(keys)),
+                    **table_metadata(
+                        con,
+                        f"{ANALYTICS}.{table}",
+                        call_date,
+                        dp_aggregate_lineage(bounded_sql, domain_staged, exact_cells_sql, keys),
+                    ),
                     "differential_privacy": "on: noisy figures over a fixed key set",
                     **budget_metadata,
                     "budget_remaining_on_this_day": round(decision.remaining_after, 9),

@@ -3,6 +3,7 @@
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -11,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.catalog import column_descriptions
 from phone_pipeline.domain.markdown import markdown_table
+from phone_pipeline.lineage import Computed, derive_lineage
 from phone_pipeline.partitions import daily_partitions
 from phone_pipeline.warehouse import (
     ANALYTICS,
@@ -96,11 +98,49 @@ def zones_connection(
         yield con
 
 
-def column_lineage(sources: ColumnSources) -> dg.TableColumnLineage:
+@dataclass(frozen=True)
+class DerivedLineage:
+    """Column lineage read from the SQL that filled a table (`sql_lineage`), never written by hand."""
+
+    deps_by_column: ColumnSources
+    # Columns the SQL computes from no column (a constant, now(), a bound value, a fixed
+    # domain): nothing to draw, but derived, not missing.
+    no_source: frozenset[str] = frozenset()
+
+
+def table_of(key: dg.AssetKey) -> str:
+    """The table an asset key names, as the stage's SQL writes it on a restricted connection."""
+    zone, name = key.path
+    return name if zone == "restricted" else f"{zone}.{name}"
+
+
+def sql_lineage(
+    select_sql: str,
+    deps: Sequence[dg.AssetKey],
+    staged: Mapping[str, str] | None = None,
+    computed: Mapping[str, Computed] | None = None,
+    other_tables: Mapping[str, dg.AssetKey] | None = None,
+) -> DerivedLineage:
+    """Lineage of the table `select_sql` fills (pass the very string the stage runs).
+
+    `deps`: the assets whose tables it reads (a table it reads and no dep names is an error, so
+    the graph's dependencies and the SQL cannot disagree); `staged`: temp tables -> the SELECT
+    that filled them; `computed`: tables filled in Python -> their columns' inputs;
+    `other_tables`: tables a dep's asset writes besides its own (say, ingest's landing_files).
+    """
+    assets = {table_of(key): key for key in deps}
+    derived = derive_lineage(select_sql, {**assets, **(other_tables or {})}, staged, computed)
+    return DerivedLineage(
+        {column: sources for column, sources in derived.items() if sources},
+        frozenset(column for column, sources in derived.items() if not sources),
+    )
+
+
+def column_lineage(lineage: DerivedLineage) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(
         deps_by_column={
             column: [dg.TableColumnDep(asset_key=key, column_name=name) for key, name in deps]
-            for column, deps in sources.items()
+            for column, deps in lineage.deps_by_column.items()
         }
     )
 
@@ -109,11 +149,13 @@ def table_metadata(
     con: duckdb.DuckDBPyConnection,
     table: str,
     call_date: dt.date | None,
-    lineage: ColumnSources | None = None,
+    lineage: DerivedLineage | None = None,
 ) -> dict[str, object]:
     """Schema (with each column's description from the catalog), row counts and column
     lineage of a table: what Dagster draws lineage from."""
     descriptions = column_descriptions(table)
+    if lineage is not None and not isinstance(lineage, DerivedLineage):
+        raise TypeError("column lineage comes from the stage's SQL (sql_lineage), not a dict")
     metadata: dict[str, object] = {
         "dagster/table_name": table,
         "dagster/column_schema": dg.TableSchema(
@@ -126,7 +168,7 @@ def table_metadata(
     }
     if call_date is not None:
         metadata["dagster/partition_row_count"] = partition_count(con, table, call_date)
-    if lineage:
+    if lineage is not None:
         metadata["dagster/column_lineage"] = column_lineage(lineage)
     return metadata
 

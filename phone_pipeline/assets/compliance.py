@@ -15,7 +15,9 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    DerivedLineage,
     counts_table,
+    sql_lineage,
     table_metadata,
     zone_attributes,
     zones_connection,
@@ -43,6 +45,8 @@ from phone_pipeline.domain.contact import (
 )
 from phone_pipeline.domain.dnc import dnc_listed_since_sql
 from phone_pipeline.domain.markdown import bounded_text, markdown_table
+from phone_pipeline.domain.numbers import PARSED_NUMBER_INPUTS
+from phone_pipeline.domain.pseudonyms import PSEUDONYM_MAP_INPUTS
 from phone_pipeline.erasure_register import COMPLIANCE_PSEUDONYM_TABLES, rows_naming_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
@@ -63,38 +67,6 @@ VALIDATED_WITH_HISTORY = dg.AssetDep(
     partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-HISTORY_DAYS, end_offset=0),
 )
 SAME_DAY = [CALLS_VALIDATED]
-
-_V = CALLS_VALIDATED
-PRESSURE_LINEAGE = {
-    "call_date": [(_V, "call_date")],
-    "callee_pseudonym": [(_V, "callee_e164")],
-    "scope": [(_V, "campaign_id")],
-    "campaign_id": [(_V, "campaign_id")],
-    "calls": [(_V, "call_id")],
-    **{column: [(_V, "callee_e164"), (_V, "started_at_utc"), (_V, "campaign_id")]
-       for column in ("max_calls_24h", "max_calls_7d", "over_24h_cap", "over_7d_cap")},
-}  # fmt: skip
-QUIET_HOURS_LINEAGE = {
-    "call_date": [(_V, "call_date")],
-    "callee_pseudonym": [(_V, "callee_e164")],
-    "campaign_id": [(_V, "campaign_id")],
-    "window_status": [(_V, "started_at_utc"), (_V, "callee_e164")],
-    "calls": [(_V, "call_id")],
-}
-ABANDONMENT_LINEAGE = {
-    "call_date": [(_V, "call_date")],
-    "campaign_id": [(_V, "campaign_id")],
-    **{column: [(_V, "disposition")] for column in
-       ("live_answered_calls", "abandoned_calls", "abandonment_rate", "over_limit")},
-}  # fmt: skip
-DNC_FINDINGS_LINEAGE = {
-    "call_date": [(_V, "call_date")],
-    "callee_pseudonym": [(_V, "callee_e164")],
-    "campaign_id": [(_V, "campaign_id")],
-    "calls": [(_V, "call_id"), (DNC_REGISTRY, "listed_at")],
-    "first_call_at": [(_V, "started_at_utc")],
-    "listed_since": [(DNC_REGISTRY, "listed_at")],
-}
 
 
 def _spec(key: dg.AssetKey, deps: list, description: str) -> dg.AssetSpec:
@@ -155,20 +127,8 @@ def contact_compliance(
     day = sql_date(call_date)
     first_day = sql_date(call_date - dt.timedelta(days=HISTORY_DAYS))
     with zones_connection(restricted_warehouse, compliance=compliance_warehouse) as con:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE day_calls AS SELECT calls.call_id, calls.call_date, "
-            "calls.callee_e164, calls.campaign_id, calls.started_at_utc, calls.disposition, "
-            "zones.time_zones AS callee_time_zones "
-            "FROM calls_validated AS calls LEFT JOIN ("
-            + number_time_zones_sql(
-                "number_cache",
-                f"SELECT callee_e164 FROM calls_validated WHERE call_date = {day}",
-            )
-            + ") "
-            "AS zones ON zones.e164 = calls.callee_e164 "
-            # An erased callee's calls have no callee left to report on.
-            f"WHERE calls.call_date = {day} AND calls.callee_e164 IS NOT NULL"
-        )
+        day_calls_sql = compliance_day_calls_sql(day)
+        con.execute("CREATE OR REPLACE TEMP TABLE day_calls AS " + day_calls_sql)
         history = [
             row[0].isoformat()
             for row in con.execute(
@@ -181,32 +141,10 @@ def contact_compliance(
         ]
         # HMACs in Python over distinct numbers, joined back: the key never enters SQL.
         pseudonym_map = pd.DataFrame(
-            list(pseudonymizer.pseudonyms(numbers).items()), columns=["e164", "pseudonym"]
+            list(pseudonymizer.pseudonyms(numbers).items()), columns=list(PSEUDONYM_MAP_INPUTS)
         )
         con.register("pseudonym_map", pseudonym_map)
-        staged = {
-            "contact_pressure": f"""
-                SELECT call_date, map.pseudonym AS callee_pseudonym, scope, campaign_id, calls,
-                       max_calls_24h, max_calls_7d, over_24h_cap, over_7d_cap
-                FROM ({contact_pressure_sql("calls_validated", day, contact_rules.max_calls_24h,
-                                            contact_rules.max_calls_7d)}) AS pressure
-                JOIN pseudonym_map AS map ON map.e164 = pressure.callee_e164""",
-            "quiet_hours": f"""
-                SELECT call_date, map.pseudonym AS callee_pseudonym, campaign_id, window_status,
-                       count(*) AS calls
-                FROM ({window_status_sql("day_calls", window, "pg_timezone_names()")}) AS calls
-                JOIN pseudonym_map AS map ON map.e164 = calls.callee_e164
-                GROUP BY ALL""",
-            "abandonment_rates": abandonment_sql(
-                "day_calls", day, contact_rules.max_abandonment_rate
-            ),
-            "dnc_call_findings": f"""
-                SELECT call_date, map.pseudonym AS callee_pseudonym, campaign_id, calls,
-                       first_call_at, listed_since
-                FROM ({calls_after_dnc_listing_sql(
-                    "day_calls", f"({dnc_listed_since_sql('dnc_registry')})", day)}) AS found
-                JOIN pseudonym_map AS map ON map.e164 = found.callee_e164""",
-        }  # fmt: skip
+        staged = compliance_selects(day, window, contact_rules)
         for table, select_sql in staged.items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE staged_{table} AS {select_sql}")
         con.unregister("pseudonym_map")
@@ -272,12 +210,17 @@ def contact_compliance(
         ]
         failed_gates = [gate.check_name for gate in gates if not gate.passed]
         if not failed_gates:
+            published = {table: f"SELECT * FROM staged_{table}" for table in staged}
             replace_partition(
                 con,
                 call_date,
-                {f"{COMPLIANCE}.{table}": f"SELECT * FROM staged_{table}" for table in staged},
+                {f"{COMPLIANCE}.{table}": select_sql for table, select_sql in published.items()},
             )
-            yield from _materializations(con, call_date, history, contact_rules)
+            lineage = {
+                table: compliance_lineage(select_sql, staged, day_calls_sql)
+                for table, select_sql in published.items()
+            }
+            yield from _materializations(con, call_date, history, contact_rules, lineage)
             findings = _findings(con, call_date, contact_rules)
         else:
             context.log.error(gate_failure_description(failed_gates))
@@ -286,7 +229,74 @@ def contact_compliance(
     yield from findings
 
 
-def _materializations(con, call_date: dt.date, history: list[str], rules: ContactRules):
+def compliance_day_calls_sql(day: str) -> str:
+    """The day's validated calls with a callee (`day`: a SQL date literal), each with its
+    callee's time zones from the parsed-number cache."""
+    return (
+        "SELECT calls.call_id, calls.call_date, "
+        "calls.callee_e164, calls.campaign_id, calls.started_at_utc, calls.disposition, "
+        "zones.time_zones AS callee_time_zones "
+        "FROM calls_validated AS calls LEFT JOIN ("
+        + number_time_zones_sql(
+            "number_cache",
+            f"SELECT callee_e164 FROM calls_validated WHERE call_date = {day}",
+        )
+        + ") "
+        "AS zones ON zones.e164 = calls.callee_e164 "
+        # An erased callee's calls have no callee left to report on.
+        f"WHERE calls.call_date = {day} AND calls.callee_e164 IS NOT NULL"
+    )
+
+
+def compliance_selects(day: str, window: PermittedWindow, rules: ContactRules) -> dict[str, str]:
+    """What stages each compliance table, from `day_calls` and the registered `pseudonym_map`."""
+    return {
+        "contact_pressure": f"""
+            SELECT call_date, pseudonyms.pseudonym AS callee_pseudonym, scope, campaign_id, calls,
+                   max_calls_24h, max_calls_7d, over_24h_cap, over_7d_cap
+            FROM ({contact_pressure_sql("calls_validated", day, rules.max_calls_24h,
+                                        rules.max_calls_7d)}) AS pressure
+            JOIN pseudonym_map AS pseudonyms ON pseudonyms.e164 = pressure.callee_e164""",
+        "quiet_hours": f"""
+            SELECT call_date, pseudonyms.pseudonym AS callee_pseudonym, campaign_id, window_status,
+                   count(*) AS calls
+            FROM ({window_status_sql("day_calls", window, "pg_timezone_names()")}) AS calls
+            JOIN pseudonym_map AS pseudonyms ON pseudonyms.e164 = calls.callee_e164
+            GROUP BY ALL""",
+        "abandonment_rates": abandonment_sql(
+            "day_calls", day, rules.max_abandonment_rate
+        ),
+        "dnc_call_findings": f"""
+            SELECT call_date, pseudonyms.pseudonym AS callee_pseudonym, campaign_id, calls,
+                   first_call_at, listed_since
+            FROM ({calls_after_dnc_listing_sql(
+                "day_calls", f"({dnc_listed_since_sql('dnc_registry')})", day)}) AS found
+            JOIN pseudonym_map AS pseudonyms ON pseudonyms.e164 = found.callee_e164""",
+    }  # fmt: skip
+
+
+def compliance_lineage(
+    published_sql: str, staged: dict[str, str], day_calls_sql: str
+) -> DerivedLineage:
+    """Column lineage of a compliance table, from the SELECTs the run staged it with."""
+    return sql_lineage(
+        published_sql,
+        [CALLS_VALIDATED, DNC_REGISTRY],
+        staged={
+            **{f"staged_{table}": select_sql for table, select_sql in staged.items()},
+            "day_calls": day_calls_sql,
+        },
+        computed={"pseudonym_map": PSEUDONYM_MAP_INPUTS, "number_cache": PARSED_NUMBER_INPUTS},
+    )
+
+
+def _materializations(
+    con,
+    call_date: dt.date,
+    history: list[str],
+    rules: ContactRules,
+    lineage: dict[str, DerivedLineage],
+):
     pressure = con.execute(
         f"SELECT scope, count(*) FILTER (WHERE over_24h_cap), count(*) FILTER (WHERE over_7d_cap), "
         f"count(*) FROM {COMPLIANCE}.contact_pressure WHERE call_date = ? GROUP BY 1",
@@ -296,7 +306,9 @@ def _materializations(con, call_date: dt.date, history: list[str], rules: Contac
     yield dg.MaterializeResult(
         asset_key=CONTACT_PRESSURE,
         metadata={
-            **table_metadata(con, f"{COMPLIANCE}.contact_pressure", call_date, PRESSURE_LINEAGE),
+            **table_metadata(
+                con, f"{COMPLIANCE}.contact_pressure", call_date, lineage["contact_pressure"]
+            ),
             "callees": by_scope.get("all", (0, 0, 0))[2],
             "callees_over_24h_cap": by_scope.get("all", (0, 0, 0))[0],
             "callees_over_7d_cap": by_scope.get("all", (0, 0, 0))[1],
@@ -322,7 +334,7 @@ def _materializations(con, call_date: dt.date, history: list[str], rules: Contac
     yield dg.MaterializeResult(
         asset_key=QUIET_HOURS,
         metadata={
-            **table_metadata(con, f"{COMPLIANCE}.quiet_hours", call_date, QUIET_HOURS_LINEAGE),
+            **table_metadata(con, f"{COMPLIANCE}.quiet_hours", call_date, lineage["quiet_hours"]),
             "permitted_window": rules.permitted_window,
             "calls_by_window_status": counts_table(
                 {key: int(value) for key, value in statuses.items()}, label="window status"
@@ -333,7 +345,7 @@ def _materializations(con, call_date: dt.date, history: list[str], rules: Contac
         asset_key=ABANDONMENT_RATES,
         metadata={
             **table_metadata(
-                con, f"{COMPLIANCE}.abandonment_rates", call_date, ABANDONMENT_LINEAGE
+                con, f"{COMPLIANCE}.abandonment_rates", call_date, lineage["abandonment_rates"]
             ),
             "limit": rules.max_abandonment_rate,
             "campaigns": dg.MetadataValue.md(_abandonment_markdown(con, call_date)),
@@ -342,7 +354,7 @@ def _materializations(con, call_date: dt.date, history: list[str], rules: Contac
     yield dg.MaterializeResult(
         asset_key=DNC_CALL_FINDINGS,
         metadata=table_metadata(
-            con, f"{COMPLIANCE}.dnc_call_findings", call_date, DNC_FINDINGS_LINEAGE
+            con, f"{COMPLIANCE}.dnc_call_findings", call_date, lineage["dnc_call_findings"]
         ),
     )
 

@@ -3,14 +3,15 @@
 import datetime as dt
 
 import dagster as dg
-import duckdb
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    DerivedLineage,
     counts_table,
     partitioned_table_spec,
     restricted_connection,
+    sql_lineage,
     table_metadata,
     zone_attributes,
 )
@@ -184,24 +185,6 @@ def consent_events(
         )  # fmt: skip
 
 
-_FROM_VALIDATED = ("call_date", "call_id", "started_at_utc", "duration_seconds", "disposition",
-                   "cell_id", "caller_e164", "caller_country", "caller_number_type",
-                   "caller_geo_region", "callee_country", "callee_number_type", "source_file",
-                   "source_row", "campaign_id")  # fmt: skip
-CONSENTED_LINEAGE = {
-    **{column: [(CALLS_VALIDATED, column)] for column in _FROM_VALIDATED},
-    "callee_e164": [(CALLS_VALIDATED, "callee_e164"), (CONSENT_EVENTS, "status")],
-    "callee_identifiable": [(CONSENT_EVENTS, "status"), (CONSENT_EVENTS, "recorded_at")],
-}
-EXCLUSIONS_LINEAGE = {
-    **{
-        column: [(CALLS_VALIDATED, column)]
-        for column in ("call_date", "call_id", "source_file", "source_row")
-    },
-    "reason": [(CONSENT_EVENTS, "status"), (CONSENT_EVENTS, "recorded_at")],
-}
-
-
 @dg.multi_asset(
     specs=[
         partitioned_table_spec(
@@ -235,7 +218,8 @@ def join_consent(
     call_date = partition_date(context)
     day = sql_date(call_date)
     with restricted_connection(restricted_warehouse) as con:
-        written = _write_consent_outcome(con, call_date)
+        selects = consent_outcome_selects(call_date)
+        written = replace_partition(con, call_date, selects)
         validated = con.execute(
             "SELECT count(*) FROM calls_validated WHERE call_date = ?", [call_date]
         ).fetchone()[0]
@@ -252,14 +236,21 @@ def join_consent(
         yield dg.MaterializeResult(
             asset_key=CONSENTED_CALLS,
             metadata={
-                **table_metadata(con, "consented_calls", call_date, CONSENTED_LINEAGE),
+                **table_metadata(
+                    con, "consented_calls", call_date, consent_lineage(selects, "consented_calls")
+                ),
                 "callees_identifiable": identifiable,
             },
         )
         yield dg.MaterializeResult(
             asset_key=CONSENT_EXCLUSIONS,
             metadata={
-                **table_metadata(con, "consent_exclusions", call_date, EXCLUSIONS_LINEAGE),
+                **table_metadata(
+                    con,
+                    "consent_exclusions",
+                    call_date,
+                    consent_lineage(selects, "consent_exclusions"),
+                ),
                 "excluded_by_reason": counts_table(reasons),
             },
         )
@@ -292,28 +283,30 @@ def join_consent(
     )
 
 
-def _write_consent_outcome(con: duckdb.DuckDBPyConnection, call_date: dt.date) -> dict[str, int]:
+def consent_outcome_selects(call_date: dt.date) -> dict[str, str]:
+    """What replaces the day's partition of consented_calls and consent_exclusions."""
     # A hash join on the number (see consent_as_of_sql) streams the calls: no intermediate table.
     calls = consent_as_of_sql(
         f"(SELECT * FROM calls_validated WHERE call_date = {sql_date(call_date)})",
         "consent_events",
         "analytics",
     )
-    return replace_partition(
-        con,
-        call_date,
-        {
-            # Minimise here: a callee without consent loses the number, keeps country and type.
-            "consented_calls": f"""
+    return {
+        # Minimise here: a callee without consent loses the number, keeps country and type.
+        "consented_calls": f"""
                 SELECT call_date, call_id, started_at_utc, duration_seconds, disposition, cell_id,
                        caller_e164, caller_country, caller_number_type, caller_geo_region,
                        CASE WHEN callee_consent THEN callee_e164 END AS callee_e164,
                        coalesce(callee_consent, false) AS callee_identifiable,
                        callee_country, callee_number_type, source_file, source_row, campaign_id
                 FROM ({calls}) WHERE caller_consent""",
-            "consent_exclusions": f"""
+        "consent_exclusions": f"""
                 SELECT call_date, {exclusion_reason_sql("caller_consent")} AS reason, call_id,
                        source_file, source_row
                 FROM ({calls}) WHERE caller_consent IS NOT TRUE""",
-        },
-    )
+    }
+
+
+def consent_lineage(selects: dict[str, str], table: str) -> DerivedLineage:
+    """Column lineage of a consent outcome table, from the SELECTs the run executed."""
+    return sql_lineage(selects[table], [CALLS_VALIDATED, CONSENT_EVENTS])

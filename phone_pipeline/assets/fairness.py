@@ -7,6 +7,8 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    DerivedLineage,
+    sql_lineage,
     table_metadata,
     zone_attributes,
     zones_connection,
@@ -16,6 +18,8 @@ from phone_pipeline.checks.consent import CONSENT_EXCLUSIONS
 from phone_pipeline.checks.pseudonymize import CALLS_PSEUDONYMIZED
 from phone_pipeline.checks.validate import CALLS_QUARANTINE, CALLS_VALIDATED
 from phone_pipeline.domain.fairness import (
+    FLAGGED_GROUP_INPUTS,
+    GUESSED_COUNTRY_INPUTS,
     flag_groups,
     group_counts_sql,
     guess_country,
@@ -23,37 +27,48 @@ from phone_pipeline.domain.fairness import (
     rates_markdown,
     rates_png,
 )
+from phone_pipeline.domain.numbers import PARSED_NUMBER_INPUTS
 from phone_pipeline.landing import sql_date
+from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import ContactRules, PipelineConfig
 from phone_pipeline.settings import env_name
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
 FAIRNESS_RATES = dg.AssetKey(["analytics", "fairness_rates"])
-_GROUP_SOURCES = [(CALLS_VALIDATED, "caller_country"), (CALLS_QUARANTINE, "caller_number"),
-                  (CALLS_PSEUDONYMIZED, "caller_country")]  # fmt: skip
-_COUNT_SOURCES = [(CALLS_QUARANTINE, "reason"), (CONSENT_EXCLUSIONS, "reason"),
-                  (CALL_VOLUME_HOURLY, "suppressed")]  # fmt: skip
-FAIRNESS_LINEAGE = {
-    "call_date": [(CALLS_VALIDATED, "call_date")],
-    "measure": _COUNT_SOURCES,
-    "country": _GROUP_SOURCES,
-    "number_type": [(CALLS_VALIDATED, "caller_number_type"), (CALLS_QUARANTINE, "caller_number"),
-                    (CALLS_PSEUDONYMIZED, "caller_number_type")],
-    **{column: _GROUP_SOURCES + _COUNT_SOURCES for column in (
-        "rows", "affected", "rate", "rest_rate", "overall_rate", "ratio_to_rest", "flagged")},
-}  # fmt: skip
+PUBLISH_REPORT = "SELECT * FROM fairness_report"
+FAIRNESS_DEPS = [
+    CALLS_VALIDATED,
+    CALLS_QUARANTINE,
+    CONSENT_EXCLUSIONS,
+    CALLS_PSEUDONYMIZED,
+    CALL_VOLUME_HOURLY,
+]
+
+
+def fairness_lineage(counts_sql: str) -> DerivedLineage:
+    """Column lineage of fairness_rates: the group counts' SQL, then `flag_groups` in Python
+    (FLAGGED_GROUP_INPUTS); call_date is the partition's."""
+    return sql_lineage(
+        PUBLISH_REPORT,
+        FAIRNESS_DEPS,
+        staged={
+            "fairness_report": python_step_sql(
+                counts_sql,
+                {"call_date": (), **FLAGGED_GROUP_INPUTS},
+                passthrough=("measure", "country", "number_type", "rows", "affected"),
+            )
+        },
+        computed={
+            "guessed_countries": GUESSED_COUNTRY_INPUTS,
+            "number_cache": PARSED_NUMBER_INPUTS,
+        },
+    )
 
 
 @dg.asset(
     key=FAIRNESS_RATES,
-    deps=[
-        CALLS_VALIDATED,
-        CALLS_QUARANTINE,
-        CONSENT_EXCLUSIONS,
-        CALLS_PSEUDONYMIZED,
-        CALL_VOLUME_HOURLY,
-    ],  # fmt: skip
+    deps=FAIRNESS_DEPS,
     partitions_def=daily_partitions,
     **zone_attributes("analytics", "fairness", kinds=("duckdb", "pandas", "matplotlib")),
     pool=DUCKDB_POOL,
@@ -88,24 +103,25 @@ def fairness_rates(
             ).fetchall()
         ]
         guessed = pd.DataFrame(
-            [(raw, guess_country(raw)) for raw in unreadable], columns=["raw_number", "country"]
+            [(raw, guess_country(raw)) for raw in unreadable], columns=list(GUESSED_COUNTRY_INPUTS)
         ).astype({"raw_number": "string", "country": "string"})
         con.register("guessed_countries", guessed)
-        counts = con.execute(group_counts_sql(day, "guessed_countries", region)).df()
+        counts_sql = group_counts_sql(day, "guessed_countries", region)
+        counts = con.execute(counts_sql).df()
         con.unregister("guessed_countries")
         report = flag_groups(
             counts, contact_rules.fairness_ratio, contact_rules.fairness_min_group_rows
         )
         report.insert(0, "call_date", call_date)
         con.register("fairness_report", report)
-        replace_partition(
-            con, call_date, {f"{ANALYTICS}.fairness_rates": "SELECT * FROM fairness_report"}
-        )
+        replace_partition(con, call_date, {f"{ANALYTICS}.fairness_rates": PUBLISH_REPORT})
         con.unregister("fairness_report")
         flagged = report[report["flagged"]]
         yield dg.MaterializeResult(
             metadata={
-                **table_metadata(con, f"{ANALYTICS}.fairness_rates", call_date, FAIRNESS_LINEAGE),
+                **table_metadata(
+                    con, f"{ANALYTICS}.fairness_rates", call_date, fairness_lineage(counts_sql)
+                ),
                 "groups_flagged": len(flagged),
                 "flagged": dg.MetadataValue.json(
                     [

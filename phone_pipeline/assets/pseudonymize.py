@@ -9,6 +9,8 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    DerivedLineage,
+    sql_lineage,
     table_metadata,
     zone_attributes,
     zones_connection,
@@ -23,7 +25,7 @@ from phone_pipeline.checks.pseudonymize import (
     phone_numbers_found,
     pseudonymized_expectations,
 )
-from phone_pipeline.domain.pseudonyms import key_versions_sql
+from phone_pipeline.domain.pseudonyms import PSEUDONYM_MAP_INPUTS, key_versions_sql
 from phone_pipeline.erasure_register import rows_naming_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
@@ -34,17 +36,35 @@ from phone_pipeline.resources import (
 )
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
-PSEUDONYMIZED_LINEAGE = {
-    "call_date": [(CONSENTED_CALLS, "call_date")],
-    "call_hour": [(CONSENTED_CALLS, "started_at_utc")],
-    "caller_pseudonym": [(CONSENTED_CALLS, "caller_e164")],
-    "callee_pseudonym": [(CONSENTED_CALLS, "callee_e164")],
-    **{column: [(CONSENTED_CALLS, column)] for column in (
-        "caller_country", "caller_number_type", "callee_country", "callee_number_type",
-        "duration_seconds", "disposition")},
-    "region": [(CELL_REFERENCE, "region"), (CONSENTED_CALLS, "cell_id"),
-               (CONSENTED_CALLS, "caller_geo_region")],
-}  # fmt: skip
+PUBLISH_STAGED = "SELECT * FROM staged_pseudonymized"
+
+
+def staged_pseudonymized_sql(day: str) -> str:
+    """The day's (`day`: a SQL date literal) pseudonymised rows, from the admitted calls and the
+    registered `pseudonym_map` (PSEUDONYM_MAP_INPUTS)."""
+    return f"""
+        SELECT calls.call_date, date_trunc('hour', calls.started_at_utc) AS call_hour,
+               caller.pseudonym AS caller_pseudonym, callee.pseudonym AS callee_pseudonym,
+               calls.caller_country, calls.caller_number_type, calls.callee_country,
+               calls.callee_number_type,
+               coalesce(cells.region, calls.caller_geo_region, 'unknown') AS region,
+               calls.duration_seconds, calls.disposition
+        FROM consented_calls AS calls
+        JOIN pseudonym_map AS caller ON caller.e164 = calls.caller_e164
+        LEFT JOIN pseudonym_map AS callee ON callee.e164 = calls.callee_e164
+        LEFT JOIN cell_reference AS cells ON cells.cell_id = calls.cell_id
+        WHERE calls.call_date = {day}
+        """
+
+
+def pseudonymized_lineage(staged_sql: str) -> DerivedLineage:
+    """Column lineage of calls_pseudonymized, from the staging SELECT the run executed."""
+    return sql_lineage(
+        PUBLISH_STAGED,
+        [CONSENTED_CALLS, CELL_REFERENCE],
+        staged={"staged_pseudonymized": staged_sql},
+        computed={"pseudonym_map": PSEUDONYM_MAP_INPUTS},
+    )
 
 
 @dg.asset(
@@ -89,25 +109,11 @@ def calls_pseudonymized(
         # HMACs are computed in Python over distinct numbers and joined back: the key never
         # enters SQL text or the database.
         pseudonym_map = pd.DataFrame(
-            list(pseudonymizer.pseudonyms(numbers).items()), columns=["e164", "pseudonym"]
+            list(pseudonymizer.pseudonyms(numbers).items()), columns=list(PSEUDONYM_MAP_INPUTS)
         )
         con.register("pseudonym_map", pseudonym_map)
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE staged_pseudonymized AS
-            SELECT calls.call_date, date_trunc('hour', calls.started_at_utc) AS call_hour,
-                   caller.pseudonym AS caller_pseudonym, callee.pseudonym AS callee_pseudonym,
-                   calls.caller_country, calls.caller_number_type, calls.callee_country,
-                   calls.callee_number_type,
-                   coalesce(cells.region, calls.caller_geo_region, 'unknown') AS region,
-                   calls.duration_seconds, calls.disposition
-            FROM consented_calls AS calls
-            JOIN pseudonym_map AS caller ON caller.e164 = calls.caller_e164
-            LEFT JOIN pseudonym_map AS callee ON callee.e164 = calls.callee_e164
-            LEFT JOIN cell_reference AS cells ON cells.cell_id = calls.cell_id
-            WHERE calls.call_date = {day}
-            """
-        )
+        staged_sql = staged_pseudonymized_sql(day)
+        con.execute("CREATE OR REPLACE TEMP TABLE staged_pseudonymized AS " + staged_sql)
         con.unregister("pseudonym_map")
         text_columns = [
             row[0]
@@ -168,7 +174,7 @@ def calls_pseudonymized(
                 con,
                 call_date,
                 {
-                    f"{ANALYTICS}.calls_pseudonymized": "SELECT * FROM staged_pseudonymized",
+                    f"{ANALYTICS}.calls_pseudonymized": PUBLISH_STAGED,
                     f"{ANALYTICS}.pseudonym_key_periods": (
                         f"SELECT {day} AS call_date, {int(pseudonymizer.key_version)} AS key_version, "
                         "count(*) AS rows, NULL AS note, now() AS recorded_at FROM staged_pseudonymized"
@@ -178,7 +184,10 @@ def calls_pseudonymized(
             yield dg.MaterializeResult(
                 metadata={
                     **table_metadata(
-                        con, f"{ANALYTICS}.calls_pseudonymized", call_date, PSEUDONYMIZED_LINEAGE
+                        con,
+                        f"{ANALYTICS}.calls_pseudonymized",
+                        call_date,
+                        pseudonymized_lineage(staged_sql),
                     ),
                     "pseudonym_key_version": pseudonymizer.key_version,
                     "distinct_numbers_pseudonymized": len(pseudonym_map),

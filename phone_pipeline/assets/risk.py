@@ -14,11 +14,12 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    DerivedLineage,
+    sql_lineage,
     table_metadata,
     zone_attributes,
     zones_connection,
 )
-from phone_pipeline.checks.pseudonymize import CALLS_PSEUDONYMIZED
 from phone_pipeline.checks.risk import REIDENTIFICATION_RISK, analytics_key
 from phone_pipeline.domain.publication import CANDIDATES, Candidate
 from phone_pipeline.domain.risk import (
@@ -33,21 +34,45 @@ from phone_pipeline.domain.risk import (
     measure_unicity,
     measures_markdown,
     partition_seed,
+    risk_measure_inputs,
     risk_measures,
 )
 from phone_pipeline.landing import sql_date
+from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
-RISK_LINEAGE = {
-    "dataset": [(analytics_key(candidate.name), "call_date") for candidate in CANDIDATES],
-    "subscribers": [(CALLS_PSEUDONYMIZED, "caller_pseudonym"), (CALLS_PSEUDONYMIZED, "callee_pseudonym")],
-    "value": [(CALLS_PSEUDONYMIZED, column) for column in (
-        "caller_pseudonym", "callee_pseudonym", "call_hour", "region", "caller_country",
-        "caller_number_type", "callee_country", "callee_number_type")],
-    "dataset_rows": [(analytics_key(candidate.name), "call_date") for candidate in CANDIDATES],
-}  # fmt: skip
+PUBLISH_RISK = "SELECT *, now() AS recorded_at FROM risk_rows"
+
+
+def dataset_rows_sql(candidate: Candidate) -> str:
+    """The rows of a dataset's partition (one `?`: the day)."""
+    return f"SELECT count(*) AS dataset_rows FROM {ANALYTICS}.{candidate.name} WHERE call_date = ?"
+
+
+def risk_lineage(day: str) -> DerivedLineage:
+    """Column lineage of reidentification_risk: each dataset's risk relations (the SQL the
+    measures read), measured in Python (`risk_measure_inputs`), with its row count."""
+    steps = []
+    for candidate in CANDIDATES:
+        measured = [*candidate.quasi_identifiers]
+        if candidate.has_traces:
+            measured += ["trace_time", "trace_place"]
+        relations = [candidate.risk_relation(day), candidate.suppressed_relation(day)]
+        source = " UNION ALL ".join(
+            f"SELECT * FROM {relation}" for relation in relations if relation
+        )
+        step = python_step_sql(source, {"call_date": (), **risk_measure_inputs(measured)})
+        steps.append(
+            f"SELECT measures.*, counted.dataset_rows FROM ({step}) AS measures "
+            f"CROSS JOIN ({dataset_rows_sql(candidate)}) AS counted"
+        )
+    return sql_lineage(
+        PUBLISH_RISK,
+        [analytics_key(candidate.name) for candidate in CANDIDATES],
+        staged={"risk_rows": " UNION ALL ".join(steps)},
+    )
 
 
 def measure_candidate(
@@ -128,10 +153,7 @@ def reidentification_risk(
                 con, candidate, call_date, limits.k, pipeline_config.unicity_sample_size
             )
             results[candidate.name] = measures
-            dataset_rows = con.execute(
-                f"SELECT count(*) FROM {ANALYTICS}.{candidate.name} WHERE call_date = ?",
-                [call_date],
-            ).fetchall()[0][0]
+            dataset_rows = con.execute(dataset_rows_sql(candidate), [call_date]).fetchall()[0][0]
             rows += [
                 {"call_date": call_date, **vars(measure), "dataset_rows": dataset_rows}
                 for measure in measures
@@ -143,11 +165,11 @@ def reidentification_risk(
         replace_partition(
             con,
             call_date,
-            {f"{ANALYTICS}.reidentification_risk": "SELECT *, now() AS recorded_at FROM risk_rows"},
+            {f"{ANALYTICS}.reidentification_risk": PUBLISH_RISK},
         )
         con.unregister("risk_rows")
         metadata = table_metadata(
-            con, f"{ANALYTICS}.reidentification_risk", call_date, RISK_LINEAGE
+            con, f"{ANALYTICS}.reidentification_risk", call_date, risk_lineage(sql_date(call_date))
         )
     return dg.MaterializeResult(
         metadata={

@@ -5,8 +5,10 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    DerivedLineage,
     counts_table,
     restricted_connection,
+    sql_lineage,
     table_metadata,
     zone_attributes,
 )
@@ -20,17 +22,19 @@ from phone_pipeline.checks.scrub import (
 )
 from phone_pipeline.checks.validate import CALLS_VALIDATED
 from phone_pipeline.domain.scrub import scrub_list_sql
+from phone_pipeline.domain.validation import known_numbers_sql
 from phone_pipeline.resources import ContactRules
 from phone_pipeline.warehouse import transaction
 
-SCRUB_LINEAGE = {
-    "e164": [(CALLS_VALIDATED, "caller_e164"), (CALLS_VALIDATED, "callee_e164"),
-             (CONSENT_EVENTS, "e164"), (DNC_REGISTRY, "e164")],
-    "reason": [(CONSENT_EVENTS, "status"), (DNC_REGISTRY, "listed_at"),
-               (CALLS_VALIDATED, "started_at_utc")],
-    "since": [(CONSENT_EVENTS, "recorded_at"), (DNC_REGISTRY, "listed_at"),
-              (CALLS_VALIDATED, "started_at_utc")],
-}  # fmt: skip
+
+def scrub_lineage(select_sql: str) -> DerivedLineage:
+    """Column lineage of the scrub list, from the SELECT that rebuilt it; `known_numbers` is
+    filled by validation from its validated calls."""
+    return sql_lineage(
+        select_sql,
+        [CALLS_VALIDATED, CONSENT_EVENTS, DNC_REGISTRY],
+        staged={"known_numbers": known_numbers_sql("calls_validated")},
+    )
 
 
 @dg.asset(
@@ -55,12 +59,10 @@ def dnc_scrub_list(restricted_warehouse: DuckDBResource, contact_rules: ContactR
             "calls_validated", "known_numbers", "consent_events", "dnc_registry", now_sql,
             contact_rules.max_calls_24h, contact_rules.max_calls_7d,
         )  # fmt: skip
+        select_sql = f"SELECT *, {now_sql} AS recorded_at FROM ({list_sql})"
         with transaction(con):
             con.execute("DELETE FROM dnc_scrub_list")
-            con.execute(
-                f"INSERT INTO dnc_scrub_list BY NAME SELECT *, {now_sql} AS recorded_at "
-                f"FROM ({list_sql})"
-            )
+            con.execute(f"INSERT INTO dnc_scrub_list BY NAME {select_sql}")
         by_reason = dict(
             con.execute("SELECT reason, count(*) FROM dnc_scrub_list GROUP BY 1").fetchall()
         )
@@ -75,7 +77,7 @@ def dnc_scrub_list(restricted_warehouse: DuckDBResource, contact_rules: ContactR
         ).fetchone()
         yield dg.MaterializeResult(
             metadata={
-                **table_metadata(con, "dnc_scrub_list", None, SCRUB_LINEAGE),
+                **table_metadata(con, "dnc_scrub_list", None, scrub_lineage(select_sql)),
                 "numbers_to_scrub": numbers,
                 "rows_by_reason": counts_table(by_reason),
                 "as_of": now.isoformat(),

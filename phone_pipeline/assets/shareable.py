@@ -18,6 +18,8 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    DerivedLineage,
+    sql_lineage,
     table_metadata,
     zone_attributes,
     zones_connection,
@@ -34,10 +36,11 @@ from phone_pipeline.checks.risk import (
 from phone_pipeline.domain.publication import CANDIDATES, Candidate
 from phone_pipeline.domain.risk import GateDecision, RiskLimits, RiskMeasure, gate_decision
 from phone_pipeline.landing import sql_date
+from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.settings import env_name
-from phone_pipeline.warehouse import ANALYTICS, SHAREABLE, replace_partition, table_columns
+from phone_pipeline.warehouse import ANALYTICS, SHAREABLE, replace_partition
 
 WITHHELD_DESCRIPTION = (
     "A dataset whose risk exceeds a limit is not copied, and a copy published earlier is "
@@ -61,16 +64,44 @@ def _spec(candidate: Candidate) -> dg.AssetSpec:
     )
 
 
+# A dataset's measures of a partition (`?`: the day, the dataset), as the gate reads them.
+MEASURES_SQL = (
+    "SELECT dataset, measure, parameter, parameter_upper, value, subscribers, sampled, "
+    f"margin_95, applicable, dataset_rows FROM {ANALYTICS}.reidentification_risk "
+    "WHERE call_date = ? AND dataset = ?"
+)
+# What each column of a publication decision row (`_publish_one`) is computed from, among the
+# measures' columns (column lineage): the gate (`decide`) reads the share below k, unicity and
+# the rows measured; the reasons quote the subscribers and samples; rows published or withdrawn
+# follow the decision over the rows measured. The day and the time are no column's.
+_GATE_READS = ("measure", "parameter", "value", "applicable", "dataset_rows")
+PUBLICATION_INPUTS: dict[str, tuple[str, ...]] = {
+    "call_date": (),
+    "dataset": ("dataset",),
+    "decision": _GATE_READS,
+    "reasons": (*_GATE_READS, "subscribers", "sampled"),
+    "published_rows": _GATE_READS,
+    "withdrawn_rows": _GATE_READS,
+    "recorded_at": (),
+}
+PUBLICATIONS_LINEAGE_SQL = "SELECT * FROM publication_rows"
+
+
+def publications_lineage() -> DerivedLineage:
+    """Column lineage of shareable_publications: decisions computed in Python from the measures
+    the gate reads (PUBLICATION_INPUTS), written with bound values."""
+    return sql_lineage(
+        PUBLICATIONS_LINEAGE_SQL,
+        [REIDENTIFICATION_RISK],
+        staged={"publication_rows": python_step_sql(MEASURES_SQL, PUBLICATION_INPUTS)},
+    )
+
+
 def _measures(
     con: duckdb.DuckDBPyConnection, dataset: str, call_date: dt.date
 ) -> tuple[list[RiskMeasure], int | None]:
     """The dataset's measures for the partition and the row count they were measured on."""
-    rows = con.execute(
-        "SELECT dataset, measure, parameter, parameter_upper, value, subscribers, sampled, "
-        f"margin_95, applicable, dataset_rows FROM {ANALYTICS}.reidentification_risk "
-        "WHERE call_date = ? AND dataset = ?",
-        [call_date, dataset],
-    ).fetchall()
+    rows = con.execute(MEASURES_SQL, [call_date, dataset]).fetchall()
     return [RiskMeasure(*row[:9]) for row in rows], (rows[0][9] if rows else None)
 
 
@@ -116,16 +147,14 @@ def _publish_one(
     previously = con.execute(
         f"SELECT count(*) FROM {target} WHERE call_date = ?", [call_date]
     ).fetchall()[0][0]
+    copy_sql = f"SELECT * FROM {source} WHERE call_date = {sql_date(call_date)}"
     if decision.passed:
-        counts = replace_partition(
-            con,
-            call_date,
-            {target: f"SELECT * FROM {source} WHERE call_date = {sql_date(call_date)}"},
-        )
+        counts = replace_partition(con, call_date, {target: copy_sql})
         outcome, published, withdrawn = "published", counts[target], 0
     elif previously:
         # Deliberate: the shareable zone must not keep a partition whose risk now fails.
-        replace_partition(con, call_date, {target: f"SELECT * FROM {source} WHERE false"})
+        copy_sql = f"SELECT * FROM {source} WHERE false"
+        replace_partition(con, call_date, {target: copy_sql})
         outcome, published, withdrawn = "withdrawn", 0, previously
         context.log.warning(
             f"Withdrew {previously} rows of {target} for {call_date}: "
@@ -156,10 +185,9 @@ def _publish_one(
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={
-                **table_metadata(con, target, call_date, {
-                    name: [(analytics_key(candidate.name), name)]
-                    for name, _ in table_columns(con, target)
-                }),
+                **table_metadata(
+                    con, target, call_date, sql_lineage(copy_sql, [analytics_key(candidate.name)])
+                ),
                 "publication": outcome,
                 "withdrawn_rows": withdrawn,
                 "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons) or "none"),
@@ -237,10 +265,8 @@ def publish_shareable(
         yield dg.MaterializeResult(
             asset_key=SHAREABLE_PUBLICATIONS,
             metadata={
-                **table_metadata(con, f"{ANALYTICS}.shareable_publications", call_date, {
-                    column: [(REIDENTIFICATION_RISK, "value")]
-                    for column in ("decision", "reasons", "published_rows", "withdrawn_rows")
-                }),
+                **table_metadata(con, f"{ANALYTICS}.shareable_publications", call_date,
+                                 publications_lineage()),
                 "decisions": dg.MetadataValue.md(
                     "| dataset | decision | rows published | rows withdrawn | reasons |\n"
                     "| --- | --- | ---: | ---: | --- |\n"

@@ -3,14 +3,15 @@
 import datetime as dt
 
 import dagster as dg
-import duckdb
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.assets.common import (
     DUCKDB_POOL,
+    DerivedLineage,
     counts_table,
     partitioned_table_spec,
     restricted_connection,
+    sql_lineage,
     table_metadata,
 )
 from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
@@ -21,6 +22,7 @@ from phone_pipeline.checks.validate import (
     VALIDATED_CHECKS,
     validated_expectations,
 )
+from phone_pipeline.domain.numbers import PARSED_NUMBER_INPUTS
 from phone_pipeline.domain.timestamps import clean_text_sql
 from phone_pipeline.domain.validation import (
     cleaned_calls_sql,
@@ -34,28 +36,6 @@ from phone_pipeline.partitions import partition_date
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
 from phone_pipeline.timings import PARSE, recording
 from phone_pipeline.warehouse import replace_partition
-
-VALIDATED_LINEAGE = {
-    "call_date": [(RAW_CALLS, "call_date")],
-    "call_id": [(RAW_CALLS, "call_id")],
-    "started_at_utc": [(RAW_CALLS, "started_at")],
-    "duration_seconds": [(RAW_CALLS, "duration_seconds")],
-    "disposition": [(RAW_CALLS, "disposition")],
-    "cell_id": [(RAW_CALLS, "cell_id")],
-    "campaign_id": [(RAW_CALLS, "campaign_id")],
-    **{f"caller_{field}": [(RAW_CALLS, "caller_number")] for field in
-       ("e164", "country", "number_type", "geo_region")},
-    **{f"callee_{field}": [(RAW_CALLS, "callee_number")] for field in
-       ("e164", "country", "number_type", "erased")},
-    "source_file": [(RAW_CALLS, "source_file")],
-    "source_row": [(RAW_CALLS, "source_row")],
-}  # fmt: skip
-QUARANTINE_LINEAGE = {
-    column: [(RAW_CALLS, column)]
-    for column in ("call_date", "source_file", "source_row", "call_id", "caller_number",
-                   "callee_number", "started_at", "duration_seconds", "disposition", "cell_id",
-                   "campaign_id")
-}  # fmt: skip
 
 
 @dg.multi_asset(
@@ -113,12 +93,11 @@ def validate_calls(
         )
         # Only the verdicts of rows not admitted are kept (a few percent); both tables are then
         # written straight from the raw rows, never through a wide intermediate table.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE quarantine_verdicts AS "
-            + quarantine_verdicts_sql(cleaned_sql, pipeline_config.max_call_seconds)
-        )
+        verdicts_sql = quarantine_verdicts_sql(cleaned_sql, pipeline_config.max_call_seconds)
+        con.execute("CREATE OR REPLACE TEMP TABLE quarantine_verdicts AS " + verdicts_sql)
         verdicts = con.execute("SELECT count(*) FROM quarantine_verdicts").fetchone()[0]
-        replace_counts = _write_validation(con, call_date, raw_sql, cleaned_sql)
+        selects = validation_selects(call_date, raw_sql, cleaned_sql)
+        replace_counts = replace_partition(con, call_date, selects)
         reasons = dict(
             con.execute(
                 "SELECT reason, count(*) FROM calls_quarantine WHERE call_date = ? GROUP BY 1",
@@ -136,7 +115,9 @@ def validate_calls(
         yield dg.MaterializeResult(
             asset_key=CALLS_VALIDATED,
             metadata={
-                **table_metadata(con, "calls_validated", call_date, VALIDATED_LINEAGE),
+                **table_metadata(
+                    con, "calls_validated", call_date, validation_lineage(selects, verdicts_sql)
+                ),
                 "numbers_parsed_this_run": newly_parsed,
                 "parse_seconds": timings.seconds(PARSE),
                 "quarantine_share": round(share, 6),
@@ -145,7 +126,12 @@ def validate_calls(
         yield dg.MaterializeResult(
             asset_key=CALLS_QUARANTINE,
             metadata={
-                **table_metadata(con, "calls_quarantine", call_date, QUARANTINE_LINEAGE),
+                **table_metadata(
+                    con,
+                    "calls_quarantine",
+                    call_date,
+                    validation_lineage(selects, verdicts_sql, "calls_quarantine"),
+                ),  # fmt: skip
                 "quarantined_by_reason": counts_table(reasons),
             },
         )
@@ -180,31 +166,39 @@ def validate_calls(
     )
 
 
-def _write_validation(
-    con: duckdb.DuckDBPyConnection, call_date: dt.date, raw_sql: str, cleaned_sql: str
-) -> dict[str, int]:
-    """Validated and quarantined rows of the partition, replaced together in one transaction.
-    Quarantined rows are raw rows as recorded: read without the number lookups and cleaning."""
-    return replace_partition(
-        con,
-        call_date,
-        {
-            "calls_validated": f"""
-                SELECT call_date, clean_call_id AS call_id, started_at_utc,
-                       CAST(duration_int AS INTEGER) AS duration_seconds,
-                       clean_disposition AS disposition, clean_cell_id AS cell_id,
-                       caller_e164, caller_country, caller_number_type, caller_geo_region,
-                       callee_e164, callee_country, callee_number_type, source_file, source_row,
-                       {clean_text_sql("campaign_id")} AS campaign_id,
-                       callee_was_erased AS callee_erased
-                FROM ({cleaned_sql}) ANTI JOIN quarantine_verdicts USING (row_key)""",
-            "calls_quarantine": f"""
-                SELECT call_date, reason, detail, source_file, source_row, call_id, caller_number,
-                       callee_number, started_at, duration_seconds, disposition, cell_id,
-                       campaign_id
-                FROM ({raw_sql}) AS raw
-                JOIN quarantine_verdicts ON quarantine_verdicts.row_key = {row_key_sql("raw")}""",
-            # The day's numbers, from the rows just written (scrub list, consent changes).
-            "known_numbers": known_numbers_sql("calls_validated", sql_date(call_date)),
-        },
+def validation_selects(call_date: dt.date, raw_sql: str, cleaned_sql: str) -> dict[str, str]:
+    """What replaces the partition of each table, in one transaction: validated and quarantined
+    rows never disagree. Quarantined rows are raw rows as recorded: read without the number
+    lookups and cleaning."""
+    return {
+        "calls_validated": f"""
+            SELECT call_date, clean_call_id AS call_id, started_at_utc,
+                   CAST(duration_int AS INTEGER) AS duration_seconds,
+                   clean_disposition AS disposition, clean_cell_id AS cell_id,
+                   caller_e164, caller_country, caller_number_type, caller_geo_region,
+                   callee_e164, callee_country, callee_number_type, source_file, source_row,
+                   {clean_text_sql("campaign_id")} AS campaign_id,
+                   callee_was_erased AS callee_erased
+            FROM ({cleaned_sql}) ANTI JOIN quarantine_verdicts USING (row_key)""",
+        "calls_quarantine": f"""
+            SELECT call_date, reason, detail, source_file, source_row, call_id, caller_number,
+                   callee_number, started_at, duration_seconds, disposition, cell_id,
+                   campaign_id
+            FROM ({raw_sql}) AS raw
+            JOIN quarantine_verdicts ON quarantine_verdicts.row_key = {row_key_sql("raw")}""",
+        # The day's numbers, from the rows just written (scrub list, consent changes).
+        "known_numbers": known_numbers_sql("calls_validated", sql_date(call_date)),
+    }
+
+
+def validation_lineage(
+    selects: dict[str, str], verdicts_sql: str, table: str = "calls_validated"
+) -> DerivedLineage:
+    """Column lineage of a validation table, from the SELECTs the run executed."""
+    return sql_lineage(
+        selects[table],
+        [RAW_CALLS],
+        other_tables={"landing_files": RAW_CALLS},  # ingest registers each file it loads
+        staged={"quarantine_verdicts": verdicts_sql},
+        computed={"day_numbers": PARSED_NUMBER_INPUTS},
     )

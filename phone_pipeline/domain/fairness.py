@@ -49,6 +49,11 @@ def guess_country(raw: str | None) -> str | None:
     return None
 
 
+# The map of unreadable caller strings to a guessed country (columns as stages register it), and
+# what each column is computed from (column lineage).
+GUESSED_COUNTRY_INPUTS: dict[str, tuple[str, ...]] = {"raw_number": (), "country": ("raw_number",)}
+
+
 def group_counts_sql(
     day_sql: str,
     guessed_countries: str,
@@ -134,6 +139,17 @@ def flag_groups(counts: pd.DataFrame, ratio: float, min_rows: int) -> pd.DataFra
         & (frame["country"] != UNKNOWN)
     ).astype(bool)
     return frame.sort_values(["measure", "country", "number_type"]).reset_index(drop=True)
+
+
+# The columns `flag_groups` adds to its counts, and which count columns each is computed from
+# (column lineage): the rest and overall rates sum the measure's other groups.
+FLAGGED_GROUP_INPUTS: dict[str, tuple[str, ...]] = {
+    "rate": ("rows", "affected"),
+    "rest_rate": ("measure", "rows", "affected"),
+    "overall_rate": ("measure", "rows", "affected"),
+    "ratio_to_rest": ("measure", "rows", "affected"),
+    "flagged": ("measure", "country", "rows", "affected"),
+}
 
 
 def rates_markdown(frame: pd.DataFrame) -> str:

@@ -25,6 +25,19 @@ NUMBER_COLUMNS: list[str] = [
     "geo_region",
     "reason",
 ]
+# What each column of a parsed-number map (number_cache, and the day's copy of it) is computed
+# from (column lineage): phonenumbers reads the raw string with the default region; a number's
+# time zones follow from the number alone.
+PARSED_NUMBER_INPUTS: dict[str, tuple[str, ...]] = {
+    "raw_number": (),
+    "default_region": (),
+    **{
+        column: ("raw_number", "default_region")
+        for column in NUMBER_COLUMNS
+        if column not in ("raw_number", "time_zones")
+    },
+    "time_zones": ("e164",),
+}
 
 INVALID_REASONS: tuple[str, ...] = (
     "empty",

@@ -297,6 +297,22 @@ def noisy_figures(
     return published
 
 
+# What each column `noisy_figures` returns is computed from, among the columns of the cells it
+# is given (column lineage): keys pass through, each count is its own noisy count (answered
+# calls capped at the calls), the rate from both counts, withholding from the noisy subscribers;
+# no median, and epsilon is a setting, no column.
+NOISY_FIGURE_INPUTS: dict[str, tuple[str, ...]] = {
+    "calls": ("calls", "distinct_subscribers"),
+    "answered_calls": ("answered_calls", "calls", "distinct_subscribers"),
+    "answered_rate": ("answered_calls", "calls", "distinct_subscribers"),
+    "total_duration_seconds": ("total_duration_seconds", "distinct_subscribers"),
+    "median_duration_seconds": (),
+    "distinct_subscribers": ("distinct_subscribers",),
+    "suppressed": ("distinct_subscribers",),
+    "dp_epsilon": (),
+}
+
+
 # --- the budget ledger ----------------------------------------------------------------------------
 
 

@@ -163,6 +163,12 @@ class Pseudonymizer:
         return {number: self.pseudonym(number) for number in set(numbers)}
 
 
+# The columns of the map `Pseudonymizer.pseudonyms` returns, as stages join it back in SQL, with
+# what each is computed from (column lineage): a pseudonym from its number alone (and the key,
+# which is no column).
+PSEUDONYM_MAP_INPUTS: dict[str, tuple[str, ...]] = {"e164": (), "pseudonym": ("e164",)}
+
+
 def is_pseudonym(value: str) -> bool:
     return bool(PSEUDONYM_PATTERN.fullmatch(value))
 

@@ -31,11 +31,12 @@ AGGREGATES = Retention.AGGREGATES.value
 RETENTION_TABLES: dict[str, tuple[str, ...]] = retention_tables()
 
 # The environment setting of each zone's retention, named in refusals (declared in settings.py).
-RETENTION_SETTINGS = {
-    RESTRICTED: env_name("retention_restricted_days"),
-    PSEUDONYMIZED: env_name("retention_pseudonymized_days"),
-    AGGREGATES: env_name("retention_aggregates_days"),
+RETENTION_SETTING_NAMES = {
+    RESTRICTED: "retention_restricted_days",
+    PSEUDONYMIZED: "retention_pseudonymized_days",
+    AGGREGATES: "retention_aggregates_days",
 }
+RETENTION_SETTINGS = {zone: env_name(name) for zone, name in RETENTION_SETTING_NAMES.items()}
 
 # Restricted tables whose rows are input rows of a landing file (`content_hash`, `source_row`):
 # the sweep records how many of each file's rows it deleted (`restricted.retention_swept_rows`),

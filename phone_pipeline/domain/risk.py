@@ -363,6 +363,23 @@ def risk_measures(
     return rows
 
 
+def risk_measure_inputs(measured: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """What each column of `risk_measures`' rows is computed from (column lineage), among the
+    columns of a dataset's risk relation: `subscriber` and `measured` (its quasi-identifiers
+    and trace points). Dataset, measure, parameters and applicability are set by the code."""
+    return {
+        "dataset": (),
+        "measure": (),
+        "parameter": (),
+        "parameter_upper": (),
+        "value": ("subscriber", *measured),
+        "subscribers": ("subscriber", *measured),
+        "sampled": ("subscriber", *measured),
+        "margin_95": ("subscriber", *measured),
+        "applicable": (),
+    }
+
+
 @dataclass(frozen=True)
 class RiskLimits:
     """The shareable zone's gate; no defaults: the deployment's come from its settings."""
