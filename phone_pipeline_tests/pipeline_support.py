@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -69,6 +70,25 @@ def module_pipeline(home: Path, key: str = TEST_KEY, **overrides: Any) -> Iterat
 
 def pseudonymizer(key: str = TEST_KEY, version: int = 1) -> Pseudonymizer:
     return Pseudonymizer(decode_key(key), version)
+
+
+def wait_for(
+    what: str,
+    condition: Callable[[], Any],
+    timeout: float,
+    explain: Callable[[], str],
+    poll_seconds: float = 0.2,
+) -> Any:
+    """Poll `condition` until it returns something truthy, and return that; fail with `explain()`
+    after `timeout` seconds (a regression fails the test instead of hanging it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n\n{explain()}")
+        time.sleep(poll_seconds)
 
 
 # --- what a run did -------------------------------------------------------------------------------
