@@ -24,7 +24,13 @@ import pytest
 from phone_pipeline.definitions import defs
 from phone_pipeline.domain.pseudonyms import Pseudonymizer, decode_key
 from phone_pipeline.settings import load_settings
-from phone_pipeline_tests.conftest import LENIENT_RISK_LIMITS, NO_RETENTION, TEST_KEY, Pipeline
+from phone_pipeline_tests.conftest import (
+    LENIENT_RISK_LIMITS,
+    NO_RETENTION,
+    TEST_KEY,
+    Pipeline,
+    dagster_instance,
+)
 
 # Every asset of the call_pipeline job writes one of these; the checks evaluated per run must cover them all.
 _CALL_PIPELINE_LAYER = defs.resolve_job_def("call_pipeline").asset_layer
@@ -54,8 +60,11 @@ ANALYTICS_TABLES = (
 
 
 @contextmanager
-def module_pipeline(home: Path, key: str = TEST_KEY, **overrides: Any) -> Iterator[Pipeline]:
-    """What the `settings` and `pipeline` fixtures give, for a longer scope than one test."""
+def module_pipeline(
+    home: Path, key: str = TEST_KEY, persistent: bool = False, **overrides: Any
+) -> Iterator[Pipeline]:
+    """What the `settings` and `pipeline` fixtures give, for a longer scope than one test
+    (`persistent`: see `dagster_instance`)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", key)
         patch.setenv("PHONE_PIPELINE_HOME", str(home / "data"))
@@ -64,7 +73,7 @@ def module_pipeline(home: Path, key: str = TEST_KEY, **overrides: Any) -> Iterat
             patch.setenv(name, value)
         settings = replace(load_settings(), home=home / "data", **{**NO_RETENTION, **overrides})
         settings.ensure_folders()
-        with dg.instance_for_test() as instance:
+        with dagster_instance(persistent) as instance:
             yield Pipeline(settings=settings, instance=instance)
 
 
