@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +24,13 @@ import pytest
 from phone_pipeline.definitions import defs
 from phone_pipeline.domain.pseudonyms import Pseudonymizer, decode_key
 from phone_pipeline.settings import load_settings
-from phone_pipeline_tests.conftest import LENIENT_RISK_LIMITS, NO_RETENTION, TEST_KEY, Pipeline
+from phone_pipeline_tests.conftest import (
+    LENIENT_RISK_LIMITS,
+    NO_RETENTION,
+    TEST_KEY,
+    Pipeline,
+    dagster_instance,
+)
 
 # Every asset of the call_pipeline job writes one of these; the checks evaluated per run must cover them all.
 _CALL_PIPELINE_LAYER = defs.resolve_job_def("call_pipeline").asset_layer
@@ -53,8 +60,11 @@ ANALYTICS_TABLES = (
 
 
 @contextmanager
-def module_pipeline(home: Path, key: str = TEST_KEY, **overrides: Any) -> Iterator[Pipeline]:
-    """What the `settings` and `pipeline` fixtures give, for a longer scope than one test."""
+def module_pipeline(
+    home: Path, key: str = TEST_KEY, persistent: bool = False, **overrides: Any
+) -> Iterator[Pipeline]:
+    """What the `settings` and `pipeline` fixtures give, for a longer scope than one test
+    (`persistent`: see `dagster_instance`)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", key)
         patch.setenv("PHONE_PIPELINE_HOME", str(home / "data"))
@@ -63,12 +73,31 @@ def module_pipeline(home: Path, key: str = TEST_KEY, **overrides: Any) -> Iterat
             patch.setenv(name, value)
         settings = replace(load_settings(), home=home / "data", **{**NO_RETENTION, **overrides})
         settings.ensure_folders()
-        with dg.instance_for_test() as instance:
+        with dagster_instance(persistent) as instance:
             yield Pipeline(settings=settings, instance=instance)
 
 
 def pseudonymizer(key: str = TEST_KEY, version: int = 1) -> Pseudonymizer:
     return Pseudonymizer(decode_key(key), version)
+
+
+def wait_for(
+    what: str,
+    condition: Callable[[], Any],
+    timeout: float,
+    explain: Callable[[], str],
+    poll_seconds: float = 0.2,
+) -> Any:
+    """Poll `condition` until it returns something truthy, and return that; fail with `explain()`
+    after `timeout` seconds (a regression fails the test instead of hanging it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n\n{explain()}")
+        time.sleep(poll_seconds)
 
 
 # --- what a run did -------------------------------------------------------------------------------

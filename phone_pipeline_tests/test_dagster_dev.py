@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import pytest
 from phone_pipeline.instance import ensure_dagster_home
 from phone_pipeline_synthetic import generate
 from phone_pipeline_tests.conftest import TEST_KEY
+from phone_pipeline_tests.pipeline_support import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -273,20 +274,6 @@ def _stop_group(process: subprocess.Popen) -> list[str]:
     return _group_members(pgid)
 
 
-def _wait_for(
-    what: str, condition: Callable[[], Any], timeout: float, explain: Callable[[], str]
-) -> Any:
-    """Poll `condition` until it returns something truthy; fail with `explain()` after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n\n{explain()}")
-        time.sleep(POLL_SECONDS)
-
-
 def _server_answers(server: DevServer) -> bool:
     assert server.process.poll() is None, (
         f"dagster dev exited with code {server.process.returncode}:\n{server.log_tail()}"
@@ -339,11 +326,12 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     server = DevServer(port, home, dagster_home, log_path, process)
     passed = False
     try:
-        _wait_for(
+        wait_for(
             f"{server.url}/server_info",
             lambda: _server_answers(server),
             STARTUP_TIMEOUT,
             lambda: f"dagster dev log:\n{server.log_tail()}",
+            poll_seconds=POLL_SECONDS,
         )
         _stop_schedules(server)
         yield server
@@ -375,8 +363,12 @@ def _wait_for_success(server: DevServer, run_id: str, timeout: float) -> None:
         status = runs["results"][0]["status"] if runs.get("results") else None
         return status if status in FINISHED else None
 
-    status = _wait_for(
-        f"run {run_id} to finish", finished, timeout, lambda: server.explain([run_id])
+    status = wait_for(
+        f"run {run_id} to finish",
+        finished,
+        timeout,
+        lambda: server.explain([run_id]),
+        poll_seconds=POLL_SECONDS,
     )
     assert status == "SUCCESS", f"run {run_id} ended {status}.\n\n{server.explain([run_id])}"
 
@@ -424,11 +416,12 @@ def test_sensor_starts_a_run_for_a_new_landing_file(dev_server: DevServer) -> No
     tags = {"dagster/partition": SENSOR_DAY.isoformat(), "dagster/sensor_name": SENSOR}
     deadline = time.monotonic() + SENSOR_RUN_TIMEOUT
 
-    runs = _wait_for(
+    runs = wait_for(
         f"the sensor to request a run for {SENSOR_DAY}",
         lambda: dev_server.runs(tags),
         SENSOR_RUN_TIMEOUT,
         dev_server.explain,
+        poll_seconds=POLL_SECONDS,
     )
     assert len(runs) == 1, f"one file, one partition: expected one run, got {runs}"
     run = runs[0]
@@ -478,8 +471,12 @@ def test_run_launched_from_the_ui_for_another_day(dev_server: DevServer, tmp_pat
         runs = dev_server.graphql(RUNS_QUERY, {})["runsOrError"]["results"]
         return runs if all(run["status"] in FINISHED for run in runs) else None
 
-    all_runs = _wait_for(
-        "every run to end", finished_runs, UI_RUNS_TIMEOUT, lambda: dev_server.explain([])
+    all_runs = wait_for(
+        "every run to end",
+        finished_runs,
+        UI_RUNS_TIMEOUT,
+        lambda: dev_server.explain([]),
+        poll_seconds=POLL_SECONDS,
     )
     failed = [run["runId"] for run in all_runs if run["status"] != "SUCCESS"]
     assert not failed, dev_server.explain(failed)

@@ -76,8 +76,9 @@ def _leaked(values: list[str], texts: list[str]) -> set[str]:
 
 
 def test_disguised_campaign_ids_are_flagged_and_never_logged(
-    pipeline: Pipeline, capfd: pytest.CaptureFixture[str]
+    persistent_pipeline: Pipeline, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    pipeline = persistent_pipeline  # its files (event log, compute logs) are scanned below
     disguised = list(DISGUISED.values())
     landing = pipeline.settings.landing_calls
     write_csv_atomically(_calls(WORD_CAMPAIGNS * 3, WORDS_DAY), landing / "words.csv")

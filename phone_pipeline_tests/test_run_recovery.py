@@ -16,9 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
@@ -37,6 +36,7 @@ from phone_pipeline.run_recovery import (
 )
 from phone_pipeline_synthetic import generate
 from phone_pipeline_tests.conftest import TEST_KEY
+from phone_pipeline_tests.pipeline_support import wait_for
 
 CLI = Path(sys.executable).with_name("phone-pipeline")
 POOL = "duckdb"
@@ -290,17 +290,6 @@ def _log(home: Path, name: str) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _wait_for(what: str, condition: Callable[[], Any], timeout: float, explain: Callable[[], str]):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.\n{explain()}")
-        time.sleep(0.2)
-
-
 def _kill_group(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
@@ -402,7 +391,7 @@ def test_a_waiting_run_says_for_whom_and_stops_on_a_signal(
         # Alive, but it keeps the slot.
         holder_run, _ = _stopped_while_holding(holder, instance, home, "holder")
         waiter = _start_run(home, "waiter", ignore_sigint=in_background)
-        _wait_for(
+        wait_for(
             "the second run to say whom it waits for",
             lambda: f"held by run {holder_run[:8]}" in _log(home, "waiter"),
             SLOT_TIMEOUT,
