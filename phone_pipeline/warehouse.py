@@ -174,10 +174,3 @@ def drop_not_null(con: duckdb.DuckDBPyConnection, table: str, column: str) -> No
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
     """(name, type) of each column, in order."""
     return [(row[0], row[1]) for row in con.execute(f"DESCRIBE {table}").fetchall()]
-
-
-def ddl_column_names(columns: str) -> list[str]:
-    """The column names a table definition declares (read by DuckDB itself, in memory)."""
-    with duckdb.connect() as con:
-        con.execute(f"CREATE TABLE declared ({columns})")
-        return [name for name, _ in table_columns(con, "declared")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
+from phone_pipeline import catalog
 from phone_pipeline.domain.record import (
     Evidence,
     ProcessingRecord,
@@ -14,7 +15,6 @@ from phone_pipeline.domain.record import (
     data_categories,
     render_markdown,
 )
-from phone_pipeline.warehouse import ATTACHED_ZONE_TABLES, RESTRICTED_TABLES, ddl_column_names
 
 WHEN = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
 
@@ -38,10 +38,9 @@ def test_an_unknown_column_is_shown_for_review_not_hidden() -> None:
 def test_every_column_the_warehouse_declares_has_a_category() -> None:
     """A new table must land in the record under what it holds, not under "review"."""
     unclassified = [
-        f"{zone}.{table}.{column}"
-        for zone, tables in {"restricted": RESTRICTED_TABLES, **ATTACHED_ZONE_TABLES}.items()
-        for table, ddl in tables.items()
-        for column in ddl_column_names(ddl)
+        f"{table.zone}.{table.name}.{column}"
+        for table in catalog.TABLES
+        for column in table.column_names
         if data_categories([column]) == ["Other (unclassified: review)"]
     ]
     assert unclassified == []

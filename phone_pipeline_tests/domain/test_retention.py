@@ -7,6 +7,7 @@ import datetime as dt
 import duckdb
 import pytest
 
+from phone_pipeline import catalog
 from phone_pipeline.domain.retention import (
     AGGREGATES,
     PSEUDONYMIZED,
@@ -17,7 +18,6 @@ from phone_pipeline.domain.retention import (
     expired_rows_sql,
     retention_cutoff,
 )
-from phone_pipeline.warehouse import RESTRICTED_TABLES, ddl_column_names
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -67,9 +67,7 @@ def test_every_day_partitioned_restricted_table_is_swept() -> None:
     # Each holds phone numbers or rows of them: kept past retention, the zone would keep them too.
     # The sweep's own log (counts per file and day) is the one exception.
     partitioned = {
-        table
-        for table, columns in RESTRICTED_TABLES.items()
-        if "call_date" in ddl_column_names(columns)
+        table.name for table in catalog.zone_tables(catalog.RESTRICTED) if table.partition
     }
     assert partitioned - {"retention_swept_rows"} == set(RETENTION_TABLES[RESTRICTED])
 
