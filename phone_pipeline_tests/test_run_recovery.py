@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -326,18 +327,34 @@ def _holder(instance: dg.DagsterInstance) -> tuple[str, str] | None:
     return claimed[0] if claimed else None
 
 
+def _sqlite_locked(dagster_home: Path) -> bool:
+    """Whether some SQLite file of the instance is locked for writing. A process stopped inside
+    a write would keep its lock: every other run would fail on "database is locked", which is
+    what stopping it mid-write does, not what a run waiting on the pool does."""
+    for path in dagster_home.rglob("*.db"):
+        con = sqlite3.connect(path, timeout=0)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.rollback()
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            con.close()
+    return False
+
+
 def _stopped_while_holding(
     process: subprocess.Popen, instance: dg.DagsterInstance, home: Path, name: str
 ) -> tuple[str, str]:
-    """SIGSTOP the run's process group at a moment it holds the pool (checked once stopped: a
-    step may end between a look and the stop)."""
+    """SIGSTOP the run's process group at a moment it holds the pool and is not writing to the
+    instance (both checked once stopped: a step may end between a look and the stop)."""
     deadline = time.monotonic() + SLOT_TIMEOUT
     while time.monotonic() < deadline:
         assert process.poll() is None, _log(home, name)
         if _holder(instance):
             os.killpg(process.pid, signal.SIGSTOP)
             held = _holder(instance)
-            if held:
+            if held and not _sqlite_locked(home / "dagster_home"):
                 return held
             os.killpg(process.pid, signal.SIGCONT)
         time.sleep(0.2)
