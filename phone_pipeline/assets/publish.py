@@ -10,6 +10,7 @@ failed gates (names only: a refused row may hold a number).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -60,7 +61,7 @@ def stage_rows(con: duckdb.DuckDBPyConnection, selects: Mapping[str, str]) -> No
 
 def publish_if_gates_pass(
     con: duckdb.DuckDBPyConnection,
-    log: dg.DagsterLogManager,
+    log: logging.Logger,  # the run's (context.log: a DagsterLogManager is one)
     call_date: dt.date,
     gates: Sequence[dg.AssetCheckResult],
     targets: Sequence[Target],
