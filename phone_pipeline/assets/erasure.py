@@ -36,14 +36,15 @@ from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
 from phone_pipeline.timings import PARSE, recording
 from phone_pipeline.warehouse import transaction
 
+ERASURE_REQUESTS = LandingRegistry(
+    ERASURE_REGISTER, "erasure", "Erasure", ERASURE_REQUIRED_COLUMNS, suffixes=(".csv",)
+)
+
 # Restricted tables that keep an erased number on purpose, left out of `erased_subjects_absent`
 # (the catalog says why of each, `erasure_exempt`): the do-not-call registry, its quarantine and
 # the scrub list (GDPR Art. 17(3)(b): erasing a number from a suppression list would make the
 # person callable again; nothing of it reaches another zone), and erasure_quarantine (the
 # unusable request rows themselves, kept with their text).
-ERASURE_REQUESTS = LandingRegistry(
-    ERASURE_REGISTER, "erasure", "Erasure", ERASURE_REQUIRED_COLUMNS, suffixes=(".csv",)
-)
 ERASURE_KEEPS = frozenset(
     table.name
     for table in catalog.zone_tables(catalog.RESTRICTED)
