@@ -71,6 +71,18 @@ def _targets(accounting_rows: str = "count(*)") -> list[Target]:
     ]  # fmt: skip
 
 
+def _record_spend(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "INSERT INTO analytics.privacy_budget_ledger VALUES (?, 'test', 1.0, 0.0, 3.0, 'test', "
+        "'run', now())",
+        [DAY],
+    )
+
+
+def _spent(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT count(*) FROM analytics.privacy_budget_ledger").fetchone()[0]
+
+
 def _gate(name: str, passed: bool) -> dg.AssetCheckResult:
     return sql_check(CALLS_PSEUDONYMIZED, name, passed=passed, metadata={"secret_value": "x"})
 
@@ -84,10 +96,12 @@ def test_a_failed_gate_publishes_nothing_and_names_the_gate(
 
     with caplog.at_level(logging.ERROR, logger=LOG.name):
         publication = publish_if_gates_pass(
-            con, LOG, DAY, gates, _targets(), staged="the staged rows", refused="nothing moved"
-        )
+            con, LOG, DAY, gates, _targets(), staged="the staged rows", refused="nothing moved",
+            before_publish=_record_spend,
+        )  # fmt: skip
 
     assert (_rows(con, PERIODS), _rows(con, ACCOUNTING)) == before
+    assert _spent(con) == 0
     assert not publication.published and publication.failed_gates == ["no_numbers"]
     assert publication.results == gates  # the gates, and no materialisation
     assert [record.getMessage() for record in caplog.records] == [
@@ -102,10 +116,11 @@ def test_passing_gates_replace_the_partition_of_every_target(
     gates = [_gate("rows_reconcile", True)]
 
     publication = publish_if_gates_pass(
-        con, LOG, DAY, gates, _targets(), staged="the staged rows", refused="nothing moved"
-    )
+        con, LOG, DAY, gates, _targets(), staged="the staged rows", refused="nothing moved",
+        before_publish=_record_spend,
+    )  # fmt: skip
 
-    assert publication.published
+    assert publication.published and _spent(con) == 1
     assert _rows(con, PERIODS) == [(OTHER_DAY, 20), (DAY, 3)]
     assert _rows(con, ACCOUNTING) == [(OTHER_DAY, 20), (DAY, 3)]
     materialization, gate = publication.results
