@@ -15,10 +15,10 @@ from phone_pipeline.assets.common import (
     DUCKDB_POOL,
     DerivedLineage,
     sql_lineage,
-    table_metadata,
     zone_attributes,
     zones_connection,
 )
+from phone_pipeline.assets.publish import Target, publish_if_gates_pass, stage_rows
 from phone_pipeline.assets.reference import CELL_REFERENCE
 from phone_pipeline.assets.retention import retention_refusal
 from phone_pipeline.checks.aggregate import (
@@ -53,7 +53,7 @@ from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
 from phone_pipeline.settings import env_name
-from phone_pipeline.warehouse import ANALYTICS, replace_partition
+from phone_pipeline.warehouse import ANALYTICS
 
 LEDGER = f"{ANALYTICS}.privacy_budget_ledger"
 DP_OUTPUTS = ("call_volume_hourly", "call_volume_by_country")
@@ -142,8 +142,7 @@ def publish_aggregate(
         ),
     }
     with zones_connection(restricted_warehouse, analytics_warehouse) as con:
-        for name, select_sql in staged.items():
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
+        stage_rows(con, staged)
         rows, all_cells_calls = con.execute(
             f"SELECT (SELECT count(*) FROM {ANALYTICS}.calls_pseudonymized WHERE call_date = ?), "
             "(SELECT coalesce(sum(calls), 0) FROM staged_cells)",
@@ -172,22 +171,28 @@ def publish_aggregate(
                 },
             ),
         ]
-        if all(check.passed for check in checks):
-            replace_partition(con, call_date, {f"{ANALYTICS}.{table}": PUBLISH_STAGED})
-            yield dg.MaterializeResult(
-                asset_key=asset_key,
-                metadata={
-                    **table_metadata(
-                        con, f"{ANALYTICS}.{table}", call_date, aggregate_lineage(staged)
-                    ),
-                    "cells": cells,
-                    "suppressed_cells": suppressed_cells,
-                    "min_cell_size": min_cell_size,
-                },
-            )
-        else:
-            context.log.error(f"Gates failed on the staged cells: {table} was not published.")
-    yield from checks
+        publication = publish_if_gates_pass(
+            con,
+            context.log,
+            call_date,
+            checks,
+            [
+                Target(
+                    f"{ANALYTICS}.{table}",
+                    PUBLISH_STAGED,
+                    asset_key,
+                    lineage=lambda: aggregate_lineage(staged),
+                    metadata={
+                        "cells": cells,
+                        "suppressed_cells": suppressed_cells,
+                        "min_cell_size": min_cell_size,
+                    },
+                )
+            ],
+            staged="the staged cells",
+            refused=f"{table} was not published",
+        )
+    yield from publication.results
     yield sql_check(
         asset_key,
         f"{table}_privacy_budget",
@@ -349,7 +354,8 @@ def publish_dp_aggregate(
                 f"{decision.budget:g}; nothing was published.",
             ),
         ]
-        if all(check.passed for check in checks):
+
+        def record_spend(con: duckdb.DuckDBPyConnection) -> None:
             # The spend is recorded before the figures are written: a failure in between
             # overstates the spend, never hides one.
             con.execute(
@@ -360,40 +366,51 @@ def publish_dp_aggregate(
                  f"C={bounds.max_cells_per_subscriber} D={bounds.max_duration_seconds}s",
                  context.run.run_id],
             )  # fmt: skip
-            replace_partition(con, call_date, {f"{ANALYTICS}.{table}": PUBLISH_STAGED})
+
+        def published_metadata(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
             ledger_rows = con.execute(
                 f"SELECT output, epsilon, run_id, recorded_at FROM {LEDGER} WHERE call_date = ? "
                 "ORDER BY recorded_at",
                 [call_date],
             ).fetchall()
-            yield dg.MaterializeResult(
-                asset_key=asset_key,
-                metadata={
-                    **table_metadata(
-                        con,
-                        f"{ANALYTICS}.{table}",
-                        call_date,
-                        dp_aggregate_lineage(bounded_sql, domain_staged, exact_cells_sql, keys),
+            return {
+                "differential_privacy": "on: noisy figures over a fixed key set",
+                **budget_metadata,
+                "budget_remaining_on_this_day": round(decision.remaining_after, 9),
+                "epsilon_per_measure": dg.MetadataValue.json(epsilon_split(privacy.epsilon)),
+                "sensitivity_per_measure": dg.MetadataValue.json(bounds.sensitivities()),
+                "max_calls_per_cell": bounds.max_calls_per_cell,
+                "max_cells_per_subscriber": bounds.max_cells_per_subscriber,
+                "max_duration_seconds": bounds.max_duration_seconds,
+                "cells": published_keys,
+                "suppressed_cells": int(published["suppressed"].sum()),
+                "min_cell_size": min_cell_size,
+                "rows_in_partition": rows,
+                "rows_dropped_by_bounding": rows - kept_rows,
+                "ledger_this_day": _ledger_markdown(ledger_rows),
+            }
+
+        publication = publish_if_gates_pass(
+            con,
+            context.log,
+            call_date,
+            checks,
+            [
+                Target(
+                    f"{ANALYTICS}.{table}",
+                    PUBLISH_STAGED,
+                    asset_key,
+                    lineage=lambda: dp_aggregate_lineage(
+                        bounded_sql, domain_staged, exact_cells_sql, keys
                     ),
-                    "differential_privacy": "on: noisy figures over a fixed key set",
-                    **budget_metadata,
-                    "budget_remaining_on_this_day": round(decision.remaining_after, 9),
-                    "epsilon_per_measure": dg.MetadataValue.json(epsilon_split(privacy.epsilon)),
-                    "sensitivity_per_measure": dg.MetadataValue.json(bounds.sensitivities()),
-                    "max_calls_per_cell": bounds.max_calls_per_cell,
-                    "max_cells_per_subscriber": bounds.max_cells_per_subscriber,
-                    "max_duration_seconds": bounds.max_duration_seconds,
-                    "cells": published_keys,
-                    "suppressed_cells": int(published["suppressed"].sum()),
-                    "min_cell_size": min_cell_size,
-                    "rows_in_partition": rows,
-                    "rows_dropped_by_bounding": rows - kept_rows,
-                    "ledger_this_day": _ledger_markdown(ledger_rows),
-                },
-            )
-        else:
-            context.log.error(f"Gates failed on the noisy cells: {table} was not published.")
-    yield from checks
+                    metadata=published_metadata,
+                )
+            ],
+            staged="the noisy cells",
+            refused=f"{table} was not published",
+            before_publish=record_spend,
+        )
+    yield from publication.results
 
 
 def privacy_settings(config: PipelineConfig, caller_keys_only: bool = False) -> PrivacySettings:

@@ -8,8 +8,11 @@ published (a failed privacy gate publishes nothing).
 """
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 
 import dagster as dg
+import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
@@ -18,10 +21,10 @@ from phone_pipeline.assets.common import (
     DerivedLineage,
     counts_table,
     sql_lineage,
-    table_metadata,
     zone_attributes,
     zones_connection,
 )
+from phone_pipeline.assets.publish import Target, publish_if_gates_pass, stage_rows
 from phone_pipeline.checks.common import reconcile_check, sql_check
 from phone_pipeline.checks.compliance import (
     ABANDONMENT_RATES,
@@ -29,8 +32,9 @@ from phone_pipeline.checks.compliance import (
     CONTACT_PRESSURE,
     DNC_CALL_FINDINGS,
     QUIET_HOURS,
+    REFUSED,
+    STAGED,
     findings_not_evaluated,
-    gate_failure_description,
 )
 from phone_pipeline.checks.dnc import DNC_REGISTRY
 from phone_pipeline.checks.pseudonymize import phone_numbers_found
@@ -52,7 +56,7 @@ from phone_pipeline.landing import sql_date
 from phone_pipeline.partitions import daily_partitions, partition_date
 from phone_pipeline.resources import ContactRules, PseudonymKeyResource
 from phone_pipeline.settings import env_name
-from phone_pipeline.warehouse import COMPLIANCE, replace_partition
+from phone_pipeline.warehouse import COMPLIANCE
 
 # Campaigns listed in metadata at most: the table holds them all.
 MAX_MARKDOWN_ROWS = 100
@@ -67,6 +71,13 @@ VALIDATED_WITH_HISTORY = dg.AssetDep(
     partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-HISTORY_DAYS, end_offset=0),
 )
 SAME_DAY = [CALLS_VALIDATED]
+# The tables the stage publishes, in the order their materialisations are reported.
+COMPLIANCE_TABLES = {
+    "contact_pressure": CONTACT_PRESSURE,
+    "quiet_hours": QUIET_HOURS,
+    "abandonment_rates": ABANDONMENT_RATES,
+    "dnc_call_findings": DNC_CALL_FINDINGS,
+}
 
 
 def _spec(key: dg.AssetKey, deps: list, description: str) -> dg.AssetSpec:
@@ -145,8 +156,7 @@ def contact_compliance(
         )
         con.register("pseudonym_map", pseudonym_map)
         staged = compliance_selects(day, window, contact_rules)
-        for table, select_sql in staged.items():
-            con.execute(f"CREATE OR REPLACE TEMP TABLE staged_{table} AS {select_sql}")
+        stage_rows(con, {f"staged_{table}": select_sql for table, select_sql in staged.items()})
         con.unregister("pseudonym_map")
 
         found_known, found_like = 0, 0
@@ -208,24 +218,33 @@ def contact_compliance(
                 },
             ),
         ]
-        failed_gates = [gate.check_name for gate in gates if not gate.passed]
-        if not failed_gates:
-            published = {table: f"SELECT * FROM staged_{table}" for table in staged}
-            replace_partition(
-                con,
-                call_date,
-                {f"{COMPLIANCE}.{table}": select_sql for table, select_sql in published.items()},
-            )
-            lineage = {
-                table: compliance_lineage(select_sql, staged, day_calls_sql)
-                for table, select_sql in published.items()
-            }
-            yield from _materializations(con, call_date, history, contact_rules, lineage)
-            findings = _findings(con, call_date, contact_rules)
-        else:
-            context.log.error(gate_failure_description(failed_gates))
-            findings = findings_not_evaluated(failed_gates)
-    yield from gates
+        extra_metadata = _published_metadata(call_date, history, contact_rules)
+        publication = publish_if_gates_pass(
+            con,
+            context.log,
+            call_date,
+            gates,
+            [
+                Target(
+                    f"{COMPLIANCE}.{table}",
+                    f"SELECT * FROM staged_{table}",
+                    COMPLIANCE_TABLES[table],
+                    lineage=functools.partial(
+                        compliance_lineage, f"SELECT * FROM staged_{table}", staged, day_calls_sql
+                    ),
+                    metadata=extra_metadata[table],
+                )
+                for table in staged
+            ],
+            staged=STAGED,
+            refused=REFUSED,
+        )
+        findings = (
+            _findings(con, call_date, contact_rules)
+            if publication.published
+            else findings_not_evaluated(publication.failed_gates)
+        )
+    yield from publication.results
     yield from findings
 
 
@@ -290,25 +309,21 @@ def compliance_lineage(
     )
 
 
-def _materializations(
-    con,
-    call_date: dt.date,
-    history: list[str],
-    rules: ContactRules,
-    lineage: dict[str, DerivedLineage],
-):
-    pressure = con.execute(
-        f"SELECT scope, count(*) FILTER (WHERE over_24h_cap), count(*) FILTER (WHERE over_7d_cap), "
-        f"count(*) FROM {COMPLIANCE}.contact_pressure WHERE call_date = ? GROUP BY 1",
-        [call_date],
-    ).fetchall()
-    by_scope = {scope: (day, week, rows) for scope, day, week, rows in pressure}
-    yield dg.MaterializeResult(
-        asset_key=CONTACT_PRESSURE,
-        metadata={
-            **table_metadata(
-                con, f"{COMPLIANCE}.contact_pressure", call_date, lineage["contact_pressure"]
-            ),
+def _published_metadata(
+    call_date: dt.date, history: list[str], rules: ContactRules
+) -> dict[str, Callable[[duckdb.DuckDBPyConnection], dict[str, object]]]:
+    """What each compliance table's materialisation adds to its table metadata, read from the
+    published partition."""
+
+    def contact_pressure(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
+        pressure = con.execute(
+            f"SELECT scope, count(*) FILTER (WHERE over_24h_cap), "
+            f"count(*) FILTER (WHERE over_7d_cap), count(*) FROM {COMPLIANCE}.contact_pressure "
+            "WHERE call_date = ? GROUP BY 1",
+            [call_date],
+        ).fetchall()
+        by_scope = {scope: (day, week, rows) for scope, day, week, rows in pressure}
+        return {
             "callees": by_scope.get("all", (0, 0, 0))[2],
             "callees_over_24h_cap": by_scope.get("all", (0, 0, 0))[0],
             "callees_over_7d_cap": by_scope.get("all", (0, 0, 0))[1],
@@ -322,41 +337,35 @@ def _materializations(
             ),
             "caps": f"more than {rules.max_calls_24h} in 24 h or {rules.max_calls_7d} in 7 d",
             "earlier_days_with_calls": dg.MetadataValue.json(history),
-        },
-    )
-    statuses = dict(
-        con.execute(
-            f"SELECT window_status, sum(calls) FROM {COMPLIANCE}.quiet_hours WHERE call_date = ? "
-            "GROUP BY 1",
-            [call_date],
-        ).fetchall()
-    )
-    yield dg.MaterializeResult(
-        asset_key=QUIET_HOURS,
-        metadata={
-            **table_metadata(con, f"{COMPLIANCE}.quiet_hours", call_date, lineage["quiet_hours"]),
+        }
+
+    def quiet_hours(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
+        statuses = dict(
+            con.execute(
+                f"SELECT window_status, sum(calls) FROM {COMPLIANCE}.quiet_hours "
+                "WHERE call_date = ? GROUP BY 1",
+                [call_date],
+            ).fetchall()
+        )
+        return {
             "permitted_window": rules.permitted_window,
             "calls_by_window_status": counts_table(
                 {key: int(value) for key, value in statuses.items()}, label="window status"
             ),
-        },
-    )
-    yield dg.MaterializeResult(
-        asset_key=ABANDONMENT_RATES,
-        metadata={
-            **table_metadata(
-                con, f"{COMPLIANCE}.abandonment_rates", call_date, lineage["abandonment_rates"]
-            ),
+        }
+
+    def abandonment_rates(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
+        return {
             "limit": rules.max_abandonment_rate,
             "campaigns": dg.MetadataValue.md(_abandonment_markdown(con, call_date)),
-        },
-    )
-    yield dg.MaterializeResult(
-        asset_key=DNC_CALL_FINDINGS,
-        metadata=table_metadata(
-            con, f"{COMPLIANCE}.dnc_call_findings", call_date, lineage["dnc_call_findings"]
-        ),
-    )
+        }
+
+    return {
+        "contact_pressure": contact_pressure,
+        "quiet_hours": quiet_hours,
+        "abandonment_rates": abandonment_rates,
+        "dnc_call_findings": lambda con: {},
+    }
 
 
 def _abandonment_rows(con, call_date: dt.date) -> list[tuple]:

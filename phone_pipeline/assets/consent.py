@@ -15,12 +15,8 @@ from phone_pipeline.assets.common import (
     table_metadata,
     zone_attributes,
 )
-from phone_pipeline.checks.common import (
-    files_readable_check,
-    reconcile_check,
-    sql_check,
-    suite_check,
-)
+from phone_pipeline.assets.registry import LandingRegistry, replace_registry, stage_registry
+from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
 from phone_pipeline.checks.consent import (
     CONSENT_EVENTS,
     CONSENT_EVENTS_CHECKS,
@@ -41,7 +37,7 @@ from phone_pipeline.domain.consent import (
 from phone_pipeline.domain.contract import CONSENT_OPTIONAL_COLUMNS, CONSENT_REQUIRED_COLUMNS
 from phone_pipeline.domain.erasure import consent_change_partitions_sql
 from phone_pipeline.erasure_register import forget_erased_numbers
-from phone_pipeline.landing import sql_date, stage_registry_files
+from phone_pipeline.landing import sql_date
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.partitions import partition_date
 from phone_pipeline.resources import (
@@ -50,9 +46,12 @@ from phone_pipeline.resources import (
     PseudonymKeyResource,
 )
 from phone_pipeline.timings import PARSE, recording
-from phone_pipeline.warehouse import replace_partition, transaction
+from phone_pipeline.warehouse import replace_partition
 
 PARTITION_TAG = "dagster/partition"
+CONSENT_REGISTRY = LandingRegistry(
+    CONSENT_EVENTS, "consent", "Consent", CONSENT_REQUIRED_COLUMNS, CONSENT_OPTIONAL_COLUMNS
+)
 
 
 @dg.asset(
@@ -77,16 +76,7 @@ def consent_events(
 ):
     region = pipeline_config.default_region
     with restricted_connection(restricted_warehouse) as con:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE consent_staged (source_file VARCHAR, source_row BIGINT, "
-            "phone_number VARCHAR, purpose VARCHAR, status VARCHAR, recorded_at VARCHAR, source VARCHAR)"
-        )
-        read = stage_registry_files(
-            con, pipeline_config.landing_consent, "consent_staged",
-            CONSENT_REQUIRED_COLUMNS, CONSENT_OPTIONAL_COLUMNS,
-        )  # fmt: skip
-        for problem in read.unreadable.values():
-            context.log.error(f"Consent file not read: {problem}")
+        read = stage_registry(con, context.log, CONSENT_REGISTRY, pipeline_config.landing_consent)
         with recording() as timings:
             parsed = cache_new_numbers(
                 con, "SELECT phone_number AS raw_number FROM consent_staged", region
@@ -123,33 +113,23 @@ def consent_events(
                 )
             ).fetchall()
         ]
-        with transaction(con):
-            con.execute("DELETE FROM consent_events")
-            con.execute("DELETE FROM consent_quarantine")
-            con.execute(
-                "INSERT INTO consent_events BY NAME SELECT e164, clean_purpose AS purpose, "
-                "clean_status AS status, recorded_at_utc AS recorded_at, source, source_file, source_row "
+        refresh = replace_registry(
+            con,
+            CONSENT_REGISTRY,
+            read,
+            {
+                "consent_events": "SELECT e164, clean_purpose AS purpose, clean_status AS status, "
+                "recorded_at_utc AS recorded_at, source, source_file, source_row "
                 "FROM consent_kept WHERE reason IS NULL"
-            )
-            con.execute(
-                "INSERT INTO consent_quarantine BY NAME SELECT reason, source_file, source_row, "
-                "phone_number, purpose, status, recorded_at, source FROM consent_kept "
-                "WHERE reason IS NOT NULL"
-            )
-            con.execute(
-                "INSERT INTO consent_quarantine BY NAME SELECT reason, detail, source_file, "
-                "source_row FROM consent_staged_malformed"
-            )
-        rows_read, events, quarantined, erased_rows = con.execute(
-            "SELECT (SELECT count(*) FROM consent_staged) "
-            " + (SELECT count(*) FROM consent_staged_malformed), "
-            "(SELECT count(*) FROM consent_events), "
+            },
+            quarantined_sql="SELECT reason, source_file, source_row, phone_number, purpose, "
+            "status, recorded_at, source FROM consent_kept WHERE reason IS NOT NULL",
+        )
+        events, quarantined, erased_rows = con.execute(
+            "SELECT (SELECT count(*) FROM consent_events), "
             "(SELECT count(*) FROM consent_quarantine), "
             "(SELECT count(*) FROM consent_classified) - (SELECT count(*) FROM consent_kept)"
         ).fetchone()
-        reasons = dict(
-            con.execute("SELECT reason, count(*) FROM consent_quarantine GROUP BY 1").fetchall()
-        )
         by_purpose = con.execute(
             "SELECT purpose || ' ' || status, count(*) FROM consent_events GROUP BY 1"
         ).fetchall()
@@ -165,16 +145,16 @@ def consent_events(
                     [day for day in affected if day != context.run.tags.get(PARTITION_TAG)]
                 ),
                 "events_by_purpose_and_status": counts_table(dict(by_purpose), label="event"),
-                "quarantined_by_reason": counts_table(reasons),
+                "quarantined_by_reason": counts_table(refresh.quarantined_by_reason),
             },
         )
-        yield files_readable_check(CONSENT_EVENTS, "consent_files_readable", read.unreadable)
+        yield refresh.files_readable
         yield reconcile_check(
             CONSENT_EVENTS,
             "consent_registry_rows_reconcile",
             {
                 "rows read = events + quarantined + erased": (
-                    rows_read,
+                    refresh.rows_read,
                     events + quarantined + erased_rows,
                 )
             },

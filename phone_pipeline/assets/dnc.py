@@ -10,16 +10,19 @@ from phone_pipeline.assets.common import (
     table_metadata,
     zone_attributes,
 )
-from phone_pipeline.checks.common import files_readable_check, reconcile_check
+from phone_pipeline.assets.registry import LandingRegistry, replace_registry, stage_registry
+from phone_pipeline.checks.common import reconcile_check
 from phone_pipeline.checks.dnc import DNC_REGISTRY, DNC_REGISTRY_CHECKS
 from phone_pipeline.domain.contract import DNC_OPTIONAL_COLUMNS, DNC_REQUIRED_COLUMNS
 from phone_pipeline.domain.dnc import classify_dnc_rows_sql
 from phone_pipeline.erasure_register import forget_erased_numbers
-from phone_pipeline.landing import stage_registry_files
 from phone_pipeline.number_cache import cache_new_numbers
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
 from phone_pipeline.timings import PARSE, recording
-from phone_pipeline.warehouse import transaction
+
+DNC = LandingRegistry(
+    DNC_REGISTRY, "dnc", "Do-not-call", DNC_REQUIRED_COLUMNS, DNC_OPTIONAL_COLUMNS, (".csv",)
+)
 
 
 @dg.asset(
@@ -41,16 +44,7 @@ def dnc_registry(
 ):
     region = pipeline_config.default_region
     with restricted_connection(restricted_warehouse) as con:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE dnc_staged (source_file VARCHAR, source_row BIGINT, "
-            "phone_number VARCHAR, listed_at VARCHAR)"
-        )
-        read = stage_registry_files(
-            con, pipeline_config.landing_dnc, "dnc_staged",
-            DNC_REQUIRED_COLUMNS, DNC_OPTIONAL_COLUMNS, suffixes=(".csv",),
-        )  # fmt: skip
-        for problem in read.unreadable.values():
-            context.log.error(f"Do-not-call file not read: {problem}")
+        read = stage_registry(con, context.log, DNC, pipeline_config.landing_dnc)
         with recording() as timings:
             parsed = cache_new_numbers(
                 con, "SELECT phone_number AS raw_number FROM dnc_staged", region
@@ -66,29 +60,21 @@ def dnc_registry(
             "SELECT e164 FROM dnc_classified WHERE e164 IS NOT NULL",
             pseudonym_key.pseudonymizers,
         )
-        with transaction(con):
-            con.execute("DELETE FROM dnc_registry")
-            con.execute("DELETE FROM dnc_quarantine")
-            con.execute(
-                "INSERT INTO dnc_registry BY NAME SELECT e164, listed_at_utc AS listed_at, "
-                "source_file, source_row FROM dnc_classified WHERE reason IS NULL"
-            )
-            con.execute(
-                "INSERT INTO dnc_quarantine BY NAME SELECT reason, detail, source_file, source_row, "
-                "phone_number, listed_at FROM dnc_classified WHERE reason IS NOT NULL"
-            )
-            con.execute(
-                "INSERT INTO dnc_quarantine BY NAME SELECT reason, detail, source_file, "
-                "source_row FROM dnc_staged_malformed"
-            )
-        rows_read, listings, numbers, quarantined = con.execute(
-            "SELECT (SELECT count(*) FROM dnc_staged) + (SELECT count(*) FROM dnc_staged_malformed), "
-            "(SELECT count(*) FROM dnc_registry), "
+        refresh = replace_registry(
+            con,
+            DNC,
+            read,
+            {
+                "dnc_registry": "SELECT e164, listed_at_utc AS listed_at, source_file, source_row "
+                "FROM dnc_classified WHERE reason IS NULL"
+            },
+            quarantined_sql="SELECT reason, detail, source_file, source_row, phone_number, "
+            "listed_at FROM dnc_classified WHERE reason IS NOT NULL",
+        )
+        listings, numbers, quarantined = con.execute(
+            "SELECT (SELECT count(*) FROM dnc_registry), "
             "(SELECT count(DISTINCT e164) FROM dnc_registry), (SELECT count(*) FROM dnc_quarantine)"
         ).fetchone()
-        reasons = dict(
-            con.execute("SELECT reason, count(*) FROM dnc_quarantine GROUP BY 1").fetchall()
-        )
         yield dg.MaterializeResult(
             asset_key=DNC_REGISTRY,
             metadata={
@@ -96,12 +82,12 @@ def dnc_registry(
                 "numbers_listed": numbers,
                 "numbers_parsed_this_run": parsed,
                 "parse_seconds": timings.seconds(PARSE),
-                "quarantined_by_reason": counts_table(reasons),
+                "quarantined_by_reason": counts_table(refresh.quarantined_by_reason),
             },
         )
-    yield files_readable_check(DNC_REGISTRY, "dnc_files_readable", read.unreadable)
+    yield refresh.files_readable
     yield reconcile_check(
         DNC_REGISTRY,
         "dnc_registry_rows_reconcile",
-        {"rows read = listings + quarantined": (rows_read, listings + quarantined)},
+        {"rows read = listings + quarantined": (refresh.rows_read, listings + quarantined)},
     )

@@ -14,8 +14,9 @@ from phone_pipeline.assets.common import (
     zone_attributes,
     zones_connection,
 )
+from phone_pipeline.assets.registry import LandingRegistry, replace_registry, stage_registry
 from phone_pipeline.catalog import People
-from phone_pipeline.checks.common import files_readable_check, reconcile_check, sql_check
+from phone_pipeline.checks.common import reconcile_check, sql_check
 from phone_pipeline.checks.erasure import ERASURE_CHECKS, ERASURE_REGISTER
 from phone_pipeline.domain.erasure import (
     ERASURE_REQUIRED_COLUMNS,
@@ -31,10 +32,13 @@ from phone_pipeline.erasure_register import (
     registered_requests,
     rows_naming_sql,
 )
-from phone_pipeline.landing import stage_registry_files
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
 from phone_pipeline.timings import PARSE, recording
 from phone_pipeline.warehouse import transaction
+
+ERASURE_REQUESTS = LandingRegistry(
+    ERASURE_REGISTER, "erasure", "Erasure", ERASURE_REQUIRED_COLUMNS, suffixes=(".csv",)
+)
 
 # Restricted tables that keep an erased number on purpose, left out of `erased_subjects_absent`
 # (the catalog says why of each, `erasure_exempt`): the do-not-call registry, its quarantine and
@@ -99,16 +103,7 @@ def erasure_register(
         compliance=compliance_warehouse,
         shareable=shareable_warehouse,
     ) as con:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE erasure_staged (source_file VARCHAR, source_row BIGINT, "
-            "phone_number VARCHAR, requested_at VARCHAR, request_id VARCHAR)"
-        )
-        read = stage_registry_files(
-            con, pipeline_config.landing_erasure, "erasure_staged",
-            ERASURE_REQUIRED_COLUMNS, suffixes=(".csv",),
-        )  # fmt: skip
-        for problem in read.unreadable.values():
-            context.log.error(f"Erasure file not read: {problem}")
+        read = stage_registry(con, context.log, ERASURE_REQUESTS, pipeline_config.landing_erasure)
         # Request numbers are parsed here, not through the number cache: the cache must not
         # keep an erased number.
         raw_numbers = [
@@ -148,21 +143,21 @@ def erasure_register(
             "e164, requested_at_utc, source_file FROM erasure_classified WHERE reason IS NULL "
             "QUALIFY row_number() OVER (PARTITION BY clean_request_id ORDER BY source_file, source_row) = 1"
         )
-        with transaction(con):
-            con.execute("DELETE FROM erasure_quarantine")
-            con.execute(
-                "INSERT INTO erasure_quarantine BY NAME SELECT reason, detail, source_file, "
-                "source_row, phone_number, requested_at, request_id FROM erasure_classified "
-                "WHERE reason IS NOT NULL"
-            )
-            con.execute(
-                "INSERT INTO erasure_quarantine BY NAME SELECT reason, detail, source_file, "
-                "source_row FROM erasure_staged_malformed"
-            )
-            con.execute(
+        # Requests are kept across refreshes (their completion is evidence): appended, never
+        # replaced.
+        refresh = replace_registry(
+            con,
+            ERASURE_REQUESTS,
+            read,
+            {},
+            quarantined_sql="SELECT reason, detail, source_file, source_row, phone_number, "
+            "requested_at, request_id FROM erasure_classified WHERE reason IS NOT NULL",
+            appended=[
                 "INSERT OR IGNORE INTO erasure_requests BY NAME SELECT request_id, "
-                "requested_at_utc AS requested_at, source_file, now() AS received_at FROM erasure_usable"
-            )
+                "requested_at_utc AS requested_at, source_file, now() AS received_at "
+                "FROM erasure_usable"
+            ],
+        )
         requests = dict(con.execute("SELECT request_id, e164 FROM erasure_usable").fetchall())
         # What the register held before this run: entries added now are checked in every zone.
         con.execute(
@@ -255,11 +250,9 @@ def erasure_register(
                 "(SELECT pseudonym FROM pseudonyms_of_this_run)"
             )
         }
-        (rows_read, usable_rows, quarantined, rows_of_their_request, requests_registered,
+        (usable_rows, quarantined, rows_of_their_request, requests_registered,
          request_count, register_rows) = con.execute(
-            "SELECT (SELECT count(*) FROM erasure_staged) "
-            " + (SELECT count(*) FROM erasure_staged_malformed), "
-            "(SELECT count(*) FROM erasure_classified WHERE reason IS NULL), "
+            "SELECT (SELECT count(*) FROM erasure_classified WHERE reason IS NULL), "
             "(SELECT count(*) FROM erasure_quarantine), "
             # Rows, not ids: each usable row has its request's number and time.
             "(SELECT count(*) FROM erasure_classified AS c JOIN erasure_usable AS u "
@@ -270,9 +263,6 @@ def erasure_register(
             "(SELECT count(*) FROM erasure_register JOIN erasure_usable USING (request_id) "
             f" WHERE key_version IN ({', '.join(str(v) for v in versions) or 'NULL'}))"
         ).fetchone()  # fmt: skip
-        reasons = dict(
-            con.execute("SELECT reason, count(*) FROM erasure_quarantine GROUP BY 1").fetchall()
-        )
         audit = con.execute(
             "SELECT request_id, received_at, completed_at, "
             "(SELECT coalesce(sum(rows), 0) FROM erasure_removals AS r "
@@ -295,7 +285,7 @@ def erasure_register(
                     )
                 ),
                 "rows_removed_this_run": counts_table(removed_this_run, label="zone.table action"),
-                "quarantined_by_reason": counts_table(reasons),
+                "quarantined_by_reason": counts_table(refresh.quarantined_by_reason),
                 "audit": dg.MetadataValue.md(
                     markdown_table(
                         ["request", "received", "completed", "rows removed"],
@@ -317,7 +307,7 @@ def erasure_register(
         ERASURE_REGISTER,
         "erasure_requests_reconcile",
         {
-            "rows read = usable + quarantined": (rows_read, usable_rows + quarantined),
+            "rows read = usable + quarantined": (refresh.rows_read, usable_rows + quarantined),
             "usable rows = rows with their request's number and time": (
                 usable_rows,
                 rows_of_their_request,
@@ -339,4 +329,4 @@ def erasure_register(
             "rows_with_a_pseudonym_of_this_run": dg.MetadataValue.json(left_by_table),
         },
     )
-    yield files_readable_check(ERASURE_REGISTER, "erasure_files_readable", read.unreadable)
+    yield refresh.files_readable

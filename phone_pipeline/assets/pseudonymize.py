@@ -11,10 +11,10 @@ from phone_pipeline.assets.common import (
     DUCKDB_POOL,
     DerivedLineage,
     sql_lineage,
-    table_metadata,
     zone_attributes,
     zones_connection,
 )
+from phone_pipeline.assets.publish import Target, publish_if_gates_pass, stage_rows
 from phone_pipeline.assets.reference import CELL_REFERENCE
 from phone_pipeline.assets.retention import retention_refusal
 from phone_pipeline.checks.common import reconcile_check, sql_check, suite_check
@@ -34,7 +34,7 @@ from phone_pipeline.resources import (
     PipelineConfig,
     PseudonymKeyResource,
 )
-from phone_pipeline.warehouse import ANALYTICS, replace_partition
+from phone_pipeline.warehouse import ANALYTICS
 
 PUBLISH_STAGED = "SELECT * FROM staged_pseudonymized"
 
@@ -113,7 +113,7 @@ def calls_pseudonymized(
         )
         con.register("pseudonym_map", pseudonym_map)
         staged_sql = staged_pseudonymized_sql(day)
-        con.execute("CREATE OR REPLACE TEMP TABLE staged_pseudonymized AS " + staged_sql)
+        stage_rows(con, {"staged_pseudonymized": staged_sql})
         con.unregister("pseudonym_map")
         text_columns = [
             row[0]
@@ -169,34 +169,31 @@ def calls_pseudonymized(
                           "primary_key_version": pseudonymizer.key_version},
             ),
         ]  # fmt: skip
-        if all(check.passed for check in checks):
-            replace_partition(
-                con,
-                call_date,
-                {
-                    f"{ANALYTICS}.calls_pseudonymized": PUBLISH_STAGED,
-                    f"{ANALYTICS}.pseudonym_key_periods": (
-                        f"SELECT {day} AS call_date, {int(pseudonymizer.key_version)} AS key_version, "
-                        "count(*) AS rows, NULL AS note, now() AS recorded_at FROM staged_pseudonymized"
-                    ),
-                },
-            )
-            yield dg.MaterializeResult(
-                metadata={
-                    **table_metadata(
-                        con,
-                        f"{ANALYTICS}.calls_pseudonymized",
-                        call_date,
-                        pseudonymized_lineage(staged_sql),
-                    ),
-                    "pseudonym_key_version": pseudonymizer.key_version,
-                    "distinct_numbers_pseudonymized": len(pseudonym_map),
-                }
-            )
-        else:
-            context.log.error(
-                "Gates failed on the staged rows: nothing was published to analytics."
-            )
+        publication = publish_if_gates_pass(
+            con,
+            context.log,
+            call_date,
+            checks,
+            [
+                Target(
+                    f"{ANALYTICS}.calls_pseudonymized",
+                    PUBLISH_STAGED,
+                    CALLS_PSEUDONYMIZED,
+                    lineage=lambda: pseudonymized_lineage(staged_sql),
+                    metadata={
+                        "pseudonym_key_version": pseudonymizer.key_version,
+                        "distinct_numbers_pseudonymized": len(pseudonym_map),
+                    },
+                ),
+                Target(
+                    f"{ANALYTICS}.pseudonym_key_periods",
+                    f"SELECT {day} AS call_date, {int(pseudonymizer.key_version)} AS key_version, "
+                    "count(*) AS rows, NULL AS note, now() AS recorded_at FROM staged_pseudonymized",
+                ),
+            ],
+            staged="the staged rows",
+            refused="nothing was published to analytics",
+        )
         # Evidence across partitions (cheap: one row per partition), shown in the UI.
         period_versions = [
             row[0]
@@ -205,7 +202,7 @@ def calls_pseudonymized(
                 "WHERE rows > 0 ORDER BY 1"
             ).fetchall()
         ]
-    yield from checks
+    yield from publication.results
     yield sql_check(
         CALLS_PSEUDONYMIZED,
         "analytics_single_key_version",

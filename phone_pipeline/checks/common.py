@@ -96,6 +96,11 @@ def sql_check(
     )
 
 
+def gates_failed_message(failed_gates: list[str], staged: str, refused: str) -> str:
+    """What a refused publication logs and reports: the failed gates by name, never a value."""
+    return f"Blocking gate(s) {', '.join(failed_gates)} failed on {staged}: {refused}."
+
+
 def reconcile_check(
     asset_key: dg.AssetKey, check_name: str, equations: Mapping[str, tuple[int, int]]
 ) -> dg.AssetCheckResult:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from phone_pipeline.checks.common import blocking, sql_check, warning
+from phone_pipeline.checks.common import blocking, gates_failed_message, sql_check, warning
 from phone_pipeline.settings import default, env_name
 
 CONTACT_PRESSURE = dg.AssetKey(["compliance", "contact_pressure"])
@@ -62,11 +62,13 @@ FINDINGS = ((ABANDONMENT_RATES, "abandonment_within_limit"),
             (DNC_CALL_FINDINGS, "no_calls_after_dnc_listing"))  # fmt: skip
 
 
+# How a refusal of the day's compliance rows reads, in the log and in the findings' results.
+STAGED = "the day's staged compliance rows"
+REFUSED = "nothing was published to the compliance zone, and the stages after it do not run"
+
+
 def gate_failure_description(failed_gates: list[str]) -> str:
-    return (
-        f"Blocking gate(s) {', '.join(failed_gates)} failed on the day's staged compliance rows: "
-        "nothing was published to the compliance zone, and the stages after it do not run."
-    )
+    return gates_failed_message(failed_gates, STAGED, REFUSED)
 
 
 def findings_not_evaluated(failed_gates: list[str]) -> list[dg.AssetCheckResult]:
