@@ -13,7 +13,7 @@ from phone_pipeline.assets.common import (
     zones_connection,
 )
 from phone_pipeline.checks.accounting import ROW_ACCOUNTING, ROW_ACCOUNTING_CHECKS, accounting_sql
-from phone_pipeline.checks.aggregate import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
+from phone_pipeline.checks.aggregate import AGGREGATE_CELL_KEYS
 from phone_pipeline.checks.common import reconcile_check
 from phone_pipeline.checks.consent import CONSENT_EXCLUSIONS, CONSENTED_CALLS
 from phone_pipeline.checks.ingest import RAW_CALLS
@@ -25,7 +25,7 @@ from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
 STAGE_ASSETS = [
     RAW_CALLS, CALLS_VALIDATED, CALLS_QUARANTINE, CONSENTED_CALLS, CONSENT_EXCLUSIONS,
-    CALLS_PSEUDONYMIZED, CALL_VOLUME_HOURLY, CALL_VOLUME_BY_COUNTRY,
+    CALLS_PSEUDONYMIZED, *AGGREGATE_CELL_KEYS,
 ]  # fmt: skip
 
 
@@ -94,7 +94,7 @@ def row_accounting(
         ),
         "published = admitted": (published, counts[("consent", "admitted")]),
     }
-    for table_key in (CALL_VOLUME_HOURLY, CALL_VOLUME_BY_COUNTRY):
+    for table_key in AGGREGATE_CELL_KEYS:
         stage = f"aggregate:{table_key.path[-1]}"
         equations[f"{stage}: rows in cells = published"] = (
             counts[(stage, "in_published_cell")] + counts[(stage, "in_suppressed_cell")],

@@ -22,6 +22,7 @@ from phone_pipeline.assets.publish import Target, publish_if_gates_pass, stage_r
 from phone_pipeline.assets.reference import CELL_REFERENCE
 from phone_pipeline.assets.retention import retention_refusal
 from phone_pipeline.checks.aggregate import (
+    AGGREGATE_CELL_KEYS,
     CALL_VOLUME_BY_COUNTRY,
     CALL_VOLUME_HOURLY,
     aggregate_checks,
@@ -56,7 +57,7 @@ from phone_pipeline.settings import env_name
 from phone_pipeline.warehouse import ANALYTICS
 
 LEDGER = f"{ANALYTICS}.privacy_budget_ledger"
-DP_OUTPUTS = ("call_volume_hourly", "call_volume_by_country")
+DP_OUTPUTS = tuple(key.path[-1] for key in AGGREGATE_CELL_KEYS)
 
 FIGURES = (
     "calls",
@@ -469,7 +470,8 @@ def call_volume_hourly(
     retention_refusal(pipeline_config, restricted_warehouse, partition_date(context))
     yield from publish_aggregate(
         context, restricted_warehouse, analytics_warehouse, gx, pipeline_config.min_cell_size,
-        CALL_VOLUME_HOURLY, ["call_hour", "region"], privacy=privacy_settings(pipeline_config),
+        CALL_VOLUME_HOURLY, list(AGGREGATE_CELL_KEYS[CALL_VOLUME_HOURLY]),
+        privacy=privacy_settings(pipeline_config),
     )  # fmt: skip
 
 
@@ -495,7 +497,7 @@ def call_volume_by_country(
     retention_refusal(pipeline_config, restricted_warehouse, partition_date(context))
     yield from publish_aggregate(
         context, restricted_warehouse, analytics_warehouse, gx, pipeline_config.min_cell_size,
-        CALL_VOLUME_BY_COUNTRY, ["caller_country", "caller_number_type"],
+        CALL_VOLUME_BY_COUNTRY, list(AGGREGATE_CELL_KEYS[CALL_VOLUME_BY_COUNTRY]),
         ["coalesce(caller_country, 'unknown')", "coalesce(caller_number_type, 'unknown')"],
         privacy=privacy_settings(pipeline_config, caller_keys_only=True),
     )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from phone_pipeline.checks.aggregate import AGGREGATE_CELL_KEYS
 from phone_pipeline.checks.common import blocking
 
 ROW_ACCOUNTING = dg.AssetKey(["analytics", "row_accounting"])
@@ -21,6 +22,10 @@ ROW_ACCOUNTING_CHECKS = [
 def accounting_sql(call_date_sql: str) -> str:
     """Long-format counts of the partition per stage, outcome and reason (counts only)."""
     analytics = "analytics"
+    cells_sql = "\n        UNION ALL\n        ".join(
+        _cell_membership_sql(key.path[-1], list(keys), call_date_sql)
+        for key, keys in AGGREGATE_CELL_KEYS.items()
+    )
     return f"""
         SELECT 'ingest' AS stage, 'received' AS outcome, NULL AS reason,
                (SELECT count(*) FROM raw_calls WHERE call_date = {call_date_sql})
@@ -42,9 +47,7 @@ def accounting_sql(call_date_sql: str) -> str:
         SELECT 'pseudonymize', 'published', NULL, count(*) FROM {analytics}.calls_pseudonymized
           WHERE call_date = {call_date_sql}
         UNION ALL
-        {_cell_membership_sql("call_volume_hourly", ["call_hour", "region"], call_date_sql)}
-        UNION ALL
-        {_cell_membership_sql("call_volume_by_country", ["caller_country", "caller_number_type"], call_date_sql)}
+        {cells_sql}
     """
 
 

@@ -12,6 +12,14 @@ from phone_pipeline.settings import env_name
 CALL_VOLUME_HOURLY = dg.AssetKey(["analytics", "call_volume_hourly"])
 CALL_VOLUME_BY_COUNTRY = dg.AssetKey(["analytics", "call_volume_by_country"])
 
+# The published aggregates and the keys of their cells, declared once: the aggregate assets, the
+# accounting of every published row in one cell of each, and the outputs differential privacy can
+# cover are derived from it.
+AGGREGATE_CELL_KEYS: dict[dg.AssetKey, tuple[str, ...]] = {
+    CALL_VOLUME_HOURLY: ("call_hour", "region"),
+    CALL_VOLUME_BY_COUNTRY: ("caller_country", "caller_number_type"),
+}
+
 
 def aggregate_checks(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     name = asset_key.path[-1]
