@@ -174,6 +174,7 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
     import duckdb
 
     from phone_pipeline.definitions import defs
+    from phone_pipeline.warehouse import when_unlocked
 
     done_days: list[str] = []
     partitions = partitions or _partitions_with_data(settings, done_days)
@@ -198,7 +199,10 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
                 failed.append(partition)
                 _after_failed_run(instance, outcome.run_id)
     if settings.analytics_db.exists():
-        with duckdb.connect(str(settings.analytics_db), read_only=True) as con:
+        # Another run may be writing the file (it holds the pool now): wait for its lock.
+        with when_unlocked(
+            lambda: duckdb.connect(str(settings.analytics_db), read_only=True)
+        ) as con:
             totals = con.execute(
                 "SELECT stage, outcome, sum(rows) FROM row_accounting GROUP BY ALL ORDER BY 1, 2"
             ).fetchall()

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -40,6 +42,24 @@ ATTACHED_ZONE_TABLES: dict[str, dict[str, str]] = {
     COMPLIANCE: COMPLIANCE_TABLES,
     SHAREABLE: SHAREABLE_TABLES,
 }
+
+
+T = TypeVar("T")
+# Readers outside the duckdb pool (the CLI's summary after its run, the landing sensor) hold a
+# zone file for milliseconds; a step opening it in that moment waits instead of failing the run.
+LOCK_WAIT_SECONDS = 30.0
+
+
+def when_unlocked(open_file: Callable[[], T], seconds: float = LOCK_WAIT_SECONDS) -> T:
+    """`open_file()`, retried while another process holds the file's lock (up to `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return open_file()
+        except duckdb.IOException as error:
+            if "Could not set lock" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _quoted(path: Path | str) -> str:
@@ -123,7 +143,7 @@ def attach_zone(con: duckdb.DuckDBPyConnection, zone: str, path: Path | str) -> 
         row[0] for row in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
     }
     if zone not in attached:
-        con.execute(f"ATTACH {_quoted(path)} AS {zone}")
+        when_unlocked(lambda: con.execute(f"ATTACH {_quoted(path)} AS {zone}"))
     ensure_tables(con, zone, ATTACHED_ZONE_TABLES[zone])
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from phone_pipeline.warehouse import (
     ATTACHED_ZONE_TABLES,
@@ -13,6 +16,7 @@ from phone_pipeline.warehouse import (
     ensure_tables,
     prepare_restricted,
     table_columns,
+    when_unlocked,
 )
 
 
@@ -114,3 +118,43 @@ def test_an_older_scrub_list_loses_its_primary_key_and_keeps_its_rows(tmp_path: 
     assert con.execute("SELECT e164, reason FROM dnc_scrub_list").fetchall() == [
         ("+12125550101", "dnc_listed")
     ]
+
+
+_HOLD_READ_ONLY = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def test_a_writer_waits_for_a_brief_reader_of_another_process(tmp_path: Path) -> None:
+    """The CLI's summary and the landing sensor read zone files outside the duckdb pool: a step
+    opening the file in that moment waits for the lock instead of failing its run."""
+    path = tmp_path / "analytics.duckdb"
+    duckdb.connect(str(path)).close()
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_READ_ONLY, str(path), "1.5"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout.readline().strip() == "held"
+        with pytest.raises(duckdb.IOException, match="Could not set lock"):
+            duckdb.connect(str(path))  # what a step met before
+        con = when_unlocked(lambda: duckdb.connect(str(path)), seconds=30)
+        con.execute("CREATE TABLE t AS SELECT 1 AS x")
+        con.close()
+    finally:
+        reader.wait(timeout=30)
+    with pytest.raises(duckdb.IOException, match="Could not set lock"):
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_READ_ONLY, str(path), "5"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            holder.stdout.readline()
+            when_unlocked(lambda: duckdb.connect(str(path)), seconds=0.5)  # gives up in time
+        finally:
+            holder.kill()
+            holder.wait()

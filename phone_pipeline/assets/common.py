@@ -1,5 +1,6 @@
 """What every stage asset shares: its connection to the zones and the metadata it attaches."""
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from phone_pipeline.warehouse import (
     partition_count,
     prepare_restricted,
     table_columns,
+    when_unlocked,
 )
 
 OWNERS = ["team:privacy-engineering"]
@@ -71,7 +73,8 @@ def partitioned_table_spec(
 @contextmanager
 def restricted_connection(restricted: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     Path(restricted.database).parent.mkdir(parents=True, exist_ok=True)
-    with restricted.get_connection() as con:
+    with contextlib.ExitStack() as stack:
+        con = when_unlocked(lambda: stack.enter_context(restricted.get_connection()))
         # DuckDBResource closes its connection only when the block ends without an error: a step
         # that fails (a refusal, a failed gate) would keep the file open in this process until
         # garbage collection, and the next connection with other settings is refused.
