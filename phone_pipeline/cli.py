@@ -61,6 +61,7 @@ def _swept_days(settings: Settings) -> tuple[set[dt.date], set[str]]:
 def _partitions_with_data(settings: Settings, done_days: list[str] | None = None) -> list[str]:
     """Days with calls in the landing files that a run may process; days processed before and
     swept by retention since are left out (and added to `done_days`)."""
+    from phone_pipeline.automation.partitions import partition_range
     from phone_pipeline.domain.redaction import redact
     from phone_pipeline.domain.retention import RetentionPolicy
     from phone_pipeline.landing import (
@@ -69,7 +70,6 @@ def _partitions_with_data(settings: Settings, done_days: list[str] | None = None
         content_hash,
         list_landing_files,
     )
-    from phone_pipeline.partitions import partition_range
 
     first, last = partition_range()
     today = dt.datetime.now(dt.UTC).date()
@@ -124,8 +124,8 @@ def _report_unreadable_files(since: float) -> None:
     Names and problems are redacted by the stages that read the files."""
     import dagster as dg
 
-    from phone_pipeline.checks.common import FILES_READABLE_SUFFIX
     from phone_pipeline.definitions import defs
+    from phone_pipeline.stages.shared.checks import FILES_READABLE_SUFFIX
 
     check_keys = sorted(
         (
@@ -232,7 +232,7 @@ class _Outcome:
 def _execute_partition(job: Any, instance: Any, partition: str) -> _Outcome:
     """One partition's run in this process, guarded: dead runs holding the DuckDB pool are reaped,
     a wait for the pool says for whom, and SIGINT/SIGTERM stop the run (see run_recovery.py)."""
-    from phone_pipeline.run_recovery import RunGuard, RunWorker
+    from phone_pipeline.automation.run_recovery import RunGuard, RunWorker
 
     run_id = str(uuid.uuid4())
 
@@ -352,8 +352,8 @@ def _rotate_keys(settings: Settings) -> int:
 
 
 def _ui(settings: Settings, port: int) -> int:
+    from phone_pipeline.automation.process_group import run_in_process_group
     from phone_pipeline.instance import ensure_dagster_home
-    from phone_pipeline.process_group import run_in_process_group
 
     home = ensure_dagster_home(settings.dagster_home)
     print(f"Dagster instance: {home}; open http://127.0.0.1:{port}", flush=True)

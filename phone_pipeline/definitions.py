@@ -4,56 +4,25 @@ from __future__ import annotations
 
 import dagster as dg
 
-from phone_pipeline.assets import (
-    accounting,
-    aggregate,
-    compliance,
-    consent,
-    dnc,
-    erasure,
-    fairness,
-    ingest,
-    pseudonymize,
-    record,
-    reference,
-    retention,
-    risk,
-    scrub,
-    shareable,
-    validate,
+from phone_pipeline import stages
+from phone_pipeline.automation.jobs import (
+    call_pipeline_job,
+    record_of_processing_job,
+    retention_sweep_job,
 )
-from phone_pipeline.jobs import call_pipeline_job, record_of_processing_job, retention_sweep_job
-from phone_pipeline.resources import build_resources
-from phone_pipeline.run_recovery import dead_run_reaper, guarded_in_process_executor
-from phone_pipeline.schedules import daily_reprocess_schedule, daily_retention_schedule
-from phone_pipeline.sensors import (
+from phone_pipeline.automation.run_recovery import dead_run_reaper, guarded_in_process_executor
+from phone_pipeline.automation.schedules import daily_reprocess_schedule, daily_retention_schedule
+from phone_pipeline.automation.sensors import (
     landing_calls_sensor,
     privacy_rerun_sensor,
     record_after_failed_run,
 )
+from phone_pipeline.resources import build_resources
 from phone_pipeline.settings import load_settings
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules(
-        [
-            erasure,
-            ingest,
-            validate,
-            consent,
-            reference,
-            pseudonymize,
-            aggregate,
-            accounting,
-            risk,
-            shareable,
-            retention,
-            record,
-            dnc,
-            fairness,
-            compliance,
-            scrub,
-        ]
-    ),
+    # Every asset of every stage folder: a new stage is picked up without a list to keep.
+    assets=dg.load_assets_from_package_module(stages),
     jobs=[call_pipeline_job, record_of_processing_job, retention_sweep_job],
     sensors=[landing_calls_sensor, privacy_rerun_sensor, record_after_failed_run, dead_run_reaper],
     schedules=[daily_reprocess_schedule, daily_retention_schedule],

@@ -1067,7 +1067,7 @@ def _phase_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     checks_failed: list[str] = []
     checks_warned: list[str] = []  # WARN findings, e.g. a dataset withheld by the risk gate
     # Seconds the steps recorded about themselves: `suite_seconds` on each GX suite's check result
-    # (checks/common.py), `parse_seconds` on the materialisations of stages that parse numbers
+    # (stages/shared/checks.py), `parse_seconds` on the materialisations of stages that parse numbers
     # (phone_pipeline/timings.py). Step -> gx_seconds / parse_seconds.
     recorded: dict[str, dict[str, float]] = {}
 

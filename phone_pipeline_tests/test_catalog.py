@@ -16,10 +16,14 @@ import duckdb
 import pytest
 
 from phone_pipeline import catalog
-from phone_pipeline.assets.erasure import ERASURE_KEEPS, number_columns
 from phone_pipeline.catalog import PSEUDONYMS, People, Retention
 from phone_pipeline.domain.retention import NUMBER_CACHE, RETENTION_TABLES
-from phone_pipeline.erasure_register import erase_subjects, pseudonym_removals, pseudonym_tables
+from phone_pipeline.stages.erasure.assets import ERASURE_KEEPS, number_columns
+from phone_pipeline.stages.erasure.register import (
+    erase_subjects,
+    pseudonym_removals,
+    pseudonym_tables,
+)
 from phone_pipeline.warehouse import attach_zone, ensure_tables, prepare_restricted
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -281,7 +285,7 @@ def test_every_aggregate_table_is_declared_with_its_cell_keys() -> None:
     """Row accounting checks that every published row sits in one cell of each aggregate, and
     differential privacy can cover each: both follow AGGREGATE_CELL_KEYS, so an aggregate table
     missing from it would be published unaccounted."""
-    from phone_pipeline.checks.aggregate import AGGREGATE_CELL_KEYS
+    from phone_pipeline.stages.aggregate.checks import AGGREGATE_CELL_KEYS
 
     aggregate_tables = {
         table.writer

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from phone_pipeline.checks.consent import consent_violations_sql
+from phone_pipeline.stages.consent.checks import consent_violations_sql
 from phone_pipeline.warehouse import RESTRICTED_TABLES
 
 A, B = "+12025550101", "+12025550102"

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 import dagster as dg
 import pytest
 
-from phone_pipeline.assets.aggregate import call_volume_hourly
 from phone_pipeline.domain.privacy import (
     COUNT_MEASURES,
     OTHER,
@@ -19,6 +18,7 @@ from phone_pipeline.domain.privacy import (
     number_type_domain,
 )
 from phone_pipeline.resources import build_resources
+from phone_pipeline.stages.aggregate.assets import call_volume_hourly
 from phone_pipeline_tests.conftest import DAY, Pipeline, check_results, materialized
 from phone_pipeline_tests.pipeline_support import (
     ALL_ASSETS,

@@ -12,8 +12,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from phone_pipeline.assets import consent as consent_assets
 from phone_pipeline.domain.erasure import ERASED_SUBJECT
+from phone_pipeline.stages.consent import assets as consent_assets
 from phone_pipeline_tests.conftest import Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import (
     accounting,

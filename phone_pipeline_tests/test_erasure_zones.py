@@ -10,8 +10,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from phone_pipeline.assets.erasure import ERASURE_KEEPS
-from phone_pipeline.erasure_register import COMPLIANCE_PSEUDONYM_TABLES
+from phone_pipeline.stages.erasure.assets import ERASURE_KEEPS
+from phone_pipeline.stages.erasure.register import COMPLIANCE_PSEUDONYM_TABLES
 from phone_pipeline_tests.conftest import Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import count, module_pipeline, pseudonymizer
 from phone_pipeline_tests.pipeline_support import write_csv_atomically as write

@@ -14,7 +14,7 @@ import phonenumbers
 import pytest
 
 from phone_pipeline.domain.numbers import is_e164, normalize_number
-from phone_pipeline.number_cache import cache_new_numbers
+from phone_pipeline.stages.validate.number_cache import cache_new_numbers
 from phone_pipeline.warehouse import prepare_restricted
 from phone_pipeline_tests.conftest import DAY, check_results
 from phone_pipeline_tests.example_numbers import example_numbers, example_renderings

@@ -7,8 +7,8 @@ import great_expectations.expectations as gxe
 import pandas as pd
 import pytest
 
-from phone_pipeline.checks.frames import column_groups, distinct_values_frame
 from phone_pipeline.resources import GreatExpectationsResource
+from phone_pipeline.stages.shared.frames import column_groups, distinct_values_frame
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
 

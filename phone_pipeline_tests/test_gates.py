@@ -9,7 +9,7 @@ from dataclasses import replace
 import duckdb
 import pytest
 
-import phone_pipeline.assets.aggregate as aggregate_assets
+import phone_pipeline.stages.aggregate.assets as aggregate_assets
 from phone_pipeline.definitions import defs
 from phone_pipeline.domain.suppression import suppress_small_cells_sql
 from phone_pipeline.warehouse import prepare_restricted
@@ -38,7 +38,7 @@ WARNING_CHECKS = {
     "dnc_files_readable",
     "erasure_files_readable",
     "analytics_single_key_version",
-    # Findings about dialling behaviour (checks/compliance.py says why they do not block).
+    # Findings about dialling behaviour (stages/compliance/checks.py says why they do not block).
     "abandonment_within_limit",
     "no_calls_after_dnc_listing",
 }

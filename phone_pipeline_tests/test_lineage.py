@@ -10,29 +10,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from phone_pipeline.assets.aggregate import (
-    aggregate_lineage,
-    dp_aggregate_lineage,
-    staged_cells_sql,
-)
-from phone_pipeline.assets.common import DerivedLineage, sql_lineage, table_metadata
-from phone_pipeline.assets.compliance import (
-    compliance_day_calls_sql,
-    compliance_lineage,
-    compliance_selects,
-)
-from phone_pipeline.assets.consent import consent_lineage, consent_outcome_selects
-from phone_pipeline.assets.fairness import fairness_lineage
-from phone_pipeline.assets.pseudonymize import pseudonymized_lineage, staged_pseudonymized_sql
-from phone_pipeline.assets.risk import risk_lineage
-from phone_pipeline.assets.scrub import scrub_lineage
-from phone_pipeline.assets.shareable import publications_lineage
-from phone_pipeline.assets.validate import validation_lineage, validation_selects
-from phone_pipeline.checks.aggregate import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
-from phone_pipeline.checks.consent import CONSENT_EXCLUSIONS, CONSENTED_CALLS
-from phone_pipeline.checks.pseudonymize import CALLS_PSEUDONYMIZED
-from phone_pipeline.checks.risk import REIDENTIFICATION_RISK, SHAREABLE_PUBLICATIONS
-from phone_pipeline.checks.validate import CALLS_QUARANTINE, CALLS_VALIDATED
 from phone_pipeline.domain.contact import PermittedWindow
 from phone_pipeline.domain.fairness import group_counts_sql
 from phone_pipeline.domain.privacy import (
@@ -49,6 +26,32 @@ from phone_pipeline.domain.validation import cleaned_calls_sql, quarantine_verdi
 from phone_pipeline.landing import sql_date
 from phone_pipeline.lineage import LineageError, _derive_cached, derive_lineage
 from phone_pipeline.resources import ContactRules
+from phone_pipeline.stages.aggregate.assets import (
+    aggregate_lineage,
+    dp_aggregate_lineage,
+    staged_cells_sql,
+)
+from phone_pipeline.stages.aggregate.checks import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
+from phone_pipeline.stages.compliance.assets import (
+    compliance_day_calls_sql,
+    compliance_lineage,
+    compliance_selects,
+)
+from phone_pipeline.stages.consent.assets import consent_lineage, consent_outcome_selects
+from phone_pipeline.stages.consent.checks import CONSENT_EXCLUSIONS, CONSENTED_CALLS
+from phone_pipeline.stages.fairness.assets import fairness_lineage
+from phone_pipeline.stages.pseudonymize.assets import (
+    pseudonymized_lineage,
+    staged_pseudonymized_sql,
+)
+from phone_pipeline.stages.pseudonymize.checks import CALLS_PSEUDONYMIZED
+from phone_pipeline.stages.risk.assets import risk_lineage
+from phone_pipeline.stages.risk.checks import REIDENTIFICATION_RISK, SHAREABLE_PUBLICATIONS
+from phone_pipeline.stages.scrub.assets import scrub_lineage
+from phone_pipeline.stages.shareable.assets import publications_lineage
+from phone_pipeline.stages.shared.assets import DerivedLineage, sql_lineage, table_metadata
+from phone_pipeline.stages.validate.assets import validation_lineage, validation_selects
+from phone_pipeline.stages.validate.checks import CALLS_QUARANTINE, CALLS_VALIDATED
 from phone_pipeline_tests.conftest import DAY
 from phone_pipeline_tests.pipeline_support import module_pipeline, step_failures
 

@@ -7,9 +7,9 @@ import datetime as dt
 
 import duckdb
 
-from phone_pipeline.assets import compliance as compliance_assets
-from phone_pipeline.assets.common import counts_table
 from phone_pipeline.domain.markdown import MAX_CELL_CHARS
+from phone_pipeline.stages.compliance import assets as compliance_assets
+from phone_pipeline.stages.shared.assets import counts_table
 from phone_pipeline.warehouse import COMPLIANCE, COMPLIANCE_TABLES, ensure_tables
 from phone_pipeline_tests.domain.test_markdown import HOSTILE, _cells
 

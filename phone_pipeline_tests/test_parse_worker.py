@@ -14,7 +14,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat
 
-import phone_pipeline.parse_worker as parse_worker
+import phone_pipeline.stages.validate.parse_worker as parse_worker
 from phone_pipeline.domain.numbers import NUMBER_COLUMNS, normalize_numbers
 from phone_pipeline_bench import many_region_examples
 from phone_pipeline_synthetic import fictional_pool
@@ -99,7 +99,7 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path: Path) -> None:
         textwrap.dedent(
             """
             import subprocess
-            import phone_pipeline.parse_worker as parse_worker
+            import phone_pipeline.stages.validate.parse_worker as parse_worker
 
             started = []
             class CountingPopen(subprocess.Popen):

@@ -17,10 +17,10 @@ import phonenumbers
 import pytest
 
 from phone_pipeline import catalog
-from phone_pipeline.checks.aggregate import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
-from phone_pipeline.checks.ingest import RAW_CALLS
 from phone_pipeline.domain.consent import CALLER_WITHDRAWN
 from phone_pipeline.settings import load_settings
+from phone_pipeline.stages.aggregate.checks import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
+from phone_pipeline.stages.ingest.checks import RAW_CALLS
 from phone_pipeline_synthetic import GenerationSummary
 from phone_pipeline_tests.conftest import DAY, TEST_KEY, Pipeline, check_results, materialized
 from phone_pipeline_tests.pipeline_support import (

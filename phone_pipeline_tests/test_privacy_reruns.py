@@ -11,10 +11,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from phone_pipeline.checks.erasure import ERASURE_REGISTER
+from phone_pipeline.automation.sensors import plan_privacy_reruns, privacy_rerun_sensor
 from phone_pipeline.domain.consent import CALLER_WITHDRAWN
 from phone_pipeline.resources import PipelineConfig, build_resources
-from phone_pipeline.sensors import plan_privacy_reruns, privacy_rerun_sensor
+from phone_pipeline.stages.erasure.checks import ERASURE_REGISTER
 from phone_pipeline_tests.conftest import Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import count, module_pipeline, pseudonymizer
 from phone_pipeline_tests.pipeline_support import write_csv_atomically as write

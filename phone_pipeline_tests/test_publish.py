@@ -14,12 +14,12 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from phone_pipeline.assets.common import zones_connection
-from phone_pipeline.assets.dnc import DNC
-from phone_pipeline.assets.publish import Target, publish_if_gates_pass, stage_rows
-from phone_pipeline.assets.registry import replace_registry, stage_registry
-from phone_pipeline.checks.common import sql_check
-from phone_pipeline.checks.pseudonymize import CALLS_PSEUDONYMIZED
+from phone_pipeline.stages.dnc.assets import DNC
+from phone_pipeline.stages.pseudonymize.checks import CALLS_PSEUDONYMIZED
+from phone_pipeline.stages.shared.assets import zones_connection
+from phone_pipeline.stages.shared.checks import sql_check
+from phone_pipeline.stages.shared.publish import Target, publish_if_gates_pass, stage_rows
+from phone_pipeline.stages.shared.registry import replace_registry, stage_registry
 
 DAY = dt.date(2026, 11, 1)
 OTHER_DAY = dt.date(2026, 10, 31)

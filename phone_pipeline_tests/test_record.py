@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import dagster as dg
 
+from phone_pipeline.automation.sensors import record_after_failed_run
 from phone_pipeline.definitions import defs
 from phone_pipeline.resources import build_resources
-from phone_pipeline.sensors import record_after_failed_run
 from phone_pipeline_tests.conftest import Pipeline, materialized
 from phone_pipeline_tests.pipeline_support import ALL_CHECKS, input_phone_numbers, numbers_found
 

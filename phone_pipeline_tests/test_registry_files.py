@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from phone_pipeline.domain.pseudonyms import Pseudonymizer
-from phone_pipeline.erasure_register import registered_requests
+from phone_pipeline.stages.erasure.register import registered_requests
 from phone_pipeline.warehouse import RESTRICTED_TABLES, ensure_tables
 from phone_pipeline_tests.conftest import TEST_KEY, Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import (

@@ -13,12 +13,12 @@ import duckdb
 import pandas as pd
 import pytest
 
-from phone_pipeline.assets.aggregate import call_volume_hourly
-from phone_pipeline.assets.pseudonymize import calls_pseudonymized
+from phone_pipeline.automation.schedules import daily_retention_schedule
 from phone_pipeline.definitions import defs
 from phone_pipeline.domain.retention import RETENTION_TABLES
 from phone_pipeline.resources import build_resources
-from phone_pipeline.schedules import daily_retention_schedule
+from phone_pipeline.stages.aggregate.assets import call_volume_hourly
+from phone_pipeline.stages.pseudonymize.assets import calls_pseudonymized
 from phone_pipeline_tests.conftest import DAY, Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import (
     count,
@@ -287,8 +287,8 @@ def test_old_rows_in_a_new_file_are_quarantined_not_loaded_into_a_deleted_partit
 
 
 def test_the_sensor_requests_no_run_for_a_partition_past_every_retention(tmp_path) -> None:
+    from phone_pipeline.automation.sensors import landing_calls_sensor
     from phone_pipeline.resources import PipelineConfig
-    from phone_pipeline.sensors import landing_calls_sensor
 
     calls = tmp_path / "landing" / "calls"
     calls.mkdir(parents=True)

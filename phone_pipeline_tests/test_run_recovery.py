@@ -23,8 +23,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from phone_pipeline.instance import ensure_dagster_home
-from phone_pipeline.run_recovery import (
+from phone_pipeline.automation.run_recovery import (
     HOST_TAG,
     PID_START_TAG,
     PID_TAG,
@@ -35,6 +34,7 @@ from phone_pipeline.run_recovery import (
     pool_waits,
     reap_dead_runs,
 )
+from phone_pipeline.instance import ensure_dagster_home
 from phone_pipeline_synthetic import generate
 from phone_pipeline_tests.conftest import TEST_KEY
 from phone_pipeline_tests.pipeline_support import wait_for

@@ -8,8 +8,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from phone_pipeline.assets import scrub
 from phone_pipeline.domain.scrub import SCRUB_REASONS, WITHDRAWN
+from phone_pipeline.stages.scrub import assets as scrub
 from phone_pipeline_tests.conftest import Pipeline, check_results, materialized
 from phone_pipeline_tests.pipeline_support import write_csv_atomically
 

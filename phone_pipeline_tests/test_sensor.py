@@ -15,11 +15,16 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from phone_pipeline.automation.partitions import daily_partitions
+from phone_pipeline.automation.schedules import daily_reprocess_schedule
+from phone_pipeline.automation.sensors import (
+    cursor_key,
+    landing_calls_sensor,
+    plan_landing_runs,
+    run_key,
+)
 from phone_pipeline.landing import content_hash
-from phone_pipeline.partitions import daily_partitions
 from phone_pipeline.resources import PipelineConfig
-from phone_pipeline.schedules import daily_reprocess_schedule
-from phone_pipeline.sensors import cursor_key, landing_calls_sensor, plan_landing_runs, run_key
 from phone_pipeline_tests.conftest import DAY
 from phone_pipeline_tests.pipeline_support import write_csv_atomically
 

@@ -16,9 +16,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from phone_pipeline.checks.risk import risk_gate_name, shareable_key
 from phone_pipeline.domain.publication import CANDIDATES
 from phone_pipeline.settings import default, load_settings
+from phone_pipeline.stages.risk.checks import risk_gate_name, shareable_key
 from phone_pipeline_tests.conftest import DAY, Pipeline, check_results, materialized
 from phone_pipeline_tests.pipeline_support import count, module_pipeline, snapshot
 
@@ -247,8 +247,8 @@ def test_shareable_zone_is_in_its_own_group(scene: Scene) -> None:
 def test_risk_measured_on_other_rows_is_an_error_and_withdraws(pipeline: Pipeline) -> None:
     """The analytics partition changed after its risk was measured (a run of the pseudonymize
     step alone, say): the gate fails as an error, blocks, and the stale copy is withdrawn."""
-    from phone_pipeline.assets.shareable import publish_shareable
     from phone_pipeline.resources import build_resources
+    from phone_pipeline.stages.shareable.assets import publish_shareable
 
     pipeline.generate()
     assert pipeline.run().success  # the tests' lenient limits: everything published

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from phone_pipeline.number_cache import cache_new_numbers
+from phone_pipeline.stages.validate.number_cache import cache_new_numbers
 from phone_pipeline.timings import PARSE, recording, timed
 from phone_pipeline.warehouse import prepare_restricted
 from phone_pipeline_synthetic import fictional_pool

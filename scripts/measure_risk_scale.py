@@ -15,7 +15,7 @@ import time
 
 import duckdb
 
-from phone_pipeline.assets.risk import measure_candidate
+from phone_pipeline.stages.risk.assets import measure_candidate
 from phone_pipeline.domain.publication import CALLS_PSEUDONYMIZED
 from phone_pipeline.domain.risk import (
     UNICITY,

@@ -27,7 +27,7 @@ from phone_pipeline.domain.consent import (
     consent_timeline_sql,
     exclusion_reason_sql,
 )
-from phone_pipeline.number_cache import cache_new_numbers
+from phone_pipeline.stages.validate.number_cache import cache_new_numbers
 from phone_pipeline.warehouse import RESTRICTED_TABLES
 
 UTC = dt.UTC

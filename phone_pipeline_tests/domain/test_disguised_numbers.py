@@ -9,13 +9,13 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from phone_pipeline.checks.pseudonymize import phone_numbers_found
 from phone_pipeline.domain.redaction import (
     REDACTED,
     contains_phone_number,
     normalize_for_matching,
     redact,
 )
+from phone_pipeline.stages.pseudonymize.checks import phone_numbers_found
 from phone_pipeline.warehouse import prepare_restricted
 
 FULLWIDTH = str.maketrans("+0123456789-", "＋０１２３４５６７８９－")

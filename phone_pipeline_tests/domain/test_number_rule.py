@@ -9,8 +9,6 @@ import duckdb
 import phonenumbers
 import pytest
 
-from phone_pipeline.checks import consent as consent_checks
-from phone_pipeline.checks import validate as validate_checks
 from phone_pipeline.domain.numbers import (
     E164_MAX_DIGITS,
     E164_REGEX,
@@ -21,6 +19,8 @@ from phone_pipeline.domain.numbers import (
     normalize_number,
     normalize_numbers,
 )
+from phone_pipeline.stages.consent import checks as consent_checks
+from phone_pipeline.stages.validate import checks as validate_checks
 from phone_pipeline_tests.example_numbers import example_numbers, example_renderings
 
 REGION = "US"  # the renderings all carry their country code: any default region reads them

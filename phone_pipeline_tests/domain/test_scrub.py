@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from phone_pipeline.checks.scrub import numbers_missing_from_scrub_list_sql
 from phone_pipeline.domain.scrub import (
     CAP_7D,
     CAP_24H,
@@ -19,6 +18,7 @@ from phone_pipeline.domain.scrub import (
     scrub_list_sql,
 )
 from phone_pipeline.domain.validation import known_numbers_sql
+from phone_pipeline.stages.scrub.checks import numbers_missing_from_scrub_list_sql
 from phone_pipeline.warehouse import RESTRICTED_TABLES
 
 NOW = "TIMESTAMPTZ '2026-11-01 00:00:00+00'"

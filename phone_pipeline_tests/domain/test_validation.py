@@ -18,7 +18,7 @@ from phone_pipeline.domain.validation import (
     cleaned_calls_sql,
     quarantine_verdicts_sql,
 )
-from phone_pipeline.number_cache import cache_new_numbers
+from phone_pipeline.stages.validate.number_cache import cache_new_numbers
 from phone_pipeline.warehouse import RESTRICTED_TABLES
 
 MAX_SECONDS = 14_400
