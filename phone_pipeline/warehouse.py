@@ -27,6 +27,7 @@ import duckdb
 
 from phone_pipeline.catalog import ANALYTICS, COMPLIANCE, RESTRICTED, SHAREABLE, ddl_by_table
 from phone_pipeline.domain.validation import known_numbers_sql
+from phone_pipeline.sql import SqlValues, run
 
 # Each zone's tables: name -> the column list of its CREATE TABLE, from the catalog (catalog.py
 # holds every table's columns, descriptions and what it holds about people).
@@ -160,18 +161,21 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def replace_partition(
-    con: duckdb.DuckDBPyConnection, call_date: dt.date, selects: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    call_date: dt.date,
+    selects: dict[str, str],
+    values: SqlValues | None = None,
 ) -> dict[str, int]:
     """Atomically replace one partition of each table by the rows of its SELECT.
 
     All tables change in one transaction, so that (say) validated and quarantined rows never
-    disagree. Returns the new row count of the partition per table.
+    disagree. `values` are bound to the parameters a SELECT names. Returns the new row count of the partition per table.
     """
     counts = {}
     with transaction(con):
         for table, select_sql in selects.items():
             con.execute(f"DELETE FROM {table} WHERE call_date = ?", [call_date])
-            con.execute(f"INSERT INTO {table} BY NAME {select_sql}")
+            run(con, f"INSERT INTO {table} BY NAME {select_sql}", values)
             counts[table] = partition_count(con, table, call_date)
     return counts
 

@@ -6,12 +6,13 @@ from dagster_duckdb import DuckDBResource
 from phone_pipeline.automation.partitions import daily_partitions, partition_date, partition_range
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.domain.validation import row_key_sql
-from phone_pipeline.landing import ingest_new_files, sql_date
+from phone_pipeline.landing import ingest_new_files
 from phone_pipeline.resources import (
     GreatExpectationsResource,
     PipelineConfig,
     PseudonymKeyResource,
 )
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.erasure.checks import ERASURE_REGISTER
 from phone_pipeline.stages.erasure.register import apply_register_to_new_calls
 from phone_pipeline.stages.ingest.checks import RAW_CALLS, RAW_CALLS_CHECKS, raw_calls_expectations
@@ -93,23 +94,22 @@ def raw_calls(
                 ),
             },
         )
-        partition_sql = f"SELECT * FROM raw_calls WHERE call_date = {sql_date(call_date)}"
+        day = {"call_date": call_date}
+        partition_sql = "SELECT * FROM raw_calls WHERE call_date = $call_date"
         # A row is identified by its file (load order, one per content hash) and row number,
         # packed in one integer: 4x cheaper to count than (hash, row) pairs. A row of an
         # unregistered file has no key, so it is not counted and the check fails.
-        rows, distinct_keys = con.execute(
+        rows, distinct_keys = run(
+            con,
             f"SELECT count(*), count(DISTINCT {row_key_sql('keyed')}) FROM ("
             "SELECT landing_files.load_order, raw_calls.source_row FROM raw_calls "
             "LEFT JOIN landing_files USING (content_hash) "
-            f"WHERE raw_calls.call_date = {sql_date(call_date)}) AS keyed"
+            "WHERE raw_calls.call_date = $call_date) AS keyed",
+            day,
         ).fetchone()
         yield files_readable_check(RAW_CALLS, "landing_files_readable", report.rejected)
-        loaded = "content_hash IN (SELECT content_hash FROM landing_files)"
         file_rows, kept_or_erased = con.execute(
-            "SELECT (SELECT coalesce(sum(rows), 0) FROM landing_files), "
-            f"(SELECT count(*) FROM raw_calls) + (SELECT count(*) FROM erasure_exclusions "
-            f" WHERE {loaded}) + (SELECT coalesce(sum(rows), 0) FROM retention_swept_rows "
-            f" WHERE {loaded})"
+            statement(__file__, "rows_of_loaded_files")
         ).fetchone()
         yield reconcile_check(
             RAW_CALLS,
@@ -123,5 +123,5 @@ def raw_calls(
             },
         )
         yield suite_check(
-            gx, RAW_CALLS, "raw_calls_suite", con, partition_sql, raw_calls_expectations()
+            gx, RAW_CALLS, "raw_calls_suite", con, partition_sql, raw_calls_expectations(), day
         )

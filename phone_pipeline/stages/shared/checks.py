@@ -15,6 +15,7 @@ import duckdb
 
 from phone_pipeline.domain.markdown import markdown_table
 from phone_pipeline.resources import GreatExpectationsResource, SuiteOutcome
+from phone_pipeline.sql import SqlValues, run
 from phone_pipeline.stages.shared.frames import distinct_values_frame
 
 
@@ -51,10 +52,12 @@ def suite_check(
     con: duckdb.DuckDBPyConnection,
     relation_sql: str,
     expectations: list[Any],
+    values: SqlValues | None = None,
 ) -> dg.AssetCheckResult:
-    """Run a stage's suite over the distinct values of `relation_sql` (see stages/shared/frames.py)."""
-    frame = distinct_values_frame(con, relation_sql, expectations)
-    rows = con.execute(f"SELECT count(*) FROM ({relation_sql})").fetchone()[0]
+    """Run a stage's suite over the distinct values of `relation_sql` (see
+    stages/shared/frames.py), with `values` bound to the parameters it names."""
+    frame = distinct_values_frame(con, relation_sql, expectations, values)
+    rows = run(con, f"SELECT count(*) FROM ({relation_sql})", values).fetchone()[0]
     started = time.perf_counter()
     outcome = gx.validate(check_name, frame, expectations)
     # Shown in the UI; `phone-pipeline bench` sums it per stage from the run's event log.

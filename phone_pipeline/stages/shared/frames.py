@@ -19,6 +19,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from phone_pipeline.sql import SqlValues, run
+
 # For "not null" only one null and one non-null value can change the verdict.
 NULLNESS_ONLY = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_null")
 NOT_ROW_WISE = (
@@ -72,17 +74,20 @@ def _group_sql(relation_sql: str, group: tuple[str, ...], expectations: list[Any
 
 
 def distinct_values_frame(
-    con: duckdb.DuckDBPyConnection, relation_sql: str, expectations: list[Any]
+    con: duckdb.DuckDBPyConnection,
+    relation_sql: str,
+    expectations: list[Any],
+    values: SqlValues | None = None,
 ) -> pd.DataFrame:
     """Each group's distinct rows side by side, shorter groups padded with their own first row."""
-    schema = con.execute(f"SELECT * FROM ({relation_sql}) LIMIT 0").df()
+    schema = run(con, f"SELECT * FROM ({relation_sql}) LIMIT 0", values).df()
     parts = [
-        con.execute(_group_sql(relation_sql, group, expectations)).df()
+        run(con, _group_sql(relation_sql, group, expectations), values).df()
         for group in column_groups(expectations)
     ]
     length = max((len(part) for part in parts), default=0)
     if not parts:  # only table-level expectations: one row stands for a non-empty table
-        length = min(1, con.execute(f"SELECT count(*) FROM ({relation_sql})").fetchone()[0])
+        length = min(1, run(con, f"SELECT count(*) FROM ({relation_sql})", values).fetchone()[0])
     padded = []
     for part in parts:
         if 0 < len(part) < length:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import duckdb
 
+from phone_pipeline.sql import SqlValues, run
 from phone_pipeline.stages.shared.assets import DerivedLineage, table_metadata
 from phone_pipeline.stages.shared.checks import gates_failed_message
 from phone_pipeline.warehouse import replace_partition
@@ -52,11 +53,13 @@ class Publication:
         return not self.failed_gates
 
 
-def stage_rows(con: duckdb.DuckDBPyConnection, selects: Mapping[str, str]) -> None:
+def stage_rows(
+    con: duckdb.DuckDBPyConnection, selects: Mapping[str, str], values: SqlValues | None = None
+) -> None:
     """Stage each SELECT's rows as a TEMP table of that name (in order: a later one may read an
-    earlier one)."""
+    earlier one), with `values` bound to the parameters each names."""
     for name, select_sql in selects.items():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
+        run(con, f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}", values)
 
 
 def publish_if_gates_pass(
@@ -68,6 +71,7 @@ def publish_if_gates_pass(
     staged: str,
     refused: str,
     before_publish: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    values: SqlValues | None = None,
 ) -> Publication:
     """Replace `call_date`'s partition of every target by its SELECT, in one transaction, only
     if every gate passed; otherwise write nothing and log `Blocking gate(s) <names> failed on
@@ -76,7 +80,8 @@ def publish_if_gates_pass(
     `gates` are blocking (ERROR) results computed from the staged rows; a WARN result is a
     finding, not a gate, and is refused here. `before_publish` runs once the gates passed and
     before the partitions are replaced, in its own transaction (the privacy-budget ledger: a
-    failure in between overstates a spend, never hides one).
+    failure in between overstates a spend, never hides one). `values` are bound to the
+    parameters the targets' SELECTs name.
     """
     warnings = [gate.check_name for gate in gates if gate.severity != dg.AssetCheckSeverity.ERROR]
     if warnings:
@@ -87,7 +92,9 @@ def publish_if_gates_pass(
         return Publication(failed, list(gates))
     if before_publish is not None:
         before_publish(con)
-    replace_partition(con, call_date, {target.table: target.select_sql for target in targets})
+    replace_partition(
+        con, call_date, {target.table: target.select_sql for target in targets}, values
+    )
     materializations = [
         dg.MaterializeResult(
             asset_key=target.asset_key,
