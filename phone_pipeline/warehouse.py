@@ -51,6 +51,12 @@ T = TypeVar("T")
 LOCK_WAIT_SECONDS = 30.0
 
 
+def is_lock_conflict(error: duckdb.IOException) -> bool:
+    """Whether DuckDB refused to open a file because another process holds its lock (and not
+    because the file is missing, unreadable or corrupt): worth waiting for, nothing else is."""
+    return "Could not set lock" in str(error)
+
+
 def when_unlocked(open_file: Callable[[], T], seconds: float = LOCK_WAIT_SECONDS) -> T:
     """`open_file()`, retried while another process holds the file's lock (up to `seconds`)."""
     deadline = time.monotonic() + seconds
@@ -58,7 +64,7 @@ def when_unlocked(open_file: Callable[[], T], seconds: float = LOCK_WAIT_SECONDS
         try:
             return open_file()
         except duckdb.IOException as error:
-            if "Could not set lock" not in str(error) or time.monotonic() > deadline:
+            if not is_lock_conflict(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
 

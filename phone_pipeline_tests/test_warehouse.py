@@ -9,11 +9,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from phone_pipeline.automation.sensors import WarehouseBusy, already_ingested
 from phone_pipeline.warehouse import (
     ATTACHED_ZONE_TABLES,
     RESTRICTED_TABLES,
     attach_zone,
     ensure_tables,
+    is_lock_conflict,
     prepare_restricted,
     table_columns,
     when_unlocked,
@@ -158,3 +160,38 @@ def test_a_writer_waits_for_a_brief_reader_of_another_process(tmp_path: Path) ->
         finally:
             holder.kill()
             holder.wait()
+
+
+_HOLD_FOR_WRITING = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_the_landing_sensor_waits_for_a_busy_warehouse_but_not_for_a_damaged_one(
+    tmp_path: Path,
+) -> None:
+    """A run writing the restricted file makes the sensor wait a tick; a file that is not a
+    DuckDB database is an error to show, never a busy warehouse to wait for forever."""
+    path = tmp_path / "restricted.duckdb"
+    duckdb.connect(str(path)).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_FOR_WRITING, str(path), "30"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(WarehouseBusy):
+            already_ingested(path, {"a" * 64})
+    finally:
+        holder.kill()
+        holder.wait()
+    damaged = tmp_path / "damaged.duckdb"
+    damaged.write_bytes(b"not a database " * 400)
+    with pytest.raises(duckdb.IOException, match="not a valid DuckDB database") as raised:
+        already_ingested(damaged, {"a" * 64})
+    assert not isinstance(raised.value, WarehouseBusy)
+    assert not is_lock_conflict(raised.value)

@@ -26,6 +26,7 @@ from phone_pipeline.settings import load_settings
 from phone_pipeline.stages.consent.checks import CONSENT_EVENTS
 from phone_pipeline.stages.erasure.checks import ERASURE_REGISTER
 from phone_pipeline.stages.retention.assets import oldest_processed_day, retention_policy, today_utc
+from phone_pipeline.warehouse import is_lock_conflict
 
 
 @dataclass
@@ -56,6 +57,8 @@ def already_ingested(restricted_db: Path, hashes: Collection[str]) -> dict[str, 
     try:
         con = duckdb.connect(str(restricted_db), read_only=True)
     except duckdb.IOException as error:
+        if not is_lock_conflict(error):
+            raise  # a damaged file is an error to show, not a busy warehouse to wait for
         raise WarehouseBusy(str(error)) from None
     try:
         tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}

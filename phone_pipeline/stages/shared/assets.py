@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from phone_pipeline import catalog
 from phone_pipeline.automation.partitions import daily_partitions
 from phone_pipeline.catalog import column_descriptions
 from phone_pipeline.domain.markdown import markdown_table
@@ -113,8 +114,7 @@ class DerivedLineage:
 
 def table_of(key: dg.AssetKey) -> str:
     """The table an asset key names, as the stage's SQL writes it on a restricted connection."""
-    zone, name = key.path
-    return name if zone == "restricted" else f"{zone}.{name}"
+    return catalog.table(*key.path).qualified
 
 
 def sql_lineage(
