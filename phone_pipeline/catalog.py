@@ -94,6 +94,9 @@ class Table:
     kept_because: str = ""  # why a KEPT or REGISTRY table is not swept by day
     erasure_exempt: str = ""  # why an erased subject's data stays here (a legal reason)
     copy_of: str | None = None  # shareable: the analytics table this is a risk-gated copy of
+    # A published aggregate: the columns that key its cells within a day. The aggregate stage,
+    # row accounting (each published row in one cell) and the DP outputs derive from these.
+    cell_keys: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
@@ -228,7 +231,6 @@ _ERASURE = _w(RESTRICTED, "erasure_register")
 _SWEEP = _w(RESTRICTED, "retention_sweep")
 _PARTITION_SWEEP = _w(RESTRICTED, "partition_retention")
 _PSEUDONYMIZE = _w(ANALYTICS, "calls_pseudonymized")
-_AGGREGATES = (_w(ANALYTICS, "call_volume_hourly"), _w(ANALYTICS, "call_volume_by_country"))
 
 _REGISTRY_REFRESH = "refreshed in full from its landing folder at every run"
 _EVIDENCE = "evidence of what the pipeline did: counts and decisions, no person"
@@ -638,6 +640,36 @@ def _cell_figures() -> tuple[Column, ...]:
     )
 
 
+# The published aggregates (cells of people, suppressed below the minimum size).
+_AGGREGATE_TABLES: tuple[Table, ...] = (
+    Table(
+        ANALYTICS,
+        "call_volume_hourly",
+        "Call figures per day x hour x region; small cells suppressed.",
+        _cols(
+            "call_date DATE NOT NULL", "call_hour TIMESTAMPTZ NOT NULL", "region VARCHAR NOT NULL"
+        )
+        + _cell_figures(),
+        Retention.AGGREGATES,
+        (_w(ANALYTICS, "call_volume_hourly"),),
+        cell_keys=("call_hour", "region"),
+    ),
+    Table(
+        ANALYTICS,
+        "call_volume_by_country",
+        "Call figures per day x caller country x number type; small cells suppressed.",
+        _cols(
+            "call_date DATE NOT NULL",
+            ("caller_country VARCHAR NOT NULL", "ISO country of the caller's number, or unknown."),
+            ("caller_number_type VARCHAR NOT NULL", "Type of the caller's number, or unknown."),
+        )
+        + _cell_figures(),
+        Retention.AGGREGATES,
+        (_w(ANALYTICS, "call_volume_by_country"),),
+        cell_keys=("caller_country", "caller_number_type"),
+    ),
+)
+
 _ANALYTICS_TABLES = (
     Table(
         ANALYTICS,
@@ -662,30 +694,7 @@ _ANALYTICS_TABLES = (
         Retention.PSEUDONYMIZED,
         (_PSEUDONYMIZE,),
     ),
-    Table(
-        ANALYTICS,
-        "call_volume_hourly",
-        "Call figures per day x hour x region; small cells suppressed.",
-        _cols(
-            "call_date DATE NOT NULL", "call_hour TIMESTAMPTZ NOT NULL", "region VARCHAR NOT NULL"
-        )
-        + _cell_figures(),
-        Retention.AGGREGATES,
-        (_AGGREGATES[0],),
-    ),
-    Table(
-        ANALYTICS,
-        "call_volume_by_country",
-        "Call figures per day x caller country x number type; small cells suppressed.",
-        _cols(
-            "call_date DATE NOT NULL",
-            ("caller_country VARCHAR NOT NULL", "ISO country of the caller's number, or unknown."),
-            ("caller_number_type VARCHAR NOT NULL", "Type of the caller's number, or unknown."),
-        )
-        + _cell_figures(),
-        Retention.AGGREGATES,
-        (_AGGREGATES[1],),
-    ),
+    *_AGGREGATE_TABLES,
     Table(
         ANALYTICS,
         "row_accounting",
@@ -797,7 +806,7 @@ _ANALYTICS_TABLES = (
             "recorded_at TIMESTAMPTZ NOT NULL",
         ),
         Retention.KEPT,
-        _AGGREGATES,
+        tuple(aggregate.writer for aggregate in _AGGREGATE_TABLES),
         kept_because="the spends of a day's privacy budget must stay accountable",
     ),
     Table(
@@ -909,6 +918,10 @@ TABLES: tuple[Table, ...] = (
 
 
 # --- lookups --------------------------------------------------------------------------------------
+
+
+# The published aggregates of the analytics zone (not their shareable copies).
+AGGREGATES: tuple[Table, ...] = tuple(t for t in TABLES if t.cell_keys and t.zone == ANALYTICS)
 
 
 def zone_tables(zone: str) -> tuple[Table, ...]:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from phone_pipeline import catalog
+
 # What consumes a setting: the resource (or domain rule) that reads it, or `Settings` alone (the
 # sensors, the partitions, the DuckDB connections, the record of processing).
 PIPELINE_CONFIG = "PipelineConfig"
@@ -195,8 +197,9 @@ SETTINGS: tuple[Setting, ...] = (
             "days the aggregates and row accounting are kept (0 = forever)",
             PIPELINE_CONFIG, at_least(0)),
     Setting("dp_outputs", "PHONE_PIPELINE_DP_OUTPUTS", str, "",
-            "aggregates published with differential privacy: `call_volume_hourly`, "
-            "`call_volume_by_country` (comma-separated); see Differential privacy",
+            "aggregates published with differential privacy: "
+            + ", ".join(f"`{table.name}`" for table in catalog.AGGREGATES)
+            + " (comma-separated); see Differential privacy",
             PIPELINE_CONFIG, shown_default="(empty: off)"),
     Setting("dp_epsilon", "PHONE_PIPELINE_DP_EPSILON", float, 1.0,
             "epsilon per DP output per day partition", PIPELINE_CONFIG, above(0)),

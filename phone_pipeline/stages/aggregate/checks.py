@@ -6,18 +6,18 @@ from typing import Any
 
 import dagster as dg
 
+from phone_pipeline import catalog
 from phone_pipeline.settings import env_name
 from phone_pipeline.stages.shared.checks import blocking
 
 CALL_VOLUME_HOURLY = dg.AssetKey(["analytics", "call_volume_hourly"])
 CALL_VOLUME_BY_COUNTRY = dg.AssetKey(["analytics", "call_volume_by_country"])
 
-# The published aggregates and the keys of their cells, declared once: the aggregate assets, the
-# accounting of every published row in one cell of each, and the outputs differential privacy can
-# cover are derived from it.
+# The published aggregates and the keys of their cells, from the catalog: the aggregate assets,
+# the accounting of every published row in one cell of each, and the outputs differential
+# privacy can cover are derived from it.
 AGGREGATE_CELL_KEYS: dict[dg.AssetKey, tuple[str, ...]] = {
-    CALL_VOLUME_HOURLY: ("call_hour", "region"),
-    CALL_VOLUME_BY_COUNTRY: ("caller_country", "caller_number_type"),
+    dg.AssetKey([table.zone, table.name]): table.cell_keys for table in catalog.AGGREGATES
 }
 
 
