@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from phone_pipeline import catalog
 from phone_pipeline.settings import SettingError, Settings, env_name, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -420,19 +421,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _generate(settings, args)
     code = _run(settings, None)
-    print(
-        f"\nResults:\n  shareable zone: {settings.shareable_db} (the datasets whose "
-        "re-identification risk passed the gate; see analytics.shareable_publications)\n"
-        f"  analytics zone (internal): {settings.analytics_db} (calls_pseudonymized, "
-        "call_volume_hourly, call_volume_by_country, row_accounting, reidentification_risk)\n"
-        f"  compliance zone: {settings.compliance_db} (contact_pressure, quiet_hours, "
-        "abandonment_rates, dnc_call_findings: by pseudonym, for the compliance team)\n"
-        f"  restricted zone: {settings.restricted_db} (raw_calls, calls_validated, "
-        "calls_quarantine, consent_events, consented_calls, dnc_scrub_list, ...)\n"
-        f"  record of processing: {settings.home / 'records' / 'record_of_processing.md'}\n"
-        "Open the UI (runs, lineage, checks): .venv/bin/phone-pipeline ui   then http://127.0.0.1:3000"
-    )
+    print(f"\n{_demo_results(settings)}")
     return code
+
+
+def _demo_results(settings: Settings) -> str:
+    """Where the demo's results are: each zone's file and tables, as the catalog lists them."""
+
+    def tables(zone: str) -> str:
+        return ", ".join(table.name for table in catalog.zone_tables(zone))
+
+    restricted = len(catalog.zone_tables(catalog.RESTRICTED))
+    return (
+        f"Results:\n  shareable zone: {settings.shareable_db} (the datasets whose "
+        "re-identification risk passed the gate; see analytics.shareable_publications: "
+        f"{tables(catalog.SHAREABLE)})\n"
+        f"  analytics zone (internal): {settings.analytics_db} ({tables(catalog.ANALYTICS)})\n"
+        f"  compliance zone: {settings.compliance_db} (by pseudonym, for the compliance team: "
+        f"{tables(catalog.COMPLIANCE)})\n"
+        f"  restricted zone: {settings.restricted_db} ({restricted} tables, numbers among them: "
+        "python -m phone_pipeline.catalog --zone restricted)\n"
+        f"  record of processing: {settings.home / 'records' / 'record_of_processing.md'}\n"
+        "Open the UI (runs, lineage, checks): .venv/bin/phone-pipeline ui   then "
+        "http://127.0.0.1:3000"
+    )
 
 
 if __name__ == "__main__":

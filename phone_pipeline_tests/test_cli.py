@@ -22,6 +22,7 @@ import duckdb
 import pytest
 import yaml
 
+from phone_pipeline import catalog
 from phone_pipeline_synthetic import generate
 from phone_pipeline_tests.conftest import TEST_KEY
 from phone_pipeline_tests.pipeline_support import (
@@ -437,6 +438,10 @@ def test_demo_without_key_runs_and_says_where_to_look(tmp_path: Path) -> None:
     assert str(home / "warehouse" / "restricted.duckdb") in call.stdout, call.describe()
     assert "phone-pipeline ui" in call.stdout, call.describe()
     assert "http://127.0.0.1:3000" in call.stdout, call.describe()
+    # Where to look is read from the catalog: a table added there is named here too.
+    for zone in (catalog.ANALYTICS, catalog.COMPLIANCE, catalog.SHAREABLE):
+        for table in catalog.zone_tables(zone):
+            assert table.name in call.stdout, (table.name, call.describe())
     # The throwaway key is 64 hex characters; nothing of that shape may be printed.
     assert not HEX_64.search(call.output), call.describe()
     leaked = numbers_found(all_numbers(home), [call.stdout, call.stderr])
