@@ -19,7 +19,9 @@ import duckdb
 
 SqlValues = Mapping[str, object]
 
-_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+# String literals and comments, whichever starts first: a `$` or an apostrophe inside either is
+# not SQL (an apostrophe in a comment must not open a "string" that hides a parameter).
+_NOT_CODE = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
 _PARAMETER = re.compile(r"(?<![\w$])\$([A-Za-z_]\w*)")
 
 
@@ -28,8 +30,8 @@ class SqlParameterError(KeyError):
 
 
 def parameter_names(sql: str) -> set[str]:
-    """The named parameters (`$name`) of `sql`, outside its string literals."""
-    return set(_PARAMETER.findall(_STRING_LITERAL.sub("''", sql)))
+    """The named parameters (`$name`) of `sql`, outside its string literals and comments."""
+    return set(_PARAMETER.findall(_NOT_CODE.sub(" ", sql)))
 
 
 def bound(sql: str, values: SqlValues | None = None) -> dict[str, object]:

@@ -25,6 +25,12 @@ def test_bound_gives_a_statement_exactly_the_values_it_names() -> None:
     assert bound(sql, {"call_date": day, "limit": 5}) == {"call_date": day}
     with pytest.raises(SqlParameterError, match="call_date"):
         bound(sql, {"limit": 5})
+    commented = (
+        "-- the day's rows ($not_a_parameter either)\n"
+        "SELECT '--' AS dashes /* it's $none */ FROM t WHERE call_date = $call_date -- it's\n"
+        "AND n < $limit"
+    )
+    assert parameter_names(commented) == {"call_date", "limit"}
 
 
 def test_run_binds_the_values_duckdb_would_refuse_in_surplus() -> None:
