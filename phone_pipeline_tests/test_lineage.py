@@ -11,13 +11,7 @@ import pytest
 
 from phone_pipeline.domain.contact import PermittedWindow
 from phone_pipeline.domain.fairness import group_counts_sql
-from phone_pipeline.domain.privacy import (
-    ContributionBounds,
-    bounded_calls_sql,
-    cell_figures_sql,
-    cells_on_domain_sql,
-    remap_to_domain_sql,
-)
+from phone_pipeline.domain.privacy import bounded_calls_sql, cell_figures_sql, cells_on_domain_sql
 from phone_pipeline.domain.pseudonyms import PSEUDONYM_MAP_INPUTS
 from phone_pipeline.domain.scrub import scrub_list_sql
 from phone_pipeline.domain.suppression import suppress_small_cells_sql
@@ -25,9 +19,13 @@ from phone_pipeline.domain.validation import cleaned_calls_sql, quarantine_verdi
 from phone_pipeline.landing import sql_date
 from phone_pipeline.lineage import LineageError, _derive_cached, derive_lineage
 from phone_pipeline.resources import ContactRules
+from phone_pipeline.sql import statement
+from phone_pipeline.stages.aggregate import assets as aggregate_assets
 from phone_pipeline.stages.aggregate.assets import (
+    REGION_DOMAIN_SQL,
     aggregate_lineage,
     dp_aggregate_lineage,
+    dp_calls_sql,
     staged_cells_sql,
 )
 from phone_pipeline.stages.aggregate.checks import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
@@ -95,31 +93,18 @@ def _validation() -> tuple[dict[str, str], str]:
 
 def _exact_staged(keys: list[str], expressions: list[str]) -> dict[str, str]:
     return {
-        "staged_cells": staged_cells_sql(SQL_DAY, keys, expressions),
-        "staged_published": suppress_small_cells_sql(
-            "staged_cells", ["call_date", *keys], FIGURES, 5
-        ),
+        "staged_cells": staged_cells_sql(keys, expressions),
+        "staged_published": suppress_small_cells_sql("staged_cells", ["call_date", *keys], FIGURES),
     }
 
 
 def _dp_hourly() -> DerivedLineage:
     keys = ["call_hour", "region"]
-    region_sql = "SELECT DISTINCT region FROM cell_reference UNION SELECT 'other'"
-    first = f"TIMESTAMPTZ '{DAY.isoformat()} 00:00:00+00'"
-    hours = (
-        f"SELECT unnest(generate_series({first}, {first} + INTERVAL 23 HOUR, INTERVAL 1 HOUR)) "
-        "AS call_hour"
-    )
-    domain_sql = f"SELECT * FROM ({hours}) CROSS JOIN dp_domain_region"
-    region = remap_to_domain_sql("region", "dp_domain_region", "region")
-    source_sql = (
-        f"SELECT caller_pseudonym, callee_pseudonym, call_hour AS call_hour, {region} AS region, "
-        f"duration_seconds, disposition FROM analytics.calls_pseudonymized "
-        f"WHERE call_date = {SQL_DAY}"
-    )
-    bounded = bounded_calls_sql(source_sql, keys, ContributionBounds(5, 3, 3600), "salt")
+    domain_sql = statement(aggregate_assets.__file__, "hourly_key_domain")
+    source_sql = dp_calls_sql(keys, keys, {"region": "dp_domain_region"})
+    bounded = bounded_calls_sql(source_sql, keys)
     exact = cells_on_domain_sql(domain_sql, cell_figures_sql("dp_bounded_calls", keys), keys)
-    return dp_aggregate_lineage(bounded, {"dp_domain_region": region_sql}, exact, keys)
+    return dp_aggregate_lineage(bounded, {"dp_domain_region": REGION_DOMAIN_SQL}, exact, keys)
 
 
 def _compliance(table: str) -> DerivedLineage:
