@@ -146,11 +146,11 @@ def _derived_by_asset() -> dict[dg.AssetKey, DerivedLineage]:
         dg.AssetKey(["analytics", "fairness_rates"]): fairness_lineage(
             group_counts_sql(SQL_DAY, "guessed_countries", "US")
         ),
-        REIDENTIFICATION_RISK: risk_lineage(SQL_DAY),
+        REIDENTIFICATION_RISK: risk_lineage(),
         SHAREABLE_PUBLICATIONS: publications_lineage(),
         **{
             dg.AssetKey(["shareable", name]): sql_lineage(
-                f"SELECT * FROM analytics.{name} WHERE call_date = {SQL_DAY}",
+                f"SELECT * FROM analytics.{name} WHERE call_date = $call_date",
                 [dg.AssetKey(["analytics", name])],
             )
             for name in ("calls_pseudonymized", "call_volume_hourly", "call_volume_by_country")
@@ -236,7 +236,7 @@ def test_python_steps_are_traced_through_their_stated_inputs() -> None:
     # Unreadable callers are grouped by a country guessed from their raw string.
     assert (CALLS_QUARANTINE, "caller_number") in fairness.deps_by_column["country"]
     assert (CALL_VOLUME_HOURLY, "suppressed") in fairness.deps_by_column["flagged"]
-    risk = risk_lineage(SQL_DAY).deps_by_column
+    risk = risk_lineage().deps_by_column
     assert (CALLS_PSEUDONYMIZED, "caller_pseudonym") in risk["subscribers"]
     assert (REIDENTIFICATION_RISK, "value") in publications_lineage().deps_by_column["decision"]
 
