@@ -153,9 +153,11 @@ def test_broken_suppression_is_caught_before_publishing(
     with pipeline.analytics() as con:
         before = snapshot(con)
 
-    def no_suppression(source, key_columns, figure_columns, min_cell_size):
+    def no_suppression(source, key_columns, figure_columns):
         # A regression that forgets the threshold: every cell published with its figures.
-        return suppress_small_cells_sql(source, key_columns, figure_columns, 1)
+        return suppress_small_cells_sql(source, key_columns, figure_columns).replace(
+            "$min_cell_size", "1"
+        )
 
     monkeypatch.setattr(aggregate_assets, "suppress_small_cells_sql", no_suppression)
     result = pipeline.run()

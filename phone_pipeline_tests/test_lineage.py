@@ -4,7 +4,6 @@ run whose lineage metadata is what the SQL derives and covers every published co
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -12,13 +11,7 @@ import pytest
 
 from phone_pipeline.domain.contact import PermittedWindow
 from phone_pipeline.domain.fairness import group_counts_sql
-from phone_pipeline.domain.privacy import (
-    ContributionBounds,
-    bounded_calls_sql,
-    cell_figures_sql,
-    cells_on_domain_sql,
-    remap_to_domain_sql,
-)
+from phone_pipeline.domain.privacy import bounded_calls_sql, cell_figures_sql, cells_on_domain_sql
 from phone_pipeline.domain.pseudonyms import PSEUDONYM_MAP_INPUTS
 from phone_pipeline.domain.scrub import scrub_list_sql
 from phone_pipeline.domain.suppression import suppress_small_cells_sql
@@ -26,9 +19,13 @@ from phone_pipeline.domain.validation import cleaned_calls_sql, quarantine_verdi
 from phone_pipeline.landing import sql_date
 from phone_pipeline.lineage import LineageError, _derive_cached, derive_lineage
 from phone_pipeline.resources import ContactRules
+from phone_pipeline.sql import statement
+from phone_pipeline.stages.aggregate import assets as aggregate_assets
 from phone_pipeline.stages.aggregate.assets import (
+    REGION_DOMAIN_SQL,
     aggregate_lineage,
     dp_aggregate_lineage,
+    dp_calls_sql,
     staged_cells_sql,
 )
 from phone_pipeline.stages.aggregate.checks import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
@@ -96,31 +93,18 @@ def _validation() -> tuple[dict[str, str], str]:
 
 def _exact_staged(keys: list[str], expressions: list[str]) -> dict[str, str]:
     return {
-        "staged_cells": staged_cells_sql(SQL_DAY, keys, expressions),
-        "staged_published": suppress_small_cells_sql(
-            "staged_cells", ["call_date", *keys], FIGURES, 5
-        ),
+        "staged_cells": staged_cells_sql(keys, expressions),
+        "staged_published": suppress_small_cells_sql("staged_cells", ["call_date", *keys], FIGURES),
     }
 
 
 def _dp_hourly() -> DerivedLineage:
     keys = ["call_hour", "region"]
-    region_sql = "SELECT DISTINCT region FROM cell_reference UNION SELECT 'other'"
-    first = f"TIMESTAMPTZ '{DAY.isoformat()} 00:00:00+00'"
-    hours = (
-        f"SELECT unnest(generate_series({first}, {first} + INTERVAL 23 HOUR, INTERVAL 1 HOUR)) "
-        "AS call_hour"
-    )
-    domain_sql = f"SELECT * FROM ({hours}) CROSS JOIN dp_domain_region"
-    region = remap_to_domain_sql("region", "dp_domain_region", "region")
-    source_sql = (
-        f"SELECT caller_pseudonym, callee_pseudonym, call_hour AS call_hour, {region} AS region, "
-        f"duration_seconds, disposition FROM analytics.calls_pseudonymized "
-        f"WHERE call_date = {SQL_DAY}"
-    )
-    bounded = bounded_calls_sql(source_sql, keys, ContributionBounds(5, 3, 3600), "salt")
+    domain_sql = statement(aggregate_assets.__file__, "hourly_key_domain")
+    source_sql = dp_calls_sql(keys, keys, {"region": "dp_domain_region"})
+    bounded = bounded_calls_sql(source_sql, keys)
     exact = cells_on_domain_sql(domain_sql, cell_figures_sql("dp_bounded_calls", keys), keys)
-    return dp_aggregate_lineage(bounded, {"dp_domain_region": region_sql}, exact, keys)
+    return dp_aggregate_lineage(bounded, {"dp_domain_region": REGION_DOMAIN_SQL}, exact, keys)
 
 
 def _compliance(table: str) -> DerivedLineage:
@@ -150,7 +134,7 @@ def _derived_by_asset() -> dict[dg.AssetKey, DerivedLineage]:
         CALLS_QUARANTINE: validation_lineage(selects, verdicts, "calls_quarantine"),
         CONSENTED_CALLS: consent_lineage(consent, "consented_calls"),
         CONSENT_EXCLUSIONS: consent_lineage(consent, "consent_exclusions"),
-        CALLS_PSEUDONYMIZED: pseudonymized_lineage(staged_pseudonymized_sql(SQL_DAY)),
+        CALLS_PSEUDONYMIZED: pseudonymized_lineage(staged_pseudonymized_sql()),
         CALL_VOLUME_HOURLY: aggregate_lineage(
             _exact_staged(["call_hour", "region"], ["call_hour", "region"])
         ),
@@ -162,11 +146,11 @@ def _derived_by_asset() -> dict[dg.AssetKey, DerivedLineage]:
         dg.AssetKey(["analytics", "fairness_rates"]): fairness_lineage(
             group_counts_sql(SQL_DAY, "guessed_countries", "US")
         ),
-        REIDENTIFICATION_RISK: risk_lineage(SQL_DAY),
+        REIDENTIFICATION_RISK: risk_lineage(),
         SHAREABLE_PUBLICATIONS: publications_lineage(),
         **{
             dg.AssetKey(["shareable", name]): sql_lineage(
-                f"SELECT * FROM analytics.{name} WHERE call_date = {SQL_DAY}",
+                f"SELECT * FROM analytics.{name} WHERE call_date = $call_date",
                 [dg.AssetKey(["analytics", name])],
             )
             for name in ("calls_pseudonymized", "call_volume_hourly", "call_volume_by_country")
@@ -178,7 +162,7 @@ def _derived_by_asset() -> dict[dg.AssetKey, DerivedLineage]:
 
 
 def test_pseudonyms_come_from_the_numbers_they_were_joined_on() -> None:
-    deps = pseudonymized_lineage(staged_pseudonymized_sql(SQL_DAY)).deps_by_column
+    deps = pseudonymized_lineage(staged_pseudonymized_sql()).deps_by_column
     assert deps["caller_pseudonym"] == [(CONSENTED_CALLS, "caller_e164")]
     assert deps["callee_pseudonym"] == [(CONSENTED_CALLS, "callee_e164")]
     assert deps["region"] == [(CELLS, "region"), (CONSENTED_CALLS, "caller_geo_region")]
@@ -186,11 +170,13 @@ def test_pseudonyms_come_from_the_numbers_they_were_joined_on() -> None:
 
 
 def test_every_day_shares_one_derivation_and_gets_the_same_lineage() -> None:
-    """The day pasted into a stage's SQL plays no part in lineage: a second day is not parsed
-    again (sqlglot costs tenths of a second per statement, in every run)."""
-    first = pseudonymized_lineage(staged_pseudonymized_sql(sql_date(dt.date(2026, 3, 1))))
+    """The day is a bound parameter, never pasted into a stage's SQL: every day runs the same
+    text, derived once (sqlglot costs tenths of a second per statement, in every run)."""
+    sql = staged_pseudonymized_sql()
+    assert "$call_date" in sql and "DATE '" not in sql
+    first = pseudonymized_lineage(sql)
     hits = _derive_cached.cache_info().hits
-    second = pseudonymized_lineage(staged_pseudonymized_sql(sql_date(dt.date(2026, 3, 2))))
+    second = pseudonymized_lineage(staged_pseudonymized_sql())
     assert _derive_cached.cache_info().hits == hits + 1
     assert second == first
 
@@ -250,7 +236,7 @@ def test_python_steps_are_traced_through_their_stated_inputs() -> None:
     # Unreadable callers are grouped by a country guessed from their raw string.
     assert (CALLS_QUARANTINE, "caller_number") in fairness.deps_by_column["country"]
     assert (CALL_VOLUME_HOURLY, "suppressed") in fairness.deps_by_column["flagged"]
-    risk = risk_lineage(SQL_DAY).deps_by_column
+    risk = risk_lineage().deps_by_column
     assert (CALLS_PSEUDONYMIZED, "caller_pseudonym") in risk["subscribers"]
     assert (REIDENTIFICATION_RISK, "value") in publications_lineage().deps_by_column["decision"]
 
@@ -274,7 +260,7 @@ def test_a_table_no_asset_writes_is_an_error() -> None:
     # A table the SQL reads that is not among the asset's deps.
     with pytest.raises(LineageError, match="cell_reference"):
         sql_lineage(
-            staged_pseudonymized_sql(SQL_DAY),
+            staged_pseudonymized_sql(),
             [CONSENTED_CALLS],
             computed={"pseudonym_map": PSEUDONYM_MAP_INPUTS},
         )

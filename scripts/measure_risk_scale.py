@@ -67,15 +67,16 @@ def main() -> None:
         """
     )
     print(f"generated {args.rows} calls in {time.perf_counter() - started:.1f} s")
-    relation = CALLS_PSEUDONYMIZED.risk_relation(f"DATE '{DAY}'")
+    relation = CALLS_PSEUDONYMIZED.risk_relation()
+    day = {"call_date": DAY}
     parts = {}
     started = time.perf_counter()
-    measure_k_anonymity(con, relation, "subscriber", CALLS_PSEUDONYMIZED.quasi_identifiers, 5)
+    measure_k_anonymity(con, relation, "subscriber", CALLS_PSEUDONYMIZED.quasi_identifiers, 5, day)
     parts["k-anonymity (DuckDB)"] = time.perf_counter() - started
     started = time.perf_counter()
     index = load_trace_index(
         con, f"(SELECT * FROM {relation} WHERE trace_time IS NOT NULL)",
-        "subscriber", "trace_time", "trace_place",
+        "subscriber", "trace_time", "trace_place", day,
     )  # fmt: skip
     parts["trace index (DuckDB + numpy)"] = time.perf_counter() - started
     started = time.perf_counter()

@@ -133,31 +133,36 @@ def remap_to_domain_sql(expression: str, domain_table: str, column: str) -> str:
     )
 
 
-def bounded_calls_sql(
-    source_sql: str, key_columns: Sequence[str], bounds: ContributionBounds, salt: str
-) -> str:
+def bounding_values(bounds: ContributionBounds, salt: str) -> dict[str, object]:
+    """The values `bounded_calls_sql` and `bound_violations_sql` name, to bind: the bounds (L,
+    C, D) and the salt of the selection."""
+    return {
+        "max_calls_per_cell": int(bounds.max_calls_per_cell),
+        "max_cells_per_subscriber": int(bounds.max_cells_per_subscriber),
+        "max_duration_seconds": int(bounds.max_duration_seconds),
+        "salt": salt,
+    }
+
+
+def bounded_calls_sql(source_sql: str, key_columns: Sequence[str]) -> str:
     """The calls kept after bounding: at most C cells per subscriber and L calls per subscriber
-    and cell, durations clamped to D seconds.
+    and cell, durations clamped to D seconds (bound by `bounding_values`).
 
     `source_sql` yields one row per call with `caller_pseudonym`, the key columns,
     `duration_seconds` and `disposition`. Which cells and calls are kept is decided by an MD5 of
-    the subscriber, the cell (or the call's whole row) and `salt` (say, the day): deterministic,
-    but not an order a subscriber can steer by the time or content of their calls.
+    the subscriber, the cell (or the call's whole row) and `$salt` (say, the day):
+    deterministic, but not an order a subscriber can steer by the time or content of their calls.
     """
     keys = ", ".join(key_columns)
     key_text = ", ".join(f"CAST({key} AS VARCHAR)" for key in key_columns)
     same_cell = " AND ".join(f"kept.{key} IS NOT DISTINCT FROM calls.{key}" for key in key_columns)
-    salt_sql = "'" + salt.replace("'", "''") + "'"
-    calls_per_cell = int(bounds.max_calls_per_cell)
-    cells_per_subscriber = int(bounds.max_cells_per_subscriber)
-    clamp = int(bounds.max_duration_seconds)
     return f"""
         WITH calls AS ({source_sql}),
         ranked_cells AS (
             SELECT caller_pseudonym, {keys},
                    row_number() OVER (
                        PARTITION BY caller_pseudonym
-                       ORDER BY md5(concat_ws('|', {salt_sql}, caller_pseudonym, {key_text}))
+                       ORDER BY md5(concat_ws('|', $salt, caller_pseudonym, {key_text}))
                    ) AS cell_rank
             FROM (SELECT DISTINCT caller_pseudonym, {keys} FROM calls)
         ),
@@ -165,16 +170,17 @@ def bounded_calls_sql(
             SELECT calls.*,
                    row_number() OVER (
                        PARTITION BY calls.caller_pseudonym, {", ".join(f"calls.{k}" for k in key_columns)}
-                       ORDER BY md5(concat_ws('|', {salt_sql}, CAST(calls AS VARCHAR)))
+                       ORDER BY md5(concat_ws('|', $salt, CAST(calls AS VARCHAR)))
                    ) AS call_rank
             FROM calls
-            SEMI JOIN (SELECT * FROM ranked_cells WHERE cell_rank <= {cells_per_subscriber}) AS kept
+            SEMI JOIN (SELECT * FROM ranked_cells WHERE cell_rank <= $max_cells_per_subscriber)
+              AS kept
               ON kept.caller_pseudonym = calls.caller_pseudonym AND {same_cell}
         )
         SELECT caller_pseudonym, {keys}, disposition,
-               least(greatest(duration_seconds, 0), {clamp}) AS duration_seconds
+               least(greatest(duration_seconds, 0), $max_duration_seconds) AS duration_seconds
         FROM ranked_calls
-        WHERE call_rank <= {calls_per_cell}
+        WHERE call_rank <= $max_calls_per_cell
     """
 
 
@@ -193,28 +199,24 @@ def cell_figures_sql(bounded_calls: str, key_columns: Sequence[str]) -> str:
     """
 
 
-def bounded_cells_sql(
-    source_sql: str, key_columns: Sequence[str], bounds: ContributionBounds, salt: str
-) -> str:
+def bounded_cells_sql(source_sql: str, key_columns: Sequence[str]) -> str:
     """`cell_figures_sql` over `bounded_calls_sql`: the exact figures noise is added to."""
-    bounded = f"({bounded_calls_sql(source_sql, key_columns, bounds, salt)})"
+    bounded = f"({bounded_calls_sql(source_sql, key_columns)})"
     return cell_figures_sql(bounded, key_columns)
 
 
-def bound_violations_sql(
-    bounded_calls: str, key_columns: Sequence[str], bounds: ContributionBounds
-) -> str:
+def bound_violations_sql(bounded_calls: str, key_columns: Sequence[str]) -> str:
     """Counts of what bounding must have made impossible (all 0): subscriber-cells above L calls,
-    subscribers in more than C cells, durations above the clamp."""
+    subscribers in more than C cells, durations above the clamp (bound by `bounding_values`)."""
     keys = ", ".join(key_columns)
     return f"""
         SELECT
           (SELECT count(*) FROM (SELECT caller_pseudonym, {keys} FROM {bounded_calls}
-             GROUP BY ALL HAVING count(*) > {int(bounds.max_calls_per_cell)})),
+             GROUP BY ALL HAVING count(*) > $max_calls_per_cell)),
           (SELECT count(*) FROM (SELECT caller_pseudonym FROM {bounded_calls} GROUP BY 1
-             HAVING count(DISTINCT ({keys})) > {int(bounds.max_cells_per_subscriber)})),
+             HAVING count(DISTINCT ({keys})) > $max_cells_per_subscriber)),
           (SELECT count(*) FROM {bounded_calls}
-             WHERE duration_seconds > {int(bounds.max_duration_seconds)})
+             WHERE duration_seconds > $max_duration_seconds)
     """
 
 

@@ -1,8 +1,8 @@
 """The datasets that may be published to the shareable zone, and what their risk is measured on.
 
 Each candidate is a table of the analytics zone (pseudonymised, internal) with a copy of the same
-name and schema in the shareable zone. For each, `risk_relation` gives, for one partition, the
-records an outsider could link to a person, one row per (subscriber, record):
+name and schema in the shareable zone. For each, `risk_relation` gives, for one partition (the
+day bound as `$call_date`), the records an outsider could link to a person, one row per (subscriber, record):
 
 - `subscriber`: the pseudonym the record belongs to (the risk counts pseudonyms, never prints them);
 - the quasi-identifier columns: what the published dataset shows about that record and an outsider
@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from phone_pipeline.catalog import ANALYTICS, shareable_tables
+from phone_pipeline.sql import statement
 
 
 @dataclass(frozen=True)
@@ -36,39 +37,29 @@ class Candidate:
     name: str  # table name in the analytics and shareable zones
     quasi_identifiers: tuple[str, ...]
     has_traces: bool  # whether the relation carries (trace_time, trace_place) points
-    relation_template: str  # a SELECT over the analytics zone with `{day}` for the partition
+    # A SELECT over the analytics zone (`{analytics}`) of the partition `$call_date`.
+    relation_template: str
     # Aggregates with suppression: the same records, but of the suppressed cells (differencing).
     suppressed_template: str | None = None
 
-    def risk_relation(self, day_sql: str) -> str:
-        return "(" + self.relation_template.format(day=day_sql, analytics=ANALYTICS) + ")"
+    def risk_relation(self) -> str:
+        """The records, parenthesised; the day is the parameter `$call_date`."""
+        return "(" + self.relation_template.format(analytics=ANALYTICS) + ")"
 
-    def suppressed_relation(self, day_sql: str) -> str | None:
+    def suppressed_relation(self) -> str | None:
         if self.suppressed_template is None:
             return None
-        return "(" + self.suppressed_template.format(day=day_sql, analytics=ANALYTICS) + ")"
+        return "(" + self.suppressed_template.format(analytics=ANALYTICS) + ")"
 
 
-# Row-level calls: the caller's records (hour, region, their number's country and type) and the
-# consenting callee's (hour, their number's country and type; the region is the caller's, so it
-# is no point of the callee's trace). A person who is both is one subscriber. Traces are the
-# caller's (hour, region) points: received calls would add time-only points, so the unicity
-# measured is a lower bound.
+# Row-level calls (sql/calls_pseudonymized_records.sql): the caller's records and the consenting
+# callee's. A person who is both is one subscriber. Traces are the caller's (hour, region)
+# points: received calls would add time-only points, so the unicity measured is a lower bound.
 CALLS_PSEUDONYMIZED = Candidate(
     name="calls_pseudonymized",
     quasi_identifiers=("role", "call_hour", "place", "country", "number_type"),
     has_traces=True,
-    relation_template="""
-        SELECT caller_pseudonym AS subscriber, 'caller' AS role, call_hour, region AS place,
-               caller_country AS country, caller_number_type AS number_type,
-               call_hour AS trace_time, region AS trace_place
-        FROM {analytics}.calls_pseudonymized WHERE call_date = {day}
-        UNION ALL
-        SELECT callee_pseudonym, 'callee', call_hour, NULL, callee_country, callee_number_type,
-               NULL, NULL
-        FROM {analytics}.calls_pseudonymized
-        WHERE call_date = {day} AND callee_pseudonym IS NOT NULL
-    """,
+    relation_template=statement(__file__, "calls_pseudonymized_records"),
 )
 
 # Aggregates: a subscriber is described by every published (not suppressed) cell they called in;
@@ -87,7 +78,7 @@ _HOURLY_CELLS = """
         JOIN {analytics}.call_volume_hourly AS cells
           ON cells.call_date = calls.call_date AND cells.call_hour = calls.call_hour
          AND cells.region = calls.region
-        WHERE calls.call_date = {day} {only_suppressed}
+        WHERE calls.call_date = $call_date {only_suppressed}
 """
 _COUNTRY_CELLS = """
         SELECT calls.caller_pseudonym AS subscriber,
@@ -100,7 +91,7 @@ _COUNTRY_CELLS = """
           ON cells.call_date = calls.call_date
          AND cells.caller_country = coalesce(calls.caller_country, 'unknown')
          AND cells.caller_number_type = coalesce(calls.caller_number_type, 'unknown')
-        WHERE calls.call_date = {day} {only_suppressed}
+        WHERE calls.call_date = $call_date {only_suppressed}
 """
 
 

@@ -48,6 +48,8 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 
+from phone_pipeline.sql import SqlValues, run
+
 # Trace sizes up to this many p-subsets are enumerated rather than sampled.
 EXACT_SUBSETS = 10
 MAX_POINTS = 4
@@ -127,13 +129,17 @@ def measure_k_anonymity(
     subscriber: str,
     quasi_identifiers: Sequence[str],
     k: int,
+    values: SqlValues | None = None,
 ) -> KAnonymity:
-    """The smallest-group histogram of `relation` (a table name or a parenthesised SELECT)."""
+    """The smallest-group histogram of `relation` (a table name or a parenthesised SELECT, with
+    `values` bound to the parameters it names)."""
     if int(k) < 1:
         raise ValueError("k must be at least 1")
-    rows = con.execute(
+    rows = run(
+        con,
         f"SELECT smallest_group, count(*) FROM ({smallest_group_sql(relation, subscriber, quasi_identifiers)}) "
-        "GROUP BY ALL"
+        "GROUP BY ALL",
+        values,
     ).fetchall()
     return KAnonymity(k=int(k), histogram={int(size): int(count) for size, count in rows})
 
@@ -193,14 +199,21 @@ def trace_index_from_pairs(subscribers: np.ndarray, points: np.ndarray) -> Trace
 
 
 def load_trace_index(
-    con: duckdb.DuckDBPyConnection, relation: str, subscriber: str, time: str, place: str
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    subscriber: str,
+    time: str,
+    place: str,
+    values: SqlValues | None = None,
 ) -> TraceIndex:
-    """Build the index in DuckDB (distinct points, dense numbering) and fetch only integers.
+    """Build the index in DuckDB (distinct points, dense numbering) and fetch only integers;
+    `values` are bound to the parameters `relation` names.
 
     Subscribers are numbered in the order of their identifier, so the numbering (and with it the
     sample drawn from a seed) is the same on every run over the same rows.
     """
-    arrays = con.execute(
+    arrays = run(
+        con,
         f"""
         WITH points AS (
             SELECT DISTINCT {subscriber} AS subscriber, {time} AS point_time, {place} AS point_place
@@ -209,7 +222,8 @@ def load_trace_index(
         SELECT (dense_rank() OVER (ORDER BY subscriber) - 1)::BIGINT AS subscriber_id,
                (dense_rank() OVER (ORDER BY point_time, point_place) - 1)::BIGINT AS point_id
         FROM points
-        """
+        """,
+        values,
     ).fetchnumpy()
     return trace_index_from_pairs(
         np.asarray(arrays["subscriber_id"], dtype=np.int64),

@@ -12,24 +12,28 @@ from collections.abc import Sequence
 DEFAULT_MIN_CELL_SIZE = 5
 
 
-def suppress_small_cells_sql(
-    source: str, key_columns: Sequence[str], figure_columns: Sequence[str], min_cell_size: int
-) -> str:
-    """SELECT over `source` (which has `distinct_subscribers`) withholding every small cell.
-
-    `min_cell_size` is an int validated here, so it is safe to inline.
-    """
-    if int(min_cell_size) < 1:
-        raise ValueError("min_cell_size must be at least 1")
+def suppression_values(min_cell_size: int) -> dict[str, int]:
+    """The value `suppress_small_cells_sql` names (`$min_cell_size`), checked to be at least 1."""
     k = int(min_cell_size)
+    if k < 1:
+        raise ValueError("min_cell_size must be at least 1")
+    return {"min_cell_size": k}
+
+
+def suppress_small_cells_sql(
+    source: str, key_columns: Sequence[str], figure_columns: Sequence[str]
+) -> str:
+    """SELECT over `source` (which has `distinct_subscribers`) withholding every cell with fewer
+    than `$min_cell_size` subscribers (bind `suppression_values`)."""
     keys = ", ".join(key_columns)
     figures = ",\n       ".join(
-        f"CASE WHEN distinct_subscribers >= {k} THEN {column} END AS {column}"
+        f"CASE WHEN distinct_subscribers >= $min_cell_size THEN {column} END AS {column}"
         for column in [*figure_columns, "distinct_subscribers"]
     )
     return (
         f"SELECT {keys},\n       {figures},\n"
-        f"       NOT coalesce(distinct_subscribers >= {k}, false) AS suppressed\nFROM {source}"
+        f"       NOT coalesce(distinct_subscribers >= $min_cell_size, false) AS suppressed\n"
+        f"FROM {source}"
     )
 
 

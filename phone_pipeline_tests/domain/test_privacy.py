@@ -20,6 +20,7 @@ from phone_pipeline.domain.privacy import (
     bound_violations_sql,
     bounded_calls_sql,
     bounded_cells_sql,
+    bounding_values,
     budget_decision,
     cells_on_domain_sql,
     country_domain,
@@ -30,6 +31,7 @@ from phone_pipeline.domain.privacy import (
     parse_outputs,
     remap_to_domain_sql,
 )
+from phone_pipeline.sql import run
 
 BOUNDS = ContributionBounds(
     max_calls_per_cell=2, max_cells_per_subscriber=3, max_duration_seconds=100
@@ -49,8 +51,9 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def bounded(con: duckdb.DuckDBPyConnection, bounds: ContributionBounds = BOUNDS) -> pd.DataFrame:
-    sql = bounded_cells_sql("SELECT * FROM calls", KEYS, bounds, salt="2026-11-01")
-    return con.execute(f"SELECT * FROM ({sql}) ORDER BY ALL").df()
+    sql = bounded_cells_sql("SELECT * FROM calls", KEYS)
+    values = bounding_values(bounds, salt="2026-11-01")
+    return run(con, f"SELECT * FROM ({sql}) ORDER BY ALL", values).df()
 
 
 def test_sensitivities_follow_from_the_bounds() -> None:
@@ -148,8 +151,8 @@ def test_cells_on_domain_fill_every_key_and_remap_the_rest(con: duckdb.DuckDBPyC
         "duration_seconds, disposition FROM calls"
     )
     domain = "SELECT * FROM range(0, 3) h(call_hour) CROSS JOIN regions"
-    sql = cells_on_domain_sql(domain, bounded_cells_sql(source, KEYS, BOUNDS, "x"), KEYS)
-    cells = con.execute(f"SELECT * FROM ({sql}) ORDER BY ALL").df()
+    sql = cells_on_domain_sql(domain, bounded_cells_sql(source, KEYS), KEYS)
+    cells = run(con, f"SELECT * FROM ({sql}) ORDER BY ALL", bounding_values(BOUNDS, "x")).df()
     assert len(cells) == 3 * 3
     figures = {(row.call_hour, row.region): row.calls for row in cells.itertuples()}
     assert figures[(1, "north")] == 1 and figures[(1, OTHER)] == 1
@@ -247,14 +250,12 @@ def test_bound_violations_are_zero_after_bounding_and_counted_before(
 ) -> None:
     rows = [("heavy", hour, "north", 5000, "answered") for hour in range(5) for _ in range(4)]
     con.executemany("INSERT INTO calls VALUES (?, ?, ?, ?, ?)", rows)
-    con.execute(
-        "CREATE TABLE kept AS "
-        + bounded_calls_sql("SELECT * FROM calls", KEYS, BOUNDS, salt="2026-11-01")
-    )
-    assert con.execute(bound_violations_sql("kept", KEYS, BOUNDS)).fetchone() == (0, 0, 0)
+    values = bounding_values(BOUNDS, salt="2026-11-01")
+    run(con, "CREATE TABLE kept AS " + bounded_calls_sql("SELECT * FROM calls", KEYS), values)
+    assert run(con, bound_violations_sql("kept", KEYS), values).fetchone() == (0, 0, 0)
     # The unbounded calls: 5 subscriber-cells above 2 calls, 1 subscriber in more than 3 cells,
     # 20 durations above the clamp.
-    assert con.execute(bound_violations_sql("calls", KEYS, BOUNDS)).fetchone() == (5, 1, 20)
+    assert run(con, bound_violations_sql("calls", KEYS), values).fetchone() == (5, 1, 20)
 
 
 def test_suppression_applies_to_the_noisy_subscriber_count_only() -> None:

@@ -8,6 +8,7 @@ cell: the suppressed cells together describe C and D, a group of 2, and nobody i
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import duckdb
@@ -15,9 +16,10 @@ import pytest
 
 from phone_pipeline.domain.publication import CALL_VOLUME_HOURLY, CALLS_PSEUDONYMIZED
 from phone_pipeline.domain.risk import load_trace_index, measure_k_anonymity
+from phone_pipeline.sql import run
 from phone_pipeline.warehouse import ANALYTICS, ANALYTICS_TABLES
 
-DAY = "DATE '2026-11-01'"
+DAY = {"call_date": dt.date(2026, 11, 1)}
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def add_call(con, caller: str, hour: int, region: str, callee: str | None = None
     con.execute(
         f"INSERT INTO {ANALYTICS}.calls_pseudonymized (call_date, call_hour, caller_pseudonym, "
         "callee_pseudonym, caller_country, caller_number_type, region, duration_seconds, "
-        f"disposition) VALUES ({DAY}, TIMESTAMPTZ '2026-11-01 00:00:00+00' + to_hours(?), ?, ?, "
+        f"disposition) VALUES (DATE '2026-11-01', TIMESTAMPTZ '2026-11-01 00:00:00+00' + to_hours(?), ?, ?, "
         "'US', 'mobile', ?, 60, 'answered')",
         [hour, caller, callee, region],
     )
@@ -44,7 +46,7 @@ def add_call(con, caller: str, hour: int, region: str, callee: str | None = None
 def add_cell(con, hour: int, region: str, subscribers: int, suppressed: bool) -> None:
     con.execute(
         f"INSERT INTO {ANALYTICS}.call_volume_hourly (call_date, call_hour, region, "
-        f"distinct_subscribers, suppressed) VALUES ({DAY}, TIMESTAMPTZ '2026-11-01 00:00:00+00' "
+        f"distinct_subscribers, suppressed) VALUES (DATE '2026-11-01', TIMESTAMPTZ '2026-11-01 00:00:00+00' "
         "+ to_hours(?), ?, ?, ?)",
         [hour, region, None if suppressed else subscribers, suppressed],
     )
@@ -52,8 +54,8 @@ def add_cell(con, hour: int, region: str, subscribers: int, suppressed: bool) ->
 
 def hourly_k_anonymity(con):
     return measure_k_anonymity(
-        con, CALL_VOLUME_HOURLY.risk_relation(DAY), "subscriber",
-        CALL_VOLUME_HOURLY.quasi_identifiers, k=2,
+        con, CALL_VOLUME_HOURLY.risk_relation(), "subscriber",
+        CALL_VOLUME_HOURLY.quasi_identifiers, k=2, values=DAY,
     )  # fmt: skip
 
 
@@ -66,8 +68,10 @@ def test_suppressed_cells_form_one_group(con) -> None:
     measured = hourly_k_anonymity(con)
     assert measured.histogram == {2: 2, 1: 1}
     assert measured.share_below_k == pytest.approx(1 / 3)
-    suppressed = con.execute(
-        f"SELECT count(DISTINCT subscriber) FROM {CALL_VOLUME_HOURLY.suppressed_relation(DAY)}"
+    suppressed = run(
+        con,
+        f"SELECT count(DISTINCT subscriber) FROM {CALL_VOLUME_HOURLY.suppressed_relation()}",
+        DAY,
     ).fetchall()[0][0]
     assert suppressed == 1
 
@@ -82,9 +86,9 @@ def test_row_level_calls_count_callers_and_callees_once(con) -> None:
     add_call(con, "A", 1, "R1", callee="B")
     add_call(con, "B", 1, "R1")
     add_call(con, "C", 2, "R1", callee="A")
-    relation = CALLS_PSEUDONYMIZED.risk_relation(DAY)
+    relation = CALLS_PSEUDONYMIZED.risk_relation()
     measured = measure_k_anonymity(
-        con, relation, "subscriber", CALLS_PSEUDONYMIZED.quasi_identifiers, k=2
+        con, relation, "subscriber", CALLS_PSEUDONYMIZED.quasi_identifiers, k=2, values=DAY
     )
     # Caller groups: (1, R1) = {A, B}, (2, R1) = {C}; callee groups: hour 1 = {B}, hour 2 = {A}.
     # Smallest: A 1 (callee at hour 2), B 1 (callee at hour 1), C 1.
@@ -92,6 +96,6 @@ def test_row_level_calls_count_callers_and_callees_once(con) -> None:
     # Traces are the callers' (hour, region) points only.
     index = load_trace_index(
         con, f"(SELECT * FROM {relation} WHERE trace_time IS NOT NULL)",
-        "subscriber", "trace_time", "trace_place",
+        "subscriber", "trace_time", "trace_place", DAY,
     )  # fmt: skip
     assert [index.trace(s).tolist() for s in range(index.subscribers)] == [[0], [0], [1]]

@@ -11,7 +11,9 @@ from phone_pipeline.domain.suppression import (
     DEFAULT_MIN_CELL_SIZE,
     is_publishable,
     suppress_small_cells_sql,
+    suppression_values,
 )
+from phone_pipeline.sql import run
 
 KEYS = ["region", "call_hour"]
 FIGURES = ["calls", "answered_rate", "total_duration_seconds"]
@@ -40,7 +42,7 @@ def fill(con: duckdb.DuckDBPyConnection, sizes: list[int | None]) -> None:
 
 
 def published(con: duckdb.DuckDBPyConnection, k: int) -> dict[tuple, dict]:
-    result = con.execute(suppress_small_cells_sql("cells", KEYS, FIGURES, k))
+    result = run(con, suppress_small_cells_sql("cells", KEYS, FIGURES), suppression_values(k))
     names = [column[0] for column in result.description]
     rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
     by_key = {(row["region"], row["call_hour"]): row for row in rows}
@@ -80,7 +82,7 @@ def test_cells_around_the_threshold(con: duckdb.DuckDBPyConnection, k: int) -> N
 
 def test_output_columns(con: duckdb.DuckDBPyConnection) -> None:
     fill(con, [1, 5])
-    result = con.execute(suppress_small_cells_sql("cells", KEYS, FIGURES, 5))
+    result = run(con, suppress_small_cells_sql("cells", KEYS, FIGURES), suppression_values(5))
     assert [column[0] for column in result.description] == [
         *KEYS,
         *FIGURES,
@@ -99,19 +101,26 @@ def test_default_threshold_example(con: duckdb.DuckDBPyConnection) -> None:
 
 def test_only_listed_figures_are_published(con: duckdb.DuckDBPyConnection) -> None:
     fill(con, [2, 7])
-    result = con.execute(suppress_small_cells_sql("cells", ["region"], ["calls"], 5)).fetchall()
+    sql = suppress_small_cells_sql("cells", ["region"], ["calls"])
+    result = run(con, sql, suppression_values(5)).fetchall()
     assert sorted(result) == [("r0", None, None, True), ("r1", 73, 7, False)]
 
 
 @pytest.mark.parametrize("k", [0, -1, -5])
 def test_invalid_threshold_raises(k: int) -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        suppress_small_cells_sql("cells", KEYS, FIGURES, k)
+        suppression_values(k)
 
 
-def test_non_integer_threshold_cannot_inject_sql() -> None:
+def test_non_integer_threshold_cannot_inject_sql(con: duckdb.DuckDBPyConnection) -> None:
     with pytest.raises(ValueError):
-        suppress_small_cells_sql("cells", KEYS, FIGURES, "5 OR TRUE")  # type: ignore[arg-type]
+        suppression_values("5 OR TRUE")  # type: ignore[arg-type]
+    # The threshold is a bound value, never SQL text: even unchecked, text cannot change the query.
+    fill(con, [1, 5])
+    sql = suppress_small_cells_sql("cells", KEYS, FIGURES)
+    assert "$min_cell_size" in sql
+    with pytest.raises(duckdb.ConversionException):
+        run(con, sql, {"min_cell_size": "5 OR TRUE"}).fetchall()
 
 
 @pytest.mark.parametrize("k", [1, 3, 5, 8])

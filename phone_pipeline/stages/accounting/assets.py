@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.automation.partitions import daily_partitions, partition_date
-from phone_pipeline.landing import sql_date
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.accounting.checks import (
     ROW_ACCOUNTING,
     ROW_ACCOUNTING_CHECKS,
@@ -53,27 +53,21 @@ def row_accounting(
     analytics_warehouse: DuckDBResource,
 ):
     call_date = partition_date(context)
-    day = sql_date(call_date)
+    day = {"call_date": call_date}
     with zones_connection(restricted_warehouse, analytics_warehouse) as con:
         replace_partition(
             con,
             call_date,
             {
-                f"{ANALYTICS}.row_accounting": f"SELECT {day} AS call_date, *, now() AS recorded_at "
-                f"FROM ({accounting_sql(day)})"
+                f"{ANALYTICS}.row_accounting": "SELECT $call_date AS call_date, *, "
+                f"now() AS recorded_at FROM ({accounting_sql()})"
             },
+            day,
         )
+        table = run(con, statement(__file__, "accounting_of_the_day"), day).fetchall()
         counts: dict[tuple[str, str], int] = defaultdict(int)
-        for stage, outcome, rows in con.execute(
-            f"SELECT stage, outcome, rows FROM {ANALYTICS}.row_accounting WHERE call_date = ?",
-            [call_date],
-        ).fetchall():
+        for stage, outcome, _, rows in table:
             counts[(stage, outcome)] += rows
-        table = con.execute(
-            f"SELECT stage, outcome, coalesce(reason, ''), rows FROM {ANALYTICS}.row_accounting "
-            "WHERE call_date = ? ORDER BY stage, outcome, reason",
-            [call_date],
-        ).fetchall()
         yield dg.MaterializeResult(
             metadata={
                 **table_metadata(con, f"{ANALYTICS}.row_accounting", call_date),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from phone_pipeline.sql import statement
 from phone_pipeline.stages.aggregate.checks import AGGREGATE_CELL_KEYS
 from phone_pipeline.stages.shared.checks import blocking
 
@@ -19,43 +20,25 @@ ROW_ACCOUNTING_CHECKS = [
 ]
 
 
-def accounting_sql(call_date_sql: str) -> str:
-    """Long-format counts of the partition per stage, outcome and reason (counts only)."""
-    analytics = "analytics"
-    cells_sql = "\n        UNION ALL\n        ".join(
-        _cell_membership_sql(key.path[-1], list(keys), call_date_sql)
-        for key, keys in AGGREGATE_CELL_KEYS.items()
+def accounting_sql() -> str:
+    """Long-format counts of the partition (`$call_date`) per stage, outcome and reason (counts
+    only): the stages' outcomes, then each aggregate's cell membership."""
+    return "\nUNION ALL\n".join(
+        [
+            statement(__file__, "stage_outcomes"),
+            *(
+                _cell_membership_sql(key.path[-1], list(keys))
+                for key, keys in AGGREGATE_CELL_KEYS.items()
+            ),
+        ]
     )
-    return f"""
-        SELECT 'ingest' AS stage, 'received' AS outcome, NULL AS reason,
-               (SELECT count(*) FROM raw_calls WHERE call_date = {call_date_sql})
-               + (SELECT count(*) FROM erasure_exclusions WHERE call_date = {call_date_sql}) AS rows
-        UNION ALL
-        SELECT 'erasure', 'excluded', reason, count(*) FROM erasure_exclusions
-          WHERE call_date = {call_date_sql} GROUP BY reason
-        UNION ALL
-        SELECT 'validate', 'validated', NULL, count(*) FROM calls_validated WHERE call_date = {call_date_sql}
-        UNION ALL
-        SELECT 'validate', 'quarantined', reason, count(*) FROM calls_quarantine
-          WHERE call_date = {call_date_sql} GROUP BY reason
-        UNION ALL
-        SELECT 'consent', 'admitted', NULL, count(*) FROM consented_calls WHERE call_date = {call_date_sql}
-        UNION ALL
-        SELECT 'consent', 'excluded', reason, count(*) FROM consent_exclusions
-          WHERE call_date = {call_date_sql} GROUP BY reason
-        UNION ALL
-        SELECT 'pseudonymize', 'published', NULL, count(*) FROM {analytics}.calls_pseudonymized
-          WHERE call_date = {call_date_sql}
-        UNION ALL
-        {cells_sql}
-    """
 
 
-def _cell_membership_sql(table: str, keys: list[str], call_date_sql: str) -> str:
+def _cell_membership_sql(table: str, keys: list[str]) -> str:
     """Published rows by the state of the aggregate cell they fall in (published, suppressed, or
     none: a row in no cell means the aggregate lost it)."""
     join = " AND ".join(f"cells.{key} IS NOT DISTINCT FROM rows.{key}" for key in keys)
-    cells_sql = f"SELECT * FROM analytics.{table} WHERE call_date = {call_date_sql}"
+    cells_sql = f"SELECT * FROM analytics.{table} WHERE call_date = $call_date"
     # A differentially private partition publishes a fixed key set: a value outside it was
     # counted in its `other` cell (domain/privacy.py). Exact partitions keep every value as is.
     row_keys = ", ".join(
@@ -71,7 +54,7 @@ def _cell_membership_sql(table: str, keys: list[str], call_date_sql: str) -> str
                CASE WHEN cells.suppressed IS NULL THEN 'in_no_cell'
                     WHEN cells.suppressed THEN 'in_suppressed_cell' ELSE 'in_published_cell' END,
                NULL, count(*)
-        FROM (SELECT {row_keys} FROM analytics.calls_pseudonymized WHERE call_date = {call_date_sql}) AS rows
+        FROM (SELECT {row_keys} FROM analytics.calls_pseudonymized WHERE call_date = $call_date) AS rows
         LEFT JOIN ({cells_sql}) AS cells ON {join}
         GROUP BY 2
     """

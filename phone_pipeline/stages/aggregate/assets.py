@@ -3,7 +3,6 @@ with small-cell suppression, or, for the outputs in PHONE_PIPELINE_DP_OUTPUTS, w
 privacy (domain/privacy.py) and a privacy-budget ledger; published only after the gates passed on
 the staged cells."""
 
-import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 
 import dagster as dg
@@ -19,6 +18,7 @@ from phone_pipeline.domain.privacy import (
     PrivacySettings,
     bound_violations_sql,
     bounded_calls_sql,
+    bounding_values,
     budget_decision,
     cell_figures_sql,
     cells_on_domain_sql,
@@ -29,11 +29,11 @@ from phone_pipeline.domain.privacy import (
     parse_outputs,
     remap_to_domain_sql,
 )
-from phone_pipeline.domain.suppression import suppress_small_cells_sql
-from phone_pipeline.landing import sql_date
+from phone_pipeline.domain.suppression import suppress_small_cells_sql, suppression_values
 from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
 from phone_pipeline.settings import env_name
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.aggregate.checks import (
     AGGREGATE_CELL_KEYS,
     CALL_VOLUME_BY_COUNTRY,
@@ -56,7 +56,6 @@ from phone_pipeline.stages.shared.checks import reconcile_check, sql_check, suit
 from phone_pipeline.stages.shared.publish import Target, publish_if_gates_pass, stage_rows
 from phone_pipeline.warehouse import ANALYTICS
 
-LEDGER = f"{ANALYTICS}.privacy_budget_ledger"
 DP_OUTPUTS = tuple(key.path[-1] for key in AGGREGATE_CELL_KEYS)
 
 FIGURES = (
@@ -76,18 +75,49 @@ FIGURES_SQL = """
 
 
 PUBLISH_STAGED = "SELECT * FROM staged_published"
+# The staged cells as the suite sees them: a withheld cell shows neither calls nor subscribers.
+SUITE_RELATION = (
+    "SELECT *, calls IS NULL AND distinct_subscribers IS NULL AS figures_withheld "
+    "FROM staged_published"
+)
+# The key domain of a DP output keyed by region: the reference regions and the `other` cell.
+REGION_DOMAIN_SQL = f"SELECT DISTINCT region FROM cell_reference UNION SELECT '{OTHER}'"
 
 
-def staged_cells_sql(day: str, keys: Sequence[str], key_expressions: Sequence[str]) -> str:
-    """Exact figures per cell of the day (`day`: a SQL date literal)."""
+def staged_cells_sql(keys: Sequence[str], key_expressions: Sequence[str]) -> str:
+    """Exact figures per cell of the day (`$call_date`)."""
     selected_keys = ", ".join(
         f"{expr} AS {key}" for expr, key in zip(key_expressions, keys, strict=True)
     )
     return f"""
         SELECT call_date, {selected_keys}, {FIGURES_SQL}
-        FROM {ANALYTICS}.calls_pseudonymized WHERE call_date = {day}
+        FROM {ANALYTICS}.calls_pseudonymized WHERE call_date = $call_date
         GROUP BY ALL
         """
+
+
+def dp_calls_sql(
+    keys: Sequence[str], key_expressions: Sequence[str], remapped: Mapping[str, str]
+) -> str:
+    """The day's (`$call_date`) pseudonymised calls with their cell keys, each key in `remapped`
+    moved onto its domain table (else the `other` cell): what contribution bounding reads."""
+    selected_keys = ", ".join(
+        f"{remap_to_domain_sql(expr, remapped[key], key) if key in remapped else expr} AS {key}"
+        for expr, key in zip(key_expressions, keys, strict=True)
+    )
+    return (
+        f"SELECT caller_pseudonym, callee_pseudonym, {selected_keys}, duration_seconds, "
+        f"disposition FROM {ANALYTICS}.calls_pseudonymized WHERE call_date = $call_date"
+    )
+
+
+def key_set_counts_sql(domain_sql: str, keys: Sequence[str]) -> str:
+    """(keys of the fixed key set, published rows, distinct published keys): all equal when
+    every key is published once."""
+    return (
+        f"SELECT (SELECT count(*) FROM ({domain_sql})), count(*), "
+        f"count(DISTINCT ({', '.join(keys)})) FROM staged_published"
+    )
 
 
 def aggregate_lineage(staged: Mapping[str, str]) -> DerivedLineage:
@@ -136,22 +166,16 @@ def publish_aggregate(
         )  # fmt: skip
         return
     call_date = partition_date(context)
+    values = {"call_date": call_date, **suppression_values(min_cell_size)}
     staged = {
-        "staged_cells": staged_cells_sql(sql_date(call_date), keys, key_expressions or keys),
-        "staged_published": suppress_small_cells_sql(
-            "staged_cells", ["call_date", *keys], FIGURES, min_cell_size
-        ),
+        "staged_cells": staged_cells_sql(keys, key_expressions or keys),
+        "staged_published": suppress_small_cells_sql("staged_cells", ["call_date", *keys], FIGURES),
     }
     with zones_connection(restricted_warehouse, analytics_warehouse) as con:
-        stage_rows(con, staged)
-        rows, all_cells_calls = con.execute(
-            f"SELECT (SELECT count(*) FROM {ANALYTICS}.calls_pseudonymized WHERE call_date = ?), "
-            "(SELECT coalesce(sum(calls), 0) FROM staged_cells)",
-            [call_date],
-        ).fetchone()
-        small_published, suppressed_cells, cells = con.execute(
-            f"SELECT count(*) FILTER (WHERE NOT suppressed AND distinct_subscribers < {int(min_cell_size)}), "
-            "count(*) FILTER (WHERE suppressed), count(*) FROM staged_published"
+        stage_rows(con, staged, values)
+        rows, all_cells_calls = run(con, statement(__file__, "exact_totals"), values).fetchone()
+        small_published, suppressed_cells, cells = run(
+            con, statement(__file__, "published_cell_counts"), values
         ).fetchone()
         checks = [
             suite_check(
@@ -159,8 +183,7 @@ def publish_aggregate(
                 asset_key,
                 f"{table}_suite",
                 con,
-                "SELECT *, calls IS NULL AND distinct_subscribers IS NULL AS figures_withheld "
-                "FROM staged_published",
+                SUITE_RELATION,
                 aggregate_expectations(min_cell_size),
             ),  # fmt: skip
             reconcile_check(
@@ -203,23 +226,17 @@ def publish_aggregate(
 
 
 def _dp_key_domain(
-    con: duckdb.DuckDBPyConnection, table: str, call_date: dt.date
+    con: duckdb.DuckDBPyConnection, table: str
 ) -> tuple[dict[str, str], str, dict[str, str]]:
     """The fixed key set of a DP output: per remapped key column its domain table, the SQL of
-    every key of the day, and the SELECT that filled each domain table (its lineage). Built
-    from reference data and code, never from the calls."""
+    every key of the day (`$call_date`), and the SELECT that filled each domain table (its
+    lineage). Built from reference data and code, never from the calls."""
     if table == CALL_VOLUME_HOURLY.path[-1]:
-        region_sql = f"SELECT DISTINCT region FROM cell_reference UNION SELECT '{OTHER}'"
-        con.execute("CREATE OR REPLACE TEMP TABLE dp_domain_region AS " + region_sql)
-        first_hour = f"TIMESTAMPTZ '{call_date.isoformat()} 00:00:00+00'"
-        hours = (
-            f"SELECT unnest(generate_series({first_hour}, {first_hour} + INTERVAL 23 HOUR, "
-            "INTERVAL 1 HOUR)) AS call_hour"
-        )
+        con.execute("CREATE OR REPLACE TEMP TABLE dp_domain_region AS " + REGION_DOMAIN_SQL)
         return (
             {"region": "dp_domain_region"},
-            f"SELECT * FROM ({hours}) CROSS JOIN dp_domain_region",
-            {"dp_domain_region": region_sql},
+            statement(__file__, "hourly_key_domain"),
+            {"dp_domain_region": REGION_DOMAIN_SQL},
         )
     countries = pd.DataFrame({"caller_country": country_domain()})
     number_types = pd.DataFrame({"caller_number_type": number_type_domain()})
@@ -264,24 +281,24 @@ def publish_dp_aggregate(
     table = asset_key.path[-1]
     call_date = partition_date(context)
     bounds = privacy.bounds
+    values = {
+        "call_date": call_date,
+        **bounding_values(bounds, salt=f"{table}:{call_date.isoformat()}"),
+        "output": table,
+        "epsilon": privacy.epsilon,
+        "budget_per_day": privacy.budget_per_day,
+        "mechanism": f"geometric (diffprivlib) L={bounds.max_calls_per_cell} "
+        f"C={bounds.max_cells_per_subscriber} D={bounds.max_duration_seconds}s",
+        "run_id": context.run.run_id,
+    }
     with zones_connection(restricted_warehouse, analytics_warehouse) as con:
-        remapped, domain_sql, domain_staged = _dp_key_domain(con, table, call_date)
-        selected_keys = ", ".join(
-            f"{remap_to_domain_sql(expr, remapped[key], key) if key in remapped else expr} AS {key}"
-            for expr, key in zip(key_expressions, keys, strict=True)
-        )
-        source_sql = (
-            f"SELECT caller_pseudonym, callee_pseudonym, {selected_keys}, duration_seconds, "
-            f"disposition FROM {ANALYTICS}.calls_pseudonymized "
-            f"WHERE call_date = {sql_date(call_date)}"
-        )
-        salt = f"{table}:{call_date.isoformat()}"
-        bounded_sql = bounded_calls_sql(source_sql, keys, bounds, salt)
-        con.execute("CREATE OR REPLACE TEMP TABLE dp_bounded_calls AS " + bounded_sql)
+        remapped, domain_sql, domain_staged = _dp_key_domain(con, table)
+        bounded_sql = bounded_calls_sql(dp_calls_sql(keys, key_expressions, remapped), keys)
+        stage_rows(con, {"dp_bounded_calls": bounded_sql}, values)
         exact_cells_sql = cells_on_domain_sql(
             domain_sql, cell_figures_sql("dp_bounded_calls", keys), keys
         )
-        exact_cells = con.execute(exact_cells_sql).df()
+        exact_cells = run(con, exact_cells_sql, values).df()
         # Never seeded here; suppression applies to the noisy subscriber count only.
         published = noisy_figures(
             exact_cells, privacy.epsilon, bounds, min_noisy_subscribers=min_cell_size
@@ -293,21 +310,14 @@ def publish_dp_aggregate(
         )
         con.unregister("dp_published_frame")
 
-        rows, kept_rows = con.execute(
-            f"SELECT (SELECT count(*) FROM {ANALYTICS}.calls_pseudonymized WHERE call_date = ?), "
-            "(SELECT count(*) FROM dp_bounded_calls)",
-            [call_date],
+        rows, kept_rows = run(con, statement(__file__, "dp_bounded_rows"), values).fetchone()
+        domain_keys, published_keys, distinct_published_keys = run(
+            con, key_set_counts_sql(domain_sql, keys), values
         ).fetchone()
-        domain_keys, published_keys, distinct_published_keys = con.execute(
-            f"SELECT (SELECT count(*) FROM ({domain_sql})), count(*), "
-            f"count(DISTINCT ({', '.join(keys)})) FROM staged_published"
+        above_calls, above_cells, above_clamp = run(
+            con, bound_violations_sql("dp_bounded_calls", keys), values
         ).fetchone()
-        above_calls, above_cells, above_clamp = con.execute(
-            bound_violations_sql("dp_bounded_calls", keys, bounds)
-        ).fetchone()
-        spent = con.execute(
-            f"SELECT coalesce(sum(epsilon), 0) FROM {LEDGER} WHERE call_date = ?", [call_date]
-        ).fetchone()[0]
+        spent = run(con, statement(__file__, "privacy_spent_on_the_day"), values).fetchone()[0]
         decision = budget_decision(spent, privacy.epsilon, privacy.budget_per_day)
         budget_metadata = {
             "epsilon_this_publication": privacy.epsilon,
@@ -322,8 +332,7 @@ def publish_dp_aggregate(
                 asset_key,
                 f"{table}_suite",
                 con,
-                "SELECT *, calls IS NULL AND distinct_subscribers IS NULL AS figures_withheld "
-                "FROM staged_published",
+                SUITE_RELATION,
                 dp_aggregate_expectations(privacy.epsilon, min_cell_size),
             ),
             reconcile_check(
@@ -359,20 +368,11 @@ def publish_dp_aggregate(
         def record_spend(con: duckdb.DuckDBPyConnection) -> None:
             # The spend is recorded before the figures are written: a failure in between
             # overstates the spend, never hides one.
-            con.execute(
-                f"INSERT INTO {LEDGER} (call_date, output, epsilon, delta, budget_per_day, "
-                "mechanism, run_id, recorded_at) VALUES (?, ?, ?, 0.0, ?, ?, ?, now())",
-                [call_date, table, privacy.epsilon, privacy.budget_per_day,
-                 f"geometric (diffprivlib) L={bounds.max_calls_per_cell} "
-                 f"C={bounds.max_cells_per_subscriber} D={bounds.max_duration_seconds}s",
-                 context.run.run_id],
-            )  # fmt: skip
+            run(con, statement(__file__, "record_privacy_spend"), values)
 
         def published_metadata(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
-            ledger_rows = con.execute(
-                f"SELECT output, epsilon, run_id, recorded_at FROM {LEDGER} WHERE call_date = ? "
-                "ORDER BY recorded_at",
-                [call_date],
+            ledger_rows = run(
+                con, statement(__file__, "privacy_ledger_of_the_day"), values
             ).fetchall()
             return {
                 "differential_privacy": "on: noisy figures over a fixed key set",
@@ -410,6 +410,7 @@ def publish_dp_aggregate(
             staged="the noisy cells",
             refused=f"{table} was not published",
             before_publish=record_spend,
+            values=values,
         )
     yield from publication.results
 

@@ -9,12 +9,12 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.automation.partitions import daily_partitions, partition_date
 from phone_pipeline.domain.pseudonyms import PSEUDONYM_MAP_INPUTS, key_versions_sql
-from phone_pipeline.landing import sql_date
 from phone_pipeline.resources import (
     GreatExpectationsResource,
     PipelineConfig,
     PseudonymKeyResource,
 )
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.consent.checks import CONSENTED_CALLS
 from phone_pipeline.stages.erasure.register import rows_naming_sql
 from phone_pipeline.stages.pseudonymize.checks import (
@@ -39,22 +39,10 @@ from phone_pipeline.warehouse import ANALYTICS
 PUBLISH_STAGED = "SELECT * FROM staged_pseudonymized"
 
 
-def staged_pseudonymized_sql(day: str) -> str:
-    """The day's (`day`: a SQL date literal) pseudonymised rows, from the admitted calls and the
-    registered `pseudonym_map` (PSEUDONYM_MAP_INPUTS)."""
-    return f"""
-        SELECT calls.call_date, date_trunc('hour', calls.started_at_utc) AS call_hour,
-               caller.pseudonym AS caller_pseudonym, callee.pseudonym AS callee_pseudonym,
-               calls.caller_country, calls.caller_number_type, calls.callee_country,
-               calls.callee_number_type,
-               coalesce(cells.region, calls.caller_geo_region, 'unknown') AS region,
-               calls.duration_seconds, calls.disposition
-        FROM consented_calls AS calls
-        JOIN pseudonym_map AS caller ON caller.e164 = calls.caller_e164
-        LEFT JOIN pseudonym_map AS callee ON callee.e164 = calls.callee_e164
-        LEFT JOIN cell_reference AS cells ON cells.cell_id = calls.cell_id
-        WHERE calls.call_date = {day}
-        """
+def staged_pseudonymized_sql() -> str:
+    """The day's (`$call_date`) pseudonymised rows, from the admitted calls and the registered
+    `pseudonym_map` (PSEUDONYM_MAP_INPUTS)."""
+    return statement(__file__, "staged_pseudonymized")
 
 
 def pseudonymized_lineage(staged_sql: str) -> DerivedLineage:
@@ -96,15 +84,10 @@ def calls_pseudonymized(
     # Once a partition past retention was swept its source rows are gone: a rebuild would wipe
     # rows the pseudonymised zone still keeps (a backfill, not swept yet, is built whole).
     retention_refusal(pipeline_config, restricted_warehouse, call_date)
-    day = sql_date(call_date)
+    values = {"call_date": call_date, "key_version": pseudonymizer.key_version}
     with zones_connection(restricted_warehouse, analytics_warehouse) as con:
         numbers = [
-            row[0]
-            for row in con.execute(
-                f"SELECT caller_e164 FROM consented_calls WHERE call_date = {day} "
-                f"UNION SELECT callee_e164 FROM consented_calls WHERE call_date = {day} "
-                "AND callee_e164 IS NOT NULL"
-            ).fetchall()
+            row[0] for row in run(con, statement(__file__, "numbers_of_the_day"), values).fetchall()
         ]
         # HMACs are computed in Python over distinct numbers and joined back: the key never
         # enters SQL text or the database.
@@ -112,8 +95,8 @@ def calls_pseudonymized(
             list(pseudonymizer.pseudonyms(numbers).items()), columns=list(PSEUDONYM_MAP_INPUTS)
         )
         con.register("pseudonym_map", pseudonym_map)
-        staged_sql = staged_pseudonymized_sql(day)
-        stage_rows(con, {"staged_pseudonymized": staged_sql})
+        staged_sql = staged_pseudonymized_sql()
+        stage_rows(con, {"staged_pseudonymized": staged_sql}, values)
         con.unregister("pseudonym_map")
         text_columns = [
             row[0]
@@ -124,8 +107,8 @@ def calls_pseudonymized(
         erased_rows = con.execute(
             rows_naming_sql("staged_pseudonymized", ["caller_pseudonym", "callee_pseudonym"])
         ).fetchone()[0]
-        admitted = con.execute(
-            f"SELECT count(*) FROM consented_calls WHERE call_date = {day}"
+        admitted = run(
+            con, "SELECT count(*) FROM consented_calls WHERE call_date = $call_date", values
         ).fetchone()[0]
         staged_versions = [
             row[0]
@@ -134,8 +117,7 @@ def calls_pseudonymized(
             ).fetchall()
         ]
         staged, untruncated = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE date_trunc('hour', call_hour) <> call_hour) "
-            "FROM staged_pseudonymized"
+            statement(__file__, "staged_rows_and_untruncated_times")
         ).fetchone()
         checks = [
             suite_check(gx, CALLS_PSEUDONYMIZED, "calls_pseudonymized_suite", con,
@@ -187,20 +169,17 @@ def calls_pseudonymized(
                 ),
                 Target(
                     f"{ANALYTICS}.pseudonym_key_periods",
-                    f"SELECT {day} AS call_date, {int(pseudonymizer.key_version)} AS key_version, "
-                    "count(*) AS rows, NULL AS note, now() AS recorded_at FROM staged_pseudonymized",
+                    statement(__file__, "pseudonym_key_periods"),
                 ),
             ],
             staged="the staged rows",
             refused="nothing was published to analytics",
+            values=values,
         )
         # Evidence across partitions (cheap: one row per partition), shown in the UI.
         period_versions = [
             row[0]
-            for row in con.execute(
-                f"SELECT DISTINCT key_version FROM {ANALYTICS}.pseudonym_key_periods "
-                "WHERE rows > 0 ORDER BY 1"
-            ).fetchall()
+            for row in con.execute(statement(__file__, "key_versions_in_analytics")).fetchall()
         ]
     yield from publication.results
     yield sql_check(

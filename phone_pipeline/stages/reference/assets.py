@@ -18,6 +18,21 @@ from phone_pipeline.warehouse import transaction
 CELL_REFERENCE = dg.AssetKey(["restricted", "cell_reference"])
 
 
+def cell_reference_insert_sql() -> str:
+    """Fill cell_reference from the staged cells file: one region per cell, the first row wins
+    when a cell is listed twice; ids and regions without surrounding whitespace, empty = none."""
+    cell_id, region = clean_text_sql("cell_id"), clean_text_sql("region")
+    return f"""
+        INSERT INTO cell_reference
+        SELECT {cell_id}, arg_min({region}, source_row),
+               arg_min(TRY_CAST(latitude AS DOUBLE), source_row),
+               arg_min(TRY_CAST(longitude AS DOUBLE), source_row)
+        FROM cells_file
+        WHERE {cell_id} IS NOT NULL AND {region} IS NOT NULL
+        GROUP BY {cell_id}
+        """
+
+
 @dg.asset(
     key=CELL_REFERENCE,
     **zone_attributes("restricted", "reference", kinds=("duckdb", "csv")),
@@ -48,19 +63,7 @@ def cell_reference(
                     )
                 except LandingFileError as error:
                     raise dg.Failure(description=str(error)) from None
-                # One region per cell: the first row wins when a cell is listed twice.
-                cell_id, region = clean_text_sql("cell_id"), clean_text_sql("region")
-                con.execute(
-                    f"""
-                    INSERT INTO cell_reference
-                    SELECT {cell_id}, arg_min({region}, source_row),
-                           arg_min(TRY_CAST(latitude AS DOUBLE), source_row),
-                           arg_min(TRY_CAST(longitude AS DOUBLE), source_row)
-                    FROM cells_file
-                    WHERE {cell_id} IS NOT NULL AND {region} IS NOT NULL
-                    GROUP BY {cell_id}
-                    """
-                )
+                con.execute(cell_reference_insert_sql())
             else:
                 context.log.info(
                     "No landing/cells.csv: regions will come from the caller's number."

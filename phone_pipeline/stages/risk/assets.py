@@ -29,9 +29,9 @@ from phone_pipeline.domain.risk import (
     risk_measure_inputs,
     risk_measures,
 )
-from phone_pipeline.landing import sql_date
 from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.resources import PipelineConfig
+from phone_pipeline.sql import run
 from phone_pipeline.stages.risk.checks import REIDENTIFICATION_RISK, analytics_key
 from phone_pipeline.stages.shared.assets import (
     DUCKDB_POOL,
@@ -47,11 +47,14 @@ PUBLISH_RISK = "SELECT *, now() AS recorded_at FROM risk_rows"
 
 
 def dataset_rows_sql(candidate: Candidate) -> str:
-    """The rows of a dataset's partition (one `?`: the day)."""
-    return f"SELECT count(*) AS dataset_rows FROM {ANALYTICS}.{candidate.name} WHERE call_date = ?"
+    """The rows of a dataset's partition (`$call_date`)."""
+    return (
+        f"SELECT count(*) AS dataset_rows FROM {ANALYTICS}.{candidate.name} "
+        "WHERE call_date = $call_date"
+    )
 
 
-def risk_lineage(day: str) -> DerivedLineage:
+def risk_lineage() -> DerivedLineage:
     """Column lineage of reidentification_risk: each dataset's risk relations (the SQL the
     measures read), measured in Python (`risk_measure_inputs`), with its row count."""
     steps = []
@@ -59,7 +62,7 @@ def risk_lineage(day: str) -> DerivedLineage:
         measured = [*candidate.quasi_identifiers]
         if candidate.has_traces:
             measured += ["trace_time", "trace_place"]
-        relations = [candidate.risk_relation(day), candidate.suppressed_relation(day)]
+        relations = [candidate.risk_relation(), candidate.suppressed_relation()]
         source = " UNION ALL ".join(
             f"SELECT * FROM {relation}" for relation in relations if relation
         )
@@ -79,21 +82,23 @@ def measure_candidate(
     con, candidate: Candidate, call_date: dt.date, k: int, sample_size: int
 ) -> list[RiskMeasure]:
     """Every measure of one dataset's partition (the relation is read where it lies, in DuckDB)."""
-    day = sql_date(call_date)
-    relation = candidate.risk_relation(day)
-    k_anonymity = measure_k_anonymity(con, relation, "subscriber", candidate.quasi_identifiers, k)
+    day = {"call_date": call_date}
+    relation = candidate.risk_relation()
+    k_anonymity = measure_k_anonymity(
+        con, relation, "subscriber", candidate.quasi_identifiers, k, day
+    )
     unicity = None
     if candidate.has_traces:
         index = load_trace_index(
             con, f"(SELECT * FROM {relation} WHERE trace_time IS NOT NULL)",
-            "subscriber", "trace_time", "trace_place",
+            "subscriber", "trace_time", "trace_place", day,
         )  # fmt: skip
         unicity = measure_unicity(index, sample_size, partition_seed(call_date, candidate.name))
     suppressed = None
-    if (suppressed_relation := candidate.suppressed_relation(day)) is not None:
+    if (suppressed_relation := candidate.suppressed_relation()) is not None:
         # fetchall, not fetchone: DuckDB 2.0 refuses register() after a result left unfinished.
-        suppressed = con.execute(
-            f"SELECT count(DISTINCT subscriber) FROM {suppressed_relation}"
+        suppressed = run(
+            con, f"SELECT count(DISTINCT subscriber) FROM {suppressed_relation}", day
         ).fetchall()[0][0]
     return risk_measures(candidate.name, k_anonymity, unicity, suppressed)
 
@@ -153,7 +158,9 @@ def reidentification_risk(
                 con, candidate, call_date, limits.k, pipeline_config.unicity_sample_size
             )
             results[candidate.name] = measures
-            dataset_rows = con.execute(dataset_rows_sql(candidate), [call_date]).fetchall()[0][0]
+            dataset_rows = run(
+                con, dataset_rows_sql(candidate), {"call_date": call_date}
+            ).fetchall()[0][0]
             rows += [
                 {"call_date": call_date, **vars(measure), "dataset_rows": dataset_rows}
                 for measure in measures
@@ -169,7 +176,7 @@ def reidentification_risk(
         )
         con.unregister("risk_rows")
         metadata = table_metadata(
-            con, f"{ANALYTICS}.reidentification_risk", call_date, risk_lineage(sql_date(call_date))
+            con, f"{ANALYTICS}.reidentification_risk", call_date, risk_lineage()
         )
     return dg.MaterializeResult(
         metadata={

@@ -19,10 +19,10 @@ from dagster_duckdb import DuckDBResource
 from phone_pipeline.automation.partitions import daily_partitions, partition_date
 from phone_pipeline.domain.publication import CANDIDATES, Candidate
 from phone_pipeline.domain.risk import GateDecision, RiskLimits, RiskMeasure, gate_decision
-from phone_pipeline.landing import sql_date
 from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.settings import env_name
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.risk.checks import (
     REIDENTIFICATION_RISK,
     SHAREABLE_PUBLICATIONS,
@@ -64,12 +64,8 @@ def _spec(candidate: Candidate) -> dg.AssetSpec:
     )
 
 
-# A dataset's measures of a partition (`?`: the day, the dataset), as the gate reads them.
-MEASURES_SQL = (
-    "SELECT dataset, measure, parameter, parameter_upper, value, subscribers, sampled, "
-    f"margin_95, applicable, dataset_rows FROM {ANALYTICS}.reidentification_risk "
-    "WHERE call_date = ? AND dataset = ?"
-)
+# A dataset's measures of a partition (`$call_date`, `$dataset`), as the gate reads them.
+MEASURES_SQL = statement(__file__, "risk_measures_of_dataset")
 # What each column of a publication decision row (`_publish_one`) is computed from, among the
 # measures' columns (column lineage): the gate (`decide`) reads the share below k, unicity and
 # the rows measured; the reasons quote the subscribers and samples; rows published or withdrawn
@@ -101,7 +97,7 @@ def _measures(
     con: duckdb.DuckDBPyConnection, dataset: str, call_date: dt.date
 ) -> tuple[list[RiskMeasure], int | None]:
     """The dataset's measures for the partition and the row count they were measured on."""
-    rows = con.execute(MEASURES_SQL, [call_date, dataset]).fetchall()
+    rows = run(con, MEASURES_SQL, {"call_date": call_date, "dataset": dataset}).fetchall()
     return [RiskMeasure(*row[:9]) for row in rows], (rows[0][9] if rows else None)
 
 
@@ -143,13 +139,14 @@ def _publish_one(
     key = shareable_key(candidate.name)
     source = f"{ANALYTICS}.{candidate.name}"
     target = f"{SHAREABLE}.{candidate.name}"
+    day = {"call_date": call_date}
     decision, is_error, measures = decide(con, candidate, call_date, limits)
     previously = con.execute(
         f"SELECT count(*) FROM {target} WHERE call_date = ?", [call_date]
     ).fetchall()[0][0]
-    copy_sql = f"SELECT * FROM {source} WHERE call_date = {sql_date(call_date)}"
+    copy_sql = f"SELECT * FROM {source} WHERE call_date = $call_date"
     if decision.passed:
-        counts = replace_partition(con, call_date, {target: copy_sql})
+        counts = replace_partition(con, call_date, {target: copy_sql}, day)
         outcome, published, withdrawn = "published", counts[target], 0
     elif previously:
         # Deliberate: the shareable zone must not keep a partition whose risk now fails.
@@ -165,22 +162,16 @@ def _publish_one(
         context.log.info(
             f"{candidate.name} of {call_date} not shared: " + "; ".join(decision.reasons)
         )
-    con.execute(
-        f"DELETE FROM {ANALYTICS}.shareable_publications WHERE call_date = ? AND dataset = ?",
-        [call_date, candidate.name],
-    )
-    con.execute(
-        f"INSERT INTO {ANALYTICS}.shareable_publications (call_date, dataset, decision, reasons, "
-        "published_rows, withdrawn_rows, recorded_at) VALUES (?, ?, ?, ?, ?, ?, now())",
-        [
-            call_date,
-            candidate.name,
-            outcome,
-            "; ".join(decision.reasons) or None,
-            published,
-            withdrawn,
-        ],
-    )
+    recorded = {
+        "call_date": call_date,
+        "dataset": candidate.name,
+        "decision": outcome,
+        "reasons": "; ".join(decision.reasons) or None,
+        "published_rows": published,
+        "withdrawn_rows": withdrawn,
+    }
+    run(con, statement(__file__, "forget_publication_decision"), recorded)
+    run(con, statement(__file__, "record_publication_decision"), recorded)
     if outcome != "withheld":  # the shareable partition changed: record it
         yield dg.MaterializeResult(
             asset_key=key,
@@ -257,10 +248,8 @@ def publish_shareable(
     ) as con:
         for candidate in CANDIDATES:
             yield from _publish_one(context, con, candidate, call_date, limits)
-        decisions = con.execute(
-            "SELECT dataset, decision, published_rows, withdrawn_rows, coalesce(reasons, '') "
-            f"FROM {ANALYTICS}.shareable_publications WHERE call_date = ? ORDER BY dataset",
-            [call_date],
+        decisions = run(
+            con, statement(__file__, "publication_decisions_of_the_day"), {"call_date": call_date}
         ).fetchall()
         yield dg.MaterializeResult(
             asset_key=SHAREABLE_PUBLICATIONS,
