@@ -10,7 +10,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from phone_pipeline.domain.contact import PermittedWindow
 from phone_pipeline.domain.fairness import group_counts_sql
 from phone_pipeline.domain.privacy import (
     ContributionBounds,
@@ -25,7 +24,6 @@ from phone_pipeline.domain.suppression import suppress_small_cells_sql
 from phone_pipeline.domain.validation import cleaned_calls_sql, quarantine_verdicts_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.lineage import LineageError, _derive_cached, derive_lineage
-from phone_pipeline.resources import ContactRules
 from phone_pipeline.stages.aggregate.assets import (
     aggregate_lineage,
     dp_aggregate_lineage,
@@ -124,10 +122,8 @@ def _dp_hourly() -> DerivedLineage:
 
 
 def _compliance(table: str) -> DerivedLineage:
-    rules = ContactRules()
-    staged = compliance_selects(SQL_DAY, PermittedWindow.parse(rules.permitted_window), rules)
     return compliance_lineage(
-        f"SELECT * FROM staged_{table}", staged, compliance_day_calls_sql(SQL_DAY)
+        f"SELECT * FROM staged_{table}", compliance_selects(), compliance_day_calls_sql()
     )
 
 
