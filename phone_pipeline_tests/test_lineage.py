@@ -156,7 +156,7 @@ def _derived_by_asset() -> dict[dg.AssetKey, DerivedLineage]:
         dg.AssetKey(["restricted", "dnc_scrub_list"]): _scrub(),
         **{dg.AssetKey(["compliance", table]): _compliance(table) for table in compliance},
         dg.AssetKey(["analytics", "fairness_rates"]): fairness_lineage(
-            group_counts_sql(SQL_DAY, "guessed_countries", "US")
+            group_counts_sql("guessed_countries")
         ),
         REIDENTIFICATION_RISK: risk_lineage(SQL_DAY),
         SHAREABLE_PUBLICATIONS: publications_lineage(),
@@ -242,7 +242,7 @@ def test_compliance_findings_name_the_callee_they_were_computed_for() -> None:
 
 
 def test_python_steps_are_traced_through_their_stated_inputs() -> None:
-    fairness = fairness_lineage(group_counts_sql(SQL_DAY, "guessed_countries", "US"))
+    fairness = fairness_lineage(group_counts_sql("guessed_countries"))
     # Unreadable callers are grouped by a country guessed from their raw string.
     assert (CALLS_QUARANTINE, "caller_number") in fairness.deps_by_column["country"]
     assert (CALL_VOLUME_HOURLY, "suppressed") in fairness.deps_by_column["flagged"]
