@@ -25,6 +25,7 @@ import duckdb
 from phone_pipeline.domain.contact import contact_pressure_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.settings import load_settings
+from phone_pipeline.sql import run
 
 DAYS = 8  # the day measured and the 7 days its longest window reaches back into
 
@@ -65,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{per_day:,} calls a day; contact pressure of one day with N days of history before it")
     print(f"{'history days':>12} {'seconds':>8} {'callee rows':>12}")
     for history in (0, 1, 3, 7):
-        day = sql_date(first + dt.timedelta(days=history))
+        values = {
+            "call_date": first + dt.timedelta(days=history),
+            "max_calls_24h": 3,
+            "max_calls_7d": 7,
+        }
         started = time.perf_counter()
-        rows = con.execute(
-            f"SELECT count(*) FROM ({contact_pressure_sql('calls_validated', day, 3, 7)})"
+        rows = run(
+            con, f"SELECT count(*) FROM ({contact_pressure_sql('calls_validated')})", values
         ).fetchone()[0]
         print(f"{history:>12} {time.perf_counter() - started:>8.2f} {rows:>12,}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

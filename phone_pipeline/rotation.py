@@ -24,6 +24,7 @@ from phone_pipeline.domain.pseudonyms import (
     plan_rotation,
 )
 from phone_pipeline.settings import SETTING, Settings
+from phone_pipeline.sql import run
 
 STALE_NOTE = "restricted rows gone: kept under key version {version}, not re-pseudonymised"
 
@@ -90,7 +91,7 @@ def plan_for(settings: Settings, primary_version: int) -> RotationPlan:
         for zone, path in (("compliance", settings.compliance_db),
                            ("shareable", settings.shareable_db)):  # fmt: skip
             if path.exists():
-                published.execute(f"ATTACH '{path}' AS {zone} (READ_ONLY)")
+                run(published, f"ATTACH $path AS {zone} (READ_ONLY)", {"path": str(path)})
         versions = published_key_versions(published)
     restricted_rows: dict[dt.date, int] = {}
     if settings.restricted_db.exists():

@@ -69,10 +69,6 @@ def when_unlocked(open_file: Callable[[], T], seconds: float = LOCK_WAIT_SECONDS
             time.sleep(0.1)
 
 
-def _quoted(path: Path | str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def prepare_restricted(con: duckdb.DuckDBPyConnection) -> None:
     """Session settings and the restricted tables."""
     con.execute("SET TimeZone = 'UTC'")
@@ -150,7 +146,7 @@ def attach_zone(con: duckdb.DuckDBPyConnection, zone: str, path: Path | str) -> 
         row[0] for row in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
     }
     if zone not in attached:
-        when_unlocked(lambda: con.execute(f"ATTACH {_quoted(path)} AS {zone}"))
+        when_unlocked(lambda: run(con, f"ATTACH $path AS {zone}", {"path": str(path)}))
     ensure_tables(con, zone, ATTACHED_ZONE_TABLES[zone])
 
 

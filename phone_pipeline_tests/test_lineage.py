@@ -9,7 +9,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from phone_pipeline.domain.contact import PermittedWindow
 from phone_pipeline.domain.fairness import group_counts_sql
 from phone_pipeline.domain.privacy import bounded_calls_sql, cell_figures_sql, cells_on_domain_sql
 from phone_pipeline.domain.pseudonyms import PSEUDONYM_MAP_INPUTS
@@ -18,7 +17,6 @@ from phone_pipeline.domain.suppression import suppress_small_cells_sql
 from phone_pipeline.domain.validation import cleaned_calls_sql, quarantine_verdicts_sql
 from phone_pipeline.landing import sql_date
 from phone_pipeline.lineage import LineageError, _derive_cached, derive_lineage
-from phone_pipeline.resources import ContactRules
 from phone_pipeline.sql import statement
 from phone_pipeline.stages.aggregate import assets as aggregate_assets
 from phone_pipeline.stages.aggregate.assets import (
@@ -108,10 +106,8 @@ def _dp_hourly() -> DerivedLineage:
 
 
 def _compliance(table: str) -> DerivedLineage:
-    rules = ContactRules()
-    staged = compliance_selects(SQL_DAY, PermittedWindow.parse(rules.permitted_window), rules)
     return compliance_lineage(
-        f"SELECT * FROM staged_{table}", staged, compliance_day_calls_sql(SQL_DAY)
+        f"SELECT * FROM staged_{table}", compliance_selects(), compliance_day_calls_sql()
     )
 
 
@@ -144,7 +140,7 @@ def _derived_by_asset() -> dict[dg.AssetKey, DerivedLineage]:
         dg.AssetKey(["restricted", "dnc_scrub_list"]): _scrub(),
         **{dg.AssetKey(["compliance", table]): _compliance(table) for table in compliance},
         dg.AssetKey(["analytics", "fairness_rates"]): fairness_lineage(
-            group_counts_sql(SQL_DAY, "guessed_countries", "US")
+            group_counts_sql("guessed_countries")
         ),
         REIDENTIFICATION_RISK: risk_lineage(),
         SHAREABLE_PUBLICATIONS: publications_lineage(),
@@ -232,7 +228,7 @@ def test_compliance_findings_name_the_callee_they_were_computed_for() -> None:
 
 
 def test_python_steps_are_traced_through_their_stated_inputs() -> None:
-    fairness = fairness_lineage(group_counts_sql(SQL_DAY, "guessed_countries", "US"))
+    fairness = fairness_lineage(group_counts_sql("guessed_countries"))
     # Unreadable callers are grouped by a country guessed from their raw string.
     assert (CALLS_QUARANTINE, "caller_number") in fairness.deps_by_column["country"]
     assert (CALL_VOLUME_HOURLY, "suppressed") in fairness.deps_by_column["flagged"]

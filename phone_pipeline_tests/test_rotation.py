@@ -6,6 +6,7 @@ kept under both versions."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -15,7 +16,9 @@ from phone_pipeline.cli import main
 from phone_pipeline.definitions import defs
 from phone_pipeline.domain.pseudonyms import key_versions_sql, require_one_key_version
 from phone_pipeline.resources import build_resources
-from phone_pipeline.rotation import rotate_keys, rotation_selection
+from phone_pipeline.rotation import plan_for, rotate_keys, rotation_selection
+from phone_pipeline.settings import load_settings
+from phone_pipeline.warehouse import ANALYTICS_TABLES, COMPLIANCE_TABLES, ensure_tables
 from phone_pipeline_tests.conftest import TEST_KEY, Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import module_pipeline, pseudonymizer
 from phone_pipeline_tests.pipeline_support import write_csv_atomically as write
@@ -245,3 +248,21 @@ def test_no_table_is_left_on_the_old_key_version(rotated) -> None:
     ):
         assert found.get(table) == {2}, (table, found)
     assert all(versions <= {2} for versions in found.values()), found
+
+
+def test_the_plan_reads_zone_files_under_a_home_with_a_quote_in_its_path(tmp_path: Path) -> None:
+    """The zone files are attached by a bound path: an apostrophe in the data home is a path,
+    not SQL. Only the compliance file holds the old version here, so it must have been read."""
+    settings = load_settings({"PHONE_PIPELINE_HOME": str(tmp_path / "o'brien's home")})
+    settings.analytics_db.parent.mkdir(parents=True)
+    with duckdb.connect(str(settings.analytics_db)) as analytics:
+        ensure_tables(analytics, None, ANALYTICS_TABLES)
+    with duckdb.connect(str(settings.compliance_db)) as compliance:
+        ensure_tables(compliance, None, COMPLIANCE_TABLES)
+        compliance.execute(
+            "INSERT INTO contact_pressure VALUES (?, 'v1:0123abcd', 'all', NULL, 1, 1, 1, "
+            "false, false)",
+            [DAYS[0]],
+        )
+    plan = plan_for(settings, primary_version=2)
+    assert plan.stale == [DAYS[0]]  # no restricted rows left to re-run it from

@@ -23,6 +23,7 @@ from phone_pipeline.landing import (
 )
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.settings import load_settings
+from phone_pipeline.sql import statement
 from phone_pipeline.stages.consent.checks import CONSENT_EVENTS
 from phone_pipeline.stages.erasure.checks import ERASURE_REGISTER
 from phone_pipeline.stages.retention.assets import oldest_processed_day, retention_policy, today_utc
@@ -66,18 +67,7 @@ def already_ingested(restricted_db: Path, hashes: Collection[str]) -> dict[str, 
             return {}
         con.execute("CREATE TEMP TABLE candidates (content_hash VARCHAR)")
         con.executemany("INSERT INTO candidates VALUES (?)", [[h] for h in hashes])
-        rows = con.execute(
-            """
-            SELECT files.content_hash,
-                   list(DISTINCT raw.call_date) FILTER (WHERE raw.call_date IS NOT NULL
-                        AND raw.call_date NOT IN (SELECT call_date FROM calls_validated
-                                                  UNION SELECT call_date FROM calls_quarantine))
-            FROM landing_files AS files
-            JOIN candidates USING (content_hash)
-            LEFT JOIN raw_calls AS raw USING (content_hash)
-            GROUP BY 1
-            """
-        ).fetchall()
+        rows = con.execute(statement(__file__, "unvalidated_days_of_loaded_files")).fetchall()
     finally:
         con.close()
     return {file_hash: set(days or []) for file_hash, days in rows}

@@ -15,6 +15,9 @@ SQL against:
 - **Abandonment** per campaign and day: abandoned / live-answered calls (`answered` + `abandoned`),
   flagged when strictly above the limit (exactly 3% is within a 3% limit). Exact arithmetic.
 - **Calls after a do-not-call listing**: a call at or after the number's earliest listing.
+
+The SQL names its values as parameters (`$call_date`, the caps, the window, the limit); the caller
+binds them, the rules' from `contact_rule_values` (checked there).
 """
 
 from __future__ import annotations
@@ -67,11 +70,19 @@ class PermittedWindow:
             return self.start_minute <= minute < self.end_minute
         return minute >= self.start_minute or minute < self.end_minute
 
-    def contains_sql(self, minute_of_day_sql: str) -> str:
-        start, end = int(self.start_minute), int(self.end_minute)
-        if start < end:
-            return f"({minute_of_day_sql} >= {start} AND {minute_of_day_sql} < {end})"
-        return f"({minute_of_day_sql} >= {start} OR {minute_of_day_sql} < {end})"
+    def values(self) -> dict[str, int]:
+        """The window as the parameters `window_status_sql` names."""
+        return {"window_start_minute": self.start_minute, "window_end_minute": self.end_minute}
+
+
+def _in_window_sql(minute_of_day_sql: str) -> str:
+    """Whether a local minute of the day is in the window `$window_start_minute` to
+    `$window_end_minute` (`PermittedWindow.contains`, a window across midnight too)."""
+    minute, start, end = minute_of_day_sql, "$window_start_minute", "$window_end_minute"
+    return (
+        f"(CASE WHEN {start} < {end} THEN {minute} >= {start} AND {minute} < {end} "
+        f"ELSE {minute} >= {start} OR {minute} < {end} END)"
+    )
 
 
 # --- reference statements (pure Python) -----------------------------------------------------------
@@ -109,16 +120,30 @@ def over_abandonment_limit(abandoned: int, live_answered: int, limit: float) -> 
 # --- what the pipeline runs (SQL) -----------------------------------------------------------------
 
 
-def _checked_limit(limit: float) -> str:
+def _checked_limit(limit: float) -> Decimal:
+    # A decimal, so that the SQL compares exactly (the float 0.03 is not 3/100).
     if not 0 <= float(limit) <= 1:
         raise ValueError(f"abandonment limit must be a share in [0, 1], got {limit!r}")
-    return str(Decimal(str(limit)))
+    return Decimal(str(limit))
 
 
 def _checked_cap(cap: int) -> int:
     if int(cap) < 1:
         raise ValueError(f"a frequency cap must be at least 1, got {cap!r}")
     return int(cap)
+
+
+def contact_rule_values(
+    window: PermittedWindow, max_calls_24h: int, max_calls_7d: int, max_abandonment_rate: float
+) -> dict[str, object]:
+    """The rules as the parameters the SQL below names, checked: caps of at least 1, a limit
+    that is a share."""
+    return {
+        **window.values(),
+        "max_calls_24h": _checked_cap(max_calls_24h),
+        "max_calls_7d": _checked_cap(max_calls_7d),
+        "max_abandonment_rate": _checked_limit(max_abandonment_rate),
+    }
 
 
 # An E.164 number is `+` and at most 15 digits, the first not 0: as a BIGINT it is an exact key,
@@ -130,12 +155,13 @@ def e164_key_sql(column: str) -> str:
 _DAY_US, _WEEK_US = 24 * 3600 * 10**6, 7 * 24 * 3600 * 10**6
 
 
-def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: int) -> str:
+def contact_pressure_sql(calls: str) -> str:
     """Per callee and day (scope `all`) and per callee, campaign and day (scope `campaign`): the
-    day's calls, the largest rolling counts, and whether a cap was exceeded.
+    day's calls, the largest rolling counts, and whether a cap (`$max_calls_24h`,
+    `$max_calls_7d`) was exceeded, for the day `$call_date`.
 
     `calls` (`call_date`, `callee_e164`, `campaign_id`, `started_at_utc`) must hold the 7 days
-    before `call_date_sql` too.
+    before `$call_date` too.
 
     A call's windows end on its own day and reach back into two earlier days only in part: the
     day before (24 hours) and the day a week before (7 days); the six days in between count
@@ -144,15 +170,13 @@ def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: i
     when s + 24 h >= t), and the days in between are counted by an aggregate. Sorting every
     call of the week instead took 57 s at 10M calls a day with a week kept, against 15 s.
     """
-    cap_day, cap_week = _checked_cap(cap_24h), _checked_cap(cap_7d)
-    day = call_date_sql
 
     def moved(days_before: int, shift_us: int, kind: int) -> str:
         return f"""
             SELECT {e164_key_sql("callee_e164")} AS callee_key, campaign_id,
                    epoch_us(started_at_utc) + {shift_us} AS t, {kind} AS kind
             FROM {calls}
-            WHERE call_date = {day} - {days_before}
+            WHERE call_date = $call_date - {days_before}
               AND callee_e164 IN (SELECT callee_e164 FROM todays_callees)"""
 
     def maxima(keys: str, where: str) -> str:
@@ -186,7 +210,7 @@ def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: i
     return f"""
         WITH todays_callees AS (
             SELECT DISTINCT callee_e164 FROM {calls}
-            WHERE call_date = {day} AND callee_e164 IS NOT NULL
+            WHERE call_date = $call_date AND callee_e164 IS NOT NULL
         ),
         events AS (
             {moved(0, 0, 0)}
@@ -201,7 +225,7 @@ def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: i
                 SELECT callee_e164, campaign_id, grouping(campaign_id) = 1 AS all_campaigns,
                        count(*) AS between_calls
                 FROM {calls}
-                WHERE call_date BETWEEN {day} - 6 AND {day} - 1
+                WHERE call_date BETWEEN $call_date - 6 AND $call_date - 1
                   AND callee_e164 IN (SELECT callee_e164 FROM todays_callees)
                 GROUP BY GROUPING SETS ((callee_e164), (callee_e164, campaign_id))
             )
@@ -219,9 +243,10 @@ def contact_pressure_sql(calls: str, call_date_sql: str, cap_24h: int, cap_7d: i
             LEFT JOIN (SELECT * FROM between_days WHERE NOT all_campaigns)
               USING (callee_key, campaign_id)
         )
-        SELECT {day} AS call_date, '+' || callee_key AS callee_e164, scope, campaign_id, calls,
-               max_calls_24h, max_calls_7d,
-               max_calls_24h > {cap_day} AS over_24h_cap, max_calls_7d > {cap_week} AS over_7d_cap
+        SELECT $call_date AS call_date, '+' || callee_key AS callee_e164, scope, campaign_id,
+               calls, max_calls_24h, max_calls_7d,
+               max_calls_24h > $max_calls_24h AS over_24h_cap,
+               max_calls_7d > $max_calls_7d AS over_7d_cap
         FROM scoped
     """
 
@@ -237,8 +262,9 @@ def number_time_zones_sql(number_table: str, numbers_sql: str) -> str:
     """
 
 
-def window_status_sql(calls: str, window: PermittedWindow, known_zones: str) -> str:
-    """Each call of `calls` (`started_at_utc`, `callee_time_zones`) with `window_status`.
+def window_status_sql(calls: str, known_zones: str) -> str:
+    """Each call of `calls` (`started_at_utc`, `callee_time_zones`) with `window_status`, for the
+    window `$window_start_minute` to `$window_end_minute` (`PermittedWindow.values`).
     `known_zones` is a relation of zone names (`name`) the database can convert (DuckDB's ICU):
     DuckDB reads an unknown zone name as UTC, so names outside it are ignored, and `Etc/Unknown`,
     phonenumbers' "no idea", is never a zone.
@@ -254,7 +280,7 @@ def window_status_sql(calls: str, window: PermittedWindow, known_zones: str) -> 
             FROM {calls}
         ),
         verdicts AS (
-            SELECT zones, utc_minute, bool_and({window.contains_sql(local_minute)}) AS inside_all
+            SELECT zones, utc_minute, bool_and({_in_window_sql(local_minute)}) AS inside_all
             FROM (
                 SELECT zones, utc_minute, timezone(zone, utc_minute) AS local_time
                 FROM (SELECT zones, utc_minute, unnest(zones) AS zone FROM minutes)
@@ -273,25 +299,27 @@ def window_status_sql(calls: str, window: PermittedWindow, known_zones: str) -> 
     """
 
 
-def abandonment_sql(calls: str, call_date_sql: str, limit: float) -> str:
-    """Per campaign (NULL: calls without one) and day: live-answered and abandoned calls, the
-    rate, and `over_limit` (strictly above `limit`, compared exactly as decimals)."""
+def abandonment_sql(calls: str) -> str:
+    """Per campaign (NULL: calls without one) and day `$call_date`: live-answered and abandoned
+    calls, the rate, and `over_limit` (strictly above `$max_abandonment_rate`, compared exactly
+    as decimals: bind a Decimal, see `contact_rule_values`)."""
     live = ", ".join(f"'{value}'" for value in LIVE_ANSWERED)
     return f"""
         SELECT call_date, campaign_id,
                count(*) FILTER (WHERE disposition IN ({live})) AS live_answered_calls,
                count(*) FILTER (WHERE disposition = 'abandoned') AS abandoned_calls,
                abandoned_calls / nullif(live_answered_calls, 0) AS abandonment_rate,
-               abandoned_calls > CAST('{_checked_limit(limit)}' AS DECIMAL(18, 9))
+               abandoned_calls > CAST($max_abandonment_rate AS DECIMAL(18, 9))
                                  * live_answered_calls AS over_limit
         FROM {calls}
-        WHERE call_date = {call_date_sql}
+        WHERE call_date = $call_date
         GROUP BY call_date, campaign_id
     """
 
 
-def calls_after_dnc_listing_sql(calls: str, listed_since: str, call_date_sql: str) -> str:
-    """Per callee and campaign: the day's calls at or after the callee's do-not-call listing.
+def calls_after_dnc_listing_sql(calls: str, listed_since: str) -> str:
+    """Per callee and campaign: the calls of the day `$call_date` at or after the callee's
+    do-not-call listing.
 
     `listed_since` has one row per number (`e164`, `listed_since`)."""
     return f"""
@@ -300,6 +328,6 @@ def calls_after_dnc_listing_sql(calls: str, listed_since: str, call_date_sql: st
         FROM {calls} AS calls
         JOIN {listed_since} AS dnc
           ON dnc.e164 = calls.callee_e164 AND calls.started_at_utc >= dnc.listed_since
-        WHERE calls.call_date = {call_date_sql}
+        WHERE calls.call_date = $call_date
         GROUP BY calls.call_date, calls.callee_e164, calls.campaign_id
     """

@@ -55,9 +55,7 @@ GUESSED_COUNTRY_INPUTS: dict[str, tuple[str, ...]] = {"raw_number": (), "country
 
 
 def group_counts_sql(
-    day_sql: str,
     guessed_countries: str,
-    default_region: str,
     validated: str = "calls_validated",
     quarantine: str = "calls_quarantine",
     number_cache: str = "number_cache",
@@ -65,18 +63,17 @@ def group_counts_sql(
     pseudonymized: str = "analytics.calls_pseudonymized",
     hourly: str = "analytics.call_volume_hourly",
 ) -> str:
-    """`measure`, `country`, `number_type`, `rows`, `affected` for one partition.
+    """`measure`, `country`, `number_type`, `rows`, `affected` for the partition `$call_date`,
+    callers' numbers read with the default region `$default_region`.
 
     `guessed_countries` maps `raw_number` to `country` (from `guess_country`) for callers the
     number cache could not read.
     """
-    if not default_region.isalpha() or len(default_region) != 2:
-        raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {default_region!r}")
     return f"""
     WITH validated_groups AS (
         SELECT call_id, coalesce(caller_country, '{UNKNOWN}') AS country,
                coalesce(caller_number_type, '{UNKNOWN}') AS number_type
-        FROM {validated} WHERE call_date = {day_sql}
+        FROM {validated} WHERE call_date = $call_date
     ),
     quarantined_groups AS (
         SELECT coalesce(cache.country, guess.country, '{UNKNOWN}') AS country,
@@ -84,11 +81,11 @@ def group_counts_sql(
                     ELSE '{UNKNOWN}' END AS number_type
         FROM {quarantine} AS q
         LEFT JOIN {number_cache} AS cache
-          ON cache.raw_number = q.caller_number AND cache.default_region = '{default_region}'
+          ON cache.raw_number = q.caller_number AND cache.default_region = $default_region
         LEFT JOIN {guessed_countries} AS guess ON guess.raw_number = q.caller_number
-        WHERE q.call_date = {day_sql}
+        WHERE q.call_date = $call_date
     ),
-    excluded AS (SELECT call_id FROM {exclusions} WHERE call_date = {day_sql}),
+    excluded AS (SELECT call_id FROM {exclusions} WHERE call_date = $call_date),
     admitted AS (
         SELECT coalesce(calls.caller_country, '{UNKNOWN}') AS country,
                coalesce(calls.caller_number_type, '{UNKNOWN}') AS number_type,
@@ -97,7 +94,7 @@ def group_counts_sql(
         LEFT JOIN {hourly} AS cells
           ON cells.call_date = calls.call_date AND cells.call_hour = calls.call_hour
          AND cells.region = calls.region
-        WHERE calls.call_date = {day_sql}
+        WHERE calls.call_date = $call_date
     )
     SELECT 'quarantine' AS measure, country, number_type, count(*) AS rows,
            count(*) FILTER (WHERE quarantined) AS affected

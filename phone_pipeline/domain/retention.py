@@ -152,53 +152,53 @@ def retention_cutoff(today: dt.date, days: int) -> dt.date | None:
 # per number and day); quarantined rows by their raw strings; consent and do-not-call registries
 # by E.164. Anything else is parsed again if it comes back: the cache only saves work.
 NUMBER_CACHE = "number_cache"
-_UNREFERENCED_NUMBER_SQL = """
-    NOT EXISTS (SELECT 1 FROM known_numbers AS kept WHERE kept.e164 = cache.e164)
-    AND NOT EXISTS (SELECT 1 FROM consent_events AS kept WHERE kept.e164 = cache.e164)
-    AND NOT EXISTS (SELECT 1 FROM dnc_registry AS kept WHERE kept.e164 = cache.e164)
-    AND NOT EXISTS (SELECT 1 FROM calls_quarantine AS kept
-                    WHERE kept.caller_number = cache.raw_number)
-    AND NOT EXISTS (SELECT 1 FROM calls_quarantine AS kept
-                    WHERE kept.callee_number = cache.raw_number)
-"""
+
+
+def _unreferenced() -> str:
+    # Imported here: the catalog reads this module, and must load without duckdb (sql.py's).
+    from phone_pipeline.sql import statement
+
+    # On its own lines: the file opens with a comment that runs to the end of its line.
+    return "\n" + statement(__file__, "number_unreferenced") + "\n"
 
 
 def unreferenced_numbers_sql() -> str:
     """Count of the number cache's entries that nothing kept refers to any more."""
-    return f"SELECT count(*) FROM {NUMBER_CACHE} AS cache WHERE {_UNREFERENCED_NUMBER_SQL}"
+    return f"SELECT count(*) FROM {NUMBER_CACHE} AS cache WHERE {_unreferenced()}"
 
 
 def delete_unreferenced_numbers_sql() -> str:
-    return f"DELETE FROM {NUMBER_CACHE} AS cache WHERE {_UNREFERENCED_NUMBER_SQL}"
+    return f"DELETE FROM {NUMBER_CACHE} AS cache WHERE {_unreferenced()}"
 
 
-def _expired(cutoff: dt.date, day: dt.date | None) -> str:
-    # Dates, not data: safe to inline. `day` narrows the sweep to one partition (a run's own).
-    only_day = "" if day is None else f" AND call_date = DATE '{day.isoformat()}'"
-    return f"call_date < DATE '{cutoff.isoformat()}'{only_day}"
+def _expired(one_day: bool) -> str:
+    # `one_day` narrows the sweep to one partition (a run's own).
+    return "call_date < $cutoff" + (" AND call_date = $call_date" if one_day else "")
 
 
-def expired_rows_sql(table: str, cutoff: dt.date, day: dt.date | None = None) -> str:
-    """Count of the rows of `table` older than `cutoff` (of partition `day` only, if given)."""
-    return f"SELECT count(*) FROM {table} WHERE {_expired(cutoff, day)}"
+def expired_rows_sql(table: str, one_day: bool = False) -> str:
+    """Count of the rows of `table` older than `$cutoff` (of the partition `$call_date` only,
+    if `one_day`)."""
+    return f"SELECT count(*) FROM {table} WHERE {_expired(one_day)}"
 
 
-def delete_expired_sql(table: str, cutoff: dt.date, day: dt.date | None = None) -> str:
-    return f"DELETE FROM {table} WHERE {_expired(cutoff, day)}"
+def delete_expired_sql(table: str, one_day: bool = False) -> str:
+    return f"DELETE FROM {table} WHERE {_expired(one_day)}"
 
 
-def record_swept_rows_sql(table: str, cutoff: dt.date, day: dt.date | None = None) -> str:
-    """Rows of `table` (a SOURCE_ROW_TABLES table) older than `cutoff`, counted per file and day,
-    as rows of `retention_swept_rows`; run just before `delete_expired_sql`, in its transaction."""
+def record_swept_rows_sql(table: str, one_day: bool = False) -> str:
+    """Rows of `table` (a SOURCE_ROW_TABLES table) older than `$cutoff`, counted per file and
+    day, as rows of `retention_swept_rows`; run just before `delete_expired_sql`, in its
+    transaction. The table's name, from the catalog, is written as the identifier it counts."""
     if table not in SOURCE_ROW_TABLES:
         raise ValueError(f"{table} holds no landing-file rows")
     return (
         "INSERT INTO retention_swept_rows (content_hash, call_date, table_name, rows, swept_at) "
         f"SELECT content_hash, call_date, '{table}', count(*), now() FROM {table} "
-        f"WHERE {_expired(cutoff, day)} GROUP BY content_hash, call_date"
+        f"WHERE {_expired(one_day)} GROUP BY content_hash, call_date"
     )
 
 
 def swept_rows_sql() -> str:
-    """The rows of one day (parameter) that a sweep deleted from its landing files' rows."""
-    return "SELECT coalesce(sum(rows), 0) FROM retention_swept_rows WHERE call_date = ?"
+    """The rows of the day `$call_date` that a sweep deleted from its landing files' rows."""
+    return "SELECT coalesce(sum(rows), 0) FROM retention_swept_rows WHERE call_date = $call_date"

@@ -18,18 +18,22 @@ from phone_pipeline.domain.contact import (
     abandonment_sql,
     calls_after_dnc_listing_sql,
     contact_pressure_sql,
+    contact_rule_values,
     over_abandonment_limit,
     rolling_counts,
     window_status,
     window_status_sql,
 )
+from phone_pipeline.sql import run
 
 UTC = dt.UTC
 WINDOW = PermittedWindow.parse("08:00-21:00")
 X, Y = "+12125550101", "+12125550102"
 IDAHO = ["America/Boise", "America/Los_Angeles"]  # +1 208: one area code, two zones
 NEW_YORK = ["America/New_York"]
-NOV_2 = "DATE '2026-11-02'"
+NOV_2 = dt.date(2026, 11, 2)
+# The rules as the stage binds them: caps 3 and 7, a 3% abandonment limit.
+RULES = {"call_date": NOV_2, **contact_rule_values(WINDOW, 3, 7, 0.03)}
 
 
 def at(text: str) -> dt.datetime:
@@ -63,11 +67,13 @@ def insert(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
 # --- contact pressure -----------------------------------------------------------------------------
 
 
-def pressure(con: duckdb.DuckDBPyConnection, day: str = NOV_2) -> list[tuple]:
-    return con.execute(
+def pressure(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return run(
+        con,
         "SELECT callee_e164, scope, campaign_id, calls, max_calls_24h, max_calls_7d, "
-        f"over_24h_cap, over_7d_cap FROM ({contact_pressure_sql('calls', day, 3, 7)}) "
-        "ORDER BY callee_e164, scope, campaign_id"
+        f"over_24h_cap, over_7d_cap FROM ({contact_pressure_sql('calls')}) "
+        "ORDER BY callee_e164, scope, campaign_id",
+        RULES,
     ).fetchall()
 
 
@@ -166,11 +172,13 @@ def test_pressure_agrees_with_the_rolling_rule_on_random_calls_at_the_edges(
 # --- permitted window in the callee's local time --------------------------------------------------
 
 
-def statuses(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def statuses(con: duckdb.DuckDBPyConnection, window: PermittedWindow = WINDOW) -> dict[str, str]:
     return dict(
-        con.execute(
+        run(
+            con,
             "SELECT call_id, window_status FROM "
-            f"({window_status_sql('calls', WINDOW, 'pg_timezone_names()')})"
+            f"({window_status_sql('calls', 'pg_timezone_names()')})",
+            {**RULES, **window.values()},
         ).fetchall()
     )
 
@@ -223,6 +231,21 @@ def test_sql_agrees_with_zoneinfo_every_half_hour_across_dst(
     assert set(found.values()) == {PERMITTED, OUTSIDE_WINDOW}
 
 
+def test_sql_agrees_with_zoneinfo_for_a_window_across_midnight(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """The window's bounds are bound values: one across midnight reads as `start <= m or
+    m < end`, judged in SQL as in Python, on every quarter hour of two days."""
+    night = PermittedWindow.parse("22:00-06:15")
+    start = at("2026-11-01T00:00")
+    times = [start + dt.timedelta(minutes=15 * k) for k in range(4 * 48)]
+    insert(con, [(X, None, t.isoformat()[:16], "answered", IDAHO) for t in times])
+    found = statuses(con, night)
+    expected = {f"c{i}": window_status(t, IDAHO, night) for i, t in enumerate(times)}
+    assert found == expected
+    assert set(found.values()) == {PERMITTED, OUTSIDE_WINDOW}
+
+
 def test_window_parsing() -> None:
     assert PermittedWindow.parse("08:00-21:00") == PermittedWindow(480, 1260)
     night = PermittedWindow.parse("22:00-06:00")
@@ -248,9 +271,11 @@ def test_abandonment_exactly_at_the_limit_is_not_flagged(con: duckdb.DuckDBPyCon
     insert(con, [(X, "none-live", day, "no_answer", NEW_YORK)] * 5)
     rows = {
         row[0]: row[1:]
-        for row in con.execute(
+        for row in run(
+            con,
             "SELECT campaign_id, live_answered_calls, abandoned_calls, abandonment_rate, "
-            f"over_limit FROM ({abandonment_sql('calls', NOV_2, 0.03)})"
+            f"over_limit FROM ({abandonment_sql('calls')})",
+            RULES,
         ).fetchall()
     }
     assert rows["at-limit"] == (100, 3, 0.03, False)
@@ -281,8 +306,10 @@ def test_calls_before_the_listing_are_no_finding(con: duckdb.DuckDBPyConnection)
         "CREATE TABLE listed AS SELECT * FROM (VALUES (?, ?), (?, ?)) AS v(e164, listed_since)",
         [X, at("2026-11-02T12:00"), Y, at("2026-11-03T00:00")],
     )
-    rows = con.execute(
+    rows = run(
+        con,
         "SELECT callee_e164, campaign_id, calls, first_call_at FROM "
-        f"({calls_after_dnc_listing_sql('calls', 'listed', NOV_2)})"
+        f"({calls_after_dnc_listing_sql('calls', 'listed')})",
+        RULES,
     ).fetchall()
     assert rows == [(X, "cmp-a", 2, at("2026-11-02T12:00"))]

@@ -18,6 +18,7 @@ from phone_pipeline.domain.retention import (
     expired_rows_sql,
     retention_cutoff,
 )
+from phone_pipeline.sql import run
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -56,9 +57,9 @@ def test_expired_rows_sql_counts_and_deletes_only_rows_before_the_cutoff() -> No
     con.execute("CREATE TABLE t (call_date DATE, n INTEGER)")
     days = [dt.date(2026, 8, 23), dt.date(2026, 8, 24), dt.date(2026, 8, 25), dt.date(2026, 8, 26)]
     con.executemany("INSERT INTO t VALUES (?, ?)", [[day, 1] for day in days for _ in range(3)])
-    cutoff = dt.date(2026, 8, 25)
-    assert con.execute(expired_rows_sql("t", cutoff)).fetchone()[0] == 6
-    con.execute(delete_expired_sql("t", cutoff))
+    cutoff = {"cutoff": dt.date(2026, 8, 25)}
+    assert run(con, expired_rows_sql("t"), cutoff).fetchone()[0] == 6
+    run(con, delete_expired_sql("t"), cutoff)
     remaining = con.execute("SELECT call_date, count(*) FROM t GROUP BY 1 ORDER BY 1").fetchall()
     assert remaining == [(dt.date(2026, 8, 25), 3), (dt.date(2026, 8, 26), 3)]
 
@@ -108,9 +109,10 @@ def test_the_sweep_of_one_partition_leaves_the_others() -> None:
     days = [dt.date(2026, 8, 23), dt.date(2026, 8, 24), dt.date(2026, 8, 25)]
     con.executemany("INSERT INTO t VALUES (?, ?)", [[day, 1] for day in days])
     cutoff = dt.date(2026, 8, 25)
-    assert con.execute(expired_rows_sql("t", cutoff, days[0])).fetchone()[0] == 1
-    con.execute(delete_expired_sql("t", cutoff, days[0]))
-    con.execute(delete_expired_sql("t", cutoff, days[2]))  # at the cutoff: kept
+    first, last = ({"cutoff": cutoff, "call_date": day} for day in (days[0], days[2]))
+    assert run(con, expired_rows_sql("t", one_day=True), first).fetchone()[0] == 1
+    run(con, delete_expired_sql("t", one_day=True), first)
+    run(con, delete_expired_sql("t", one_day=True), last)  # at the cutoff: kept
     assert [row[0] for row in con.execute("SELECT call_date FROM t ORDER BY 1").fetchall()] == (
         days[1:]
     )

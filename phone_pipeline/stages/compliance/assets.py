@@ -22,6 +22,7 @@ from phone_pipeline.domain.contact import (
     abandonment_sql,
     calls_after_dnc_listing_sql,
     contact_pressure_sql,
+    contact_rule_values,
     number_time_zones_sql,
     window_status_sql,
 )
@@ -29,9 +30,9 @@ from phone_pipeline.domain.dnc import dnc_listed_since_sql
 from phone_pipeline.domain.markdown import bounded_text, markdown_table
 from phone_pipeline.domain.numbers import PARSED_NUMBER_INPUTS
 from phone_pipeline.domain.pseudonyms import PSEUDONYM_MAP_INPUTS
-from phone_pipeline.landing import sql_date
 from phone_pipeline.resources import ContactRules, PseudonymKeyResource
 from phone_pipeline.settings import env_name
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.compliance.checks import (
     ABANDONMENT_RATES,
     COMPLIANCE_CHECKS,
@@ -133,19 +134,14 @@ def contact_compliance(
     contact_rules: ContactRules,
 ):
     pseudonymizer = pseudonym_key.pseudonymizer()  # fails early, and clearly, without a key
-    window = PermittedWindow.parse(contact_rules.permitted_window)
     call_date = partition_date(context)
-    day = sql_date(call_date)
-    first_day = sql_date(call_date - dt.timedelta(days=HISTORY_DAYS))
+    values = compliance_values(call_date, contact_rules)
     with zones_connection(restricted_warehouse, compliance=compliance_warehouse) as con:
-        day_calls_sql = compliance_day_calls_sql(day)
-        con.execute("CREATE OR REPLACE TEMP TABLE day_calls AS " + day_calls_sql)
+        day_calls_sql = compliance_day_calls_sql()
+        stage_rows(con, {"day_calls": day_calls_sql}, values)
         history = [
             row[0].isoformat()
-            for row in con.execute(
-                "SELECT DISTINCT call_date FROM calls_validated "
-                f"WHERE call_date BETWEEN {first_day} AND {day} - 1 ORDER BY 1"
-            ).fetchall()
+            for row in run(con, statement(__file__, "earlier_days_with_calls"), values).fetchall()
         ]
         numbers = [
             row[0] for row in con.execute("SELECT DISTINCT callee_e164 FROM day_calls").fetchall()
@@ -155,8 +151,10 @@ def contact_compliance(
             list(pseudonymizer.pseudonyms(numbers).items()), columns=list(PSEUDONYM_MAP_INPUTS)
         )
         con.register("pseudonym_map", pseudonym_map)
-        staged = compliance_selects(day, window, contact_rules)
-        stage_rows(con, {f"staged_{table}": select_sql for table, select_sql in staged.items()})
+        staged = compliance_selects()
+        stage_rows(
+            con, {f"staged_{table}": select_sql for table, select_sql in staged.items()}, values
+        )
         con.unregister("pseudonym_map")
 
         found_known, found_like = 0, 0
@@ -174,8 +172,7 @@ def contact_compliance(
             erased_rows[table] = con.execute(naming).fetchone()[0]
         day_calls = con.execute("SELECT count(*) FROM day_calls").fetchone()[0]
         quiet_total, pressure_total = con.execute(
-            "SELECT (SELECT coalesce(sum(calls), 0) FROM staged_quiet_hours), "
-            "(SELECT coalesce(sum(calls), 0) FROM staged_contact_pressure WHERE scope = 'all')"
+            statement(__file__, "staged_call_totals")
         ).fetchone()
         gates = [
             sql_check(
@@ -238,6 +235,7 @@ def contact_compliance(
             ],
             staged=STAGED,
             refused=REFUSED,
+            values=values,
         )
         findings = (
             _findings(con, call_date, contact_rules)
@@ -248,9 +246,24 @@ def contact_compliance(
     yield from findings
 
 
-def compliance_day_calls_sql(day: str) -> str:
-    """The day's validated calls with a callee (`day`: a SQL date literal), each with its
-    callee's time zones from the parsed-number cache."""
+def compliance_values(call_date: dt.date, rules: ContactRules) -> dict[str, object]:
+    """The values the stage's SQL names: its day, the first day its 7-day counts reach back to,
+    and the rules (checked by the domain)."""
+    return {
+        "call_date": call_date,
+        "history_start": call_date - dt.timedelta(days=HISTORY_DAYS),
+        **contact_rule_values(
+            PermittedWindow.parse(rules.permitted_window),
+            rules.max_calls_24h,
+            rules.max_calls_7d,
+            rules.max_abandonment_rate,
+        ),
+    }
+
+
+def compliance_day_calls_sql() -> str:
+    """The validated calls of the day `$call_date` with a callee, each with its callee's time
+    zones from the parsed-number cache."""
     return (
         "SELECT calls.call_id, calls.call_date, "
         "calls.callee_e164, calls.campaign_id, calls.started_at_utc, calls.disposition, "
@@ -258,38 +271,36 @@ def compliance_day_calls_sql(day: str) -> str:
         "FROM calls_validated AS calls LEFT JOIN ("
         + number_time_zones_sql(
             "number_cache",
-            f"SELECT callee_e164 FROM calls_validated WHERE call_date = {day}",
+            "SELECT callee_e164 FROM calls_validated WHERE call_date = $call_date",
         )
         + ") "
         "AS zones ON zones.e164 = calls.callee_e164 "
         # An erased callee's calls have no callee left to report on.
-        f"WHERE calls.call_date = {day} AND calls.callee_e164 IS NOT NULL"
+        "WHERE calls.call_date = $call_date AND calls.callee_e164 IS NOT NULL"
     )
 
 
-def compliance_selects(day: str, window: PermittedWindow, rules: ContactRules) -> dict[str, str]:
-    """What stages each compliance table, from `day_calls` and the registered `pseudonym_map`."""
+def compliance_selects() -> dict[str, str]:
+    """What stages each compliance table, from `day_calls` and the registered `pseudonym_map`;
+    the values they name are `compliance_values`."""
     return {
         "contact_pressure": f"""
             SELECT call_date, pseudonyms.pseudonym AS callee_pseudonym, scope, campaign_id, calls,
                    max_calls_24h, max_calls_7d, over_24h_cap, over_7d_cap
-            FROM ({contact_pressure_sql("calls_validated", day, rules.max_calls_24h,
-                                        rules.max_calls_7d)}) AS pressure
+            FROM ({contact_pressure_sql("calls_validated")}) AS pressure
             JOIN pseudonym_map AS pseudonyms ON pseudonyms.e164 = pressure.callee_e164""",
         "quiet_hours": f"""
             SELECT call_date, pseudonyms.pseudonym AS callee_pseudonym, campaign_id, window_status,
                    count(*) AS calls
-            FROM ({window_status_sql("day_calls", window, "pg_timezone_names()")}) AS calls
+            FROM ({window_status_sql("day_calls", "pg_timezone_names()")}) AS calls
             JOIN pseudonym_map AS pseudonyms ON pseudonyms.e164 = calls.callee_e164
             GROUP BY ALL""",
-        "abandonment_rates": abandonment_sql(
-            "day_calls", day, rules.max_abandonment_rate
-        ),
+        "abandonment_rates": abandonment_sql("day_calls"),
         "dnc_call_findings": f"""
             SELECT call_date, pseudonyms.pseudonym AS callee_pseudonym, campaign_id, calls,
                    first_call_at, listed_since
             FROM ({calls_after_dnc_listing_sql(
-                "day_calls", f"({dnc_listed_since_sql('dnc_registry')})", day)}) AS found
+                "day_calls", f"({dnc_listed_since_sql('dnc_registry')})")}) AS found
             JOIN pseudonym_map AS pseudonyms ON pseudonyms.e164 = found.callee_e164""",
     }  # fmt: skip
 
@@ -314,13 +325,11 @@ def _published_metadata(
 ) -> dict[str, Callable[[duckdb.DuckDBPyConnection], dict[str, object]]]:
     """What each compliance table's materialisation adds to its table metadata, read from the
     published partition."""
+    partition = {"call_date": call_date}
 
     def contact_pressure(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
-        pressure = con.execute(
-            f"SELECT scope, count(*) FILTER (WHERE over_24h_cap), "
-            f"count(*) FILTER (WHERE over_7d_cap), count(*) FROM {COMPLIANCE}.contact_pressure "
-            "WHERE call_date = ? GROUP BY 1",
-            [call_date],
+        pressure = run(
+            con, statement(__file__, "published_pressure_by_scope"), partition
         ).fetchall()
         by_scope = {scope: (day, week, rows) for scope, day, week, rows in pressure}
         return {
@@ -329,10 +338,11 @@ def _published_metadata(
             "callees_over_7d_cap": by_scope.get("all", (0, 0, 0))[1],
             "campaign_callees_over_a_cap": sum(
                 1
-                for _ in con.execute(
-                    f"SELECT 1 FROM {COMPLIANCE}.contact_pressure WHERE call_date = ? "
+                for _ in run(
+                    con,
+                    f"SELECT 1 FROM {COMPLIANCE}.contact_pressure WHERE call_date = $call_date "
                     "AND scope = 'campaign' AND (over_24h_cap OR over_7d_cap)",
-                    [call_date],
+                    partition,
                 ).fetchall()
             ),
             "caps": f"more than {rules.max_calls_24h} in 24 h or {rules.max_calls_7d} in 7 d",
@@ -341,10 +351,11 @@ def _published_metadata(
 
     def quiet_hours(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
         statuses = dict(
-            con.execute(
+            run(
+                con,
                 f"SELECT window_status, sum(calls) FROM {COMPLIANCE}.quiet_hours "
-                "WHERE call_date = ? GROUP BY 1",
-                [call_date],
+                "WHERE call_date = $call_date GROUP BY 1",
+                partition,
             ).fetchall()
         )
         return {
@@ -369,11 +380,8 @@ def _published_metadata(
 
 
 def _abandonment_rows(con, call_date: dt.date) -> list[tuple]:
-    return con.execute(
-        f"SELECT coalesce(campaign_id, '(no campaign)'), live_answered_calls, abandoned_calls, "
-        f"abandonment_rate, over_limit FROM {COMPLIANCE}.abandonment_rates WHERE call_date = ? "
-        "ORDER BY 1",
-        [call_date],
+    return run(
+        con, statement(__file__, "published_abandonment_rates"), {"call_date": call_date}
     ).fetchall()
 
 
@@ -408,11 +416,8 @@ def _findings(con, call_date: dt.date, rules: ContactRules) -> list[dg.AssetChec
         for campaign, live, abandoned, _, flagged in _abandonment_rows(con, call_date)
         if flagged
     ]
-    dnc_calls, dnc_callees, dnc_campaigns = con.execute(
-        f"SELECT coalesce(sum(calls), 0), count(DISTINCT callee_pseudonym), "
-        f"list(DISTINCT coalesce(campaign_id, '(no campaign)') ORDER BY 1) "
-        f"FROM {COMPLIANCE}.dnc_call_findings WHERE call_date = ?",
-        [call_date],
+    dnc_calls, dnc_callees, dnc_campaigns = run(
+        con, statement(__file__, "published_dnc_findings"), {"call_date": call_date}
     ).fetchone()
     return [
         sql_check(

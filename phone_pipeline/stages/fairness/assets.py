@@ -17,10 +17,10 @@ from phone_pipeline.domain.fairness import (
     rates_png,
 )
 from phone_pipeline.domain.numbers import PARSED_NUMBER_INPUTS
-from phone_pipeline.landing import sql_date
 from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.resources import ContactRules, PipelineConfig
 from phone_pipeline.settings import env_name
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.aggregate.checks import CALL_VOLUME_HOURLY
 from phone_pipeline.stages.consent.checks import CONSENT_EXCLUSIONS
 from phone_pipeline.stages.pseudonymize.checks import CALLS_PSEUDONYMIZED
@@ -87,27 +87,17 @@ def fairness_rates(
     contact_rules: ContactRules,
 ):
     call_date = partition_date(context)
-    day = sql_date(call_date)
-    region = pipeline_config.default_region
+    values = {"call_date": call_date, "default_region": pipeline_config.default_region}
     with zones_connection(restricted_warehouse, analytics_warehouse) as con:
         unreadable = [
-            row[0]
-            for row in con.execute(
-                f"""
-                SELECT DISTINCT q.caller_number FROM calls_quarantine AS q
-                LEFT JOIN number_cache AS cache
-                  ON cache.raw_number = q.caller_number AND cache.default_region = ?
-                WHERE q.call_date = {day} AND cache.e164 IS NULL AND q.caller_number IS NOT NULL
-                """,
-                [region],
-            ).fetchall()
+            row[0] for row in run(con, statement(__file__, "unreadable_callers"), values).fetchall()
         ]
         guessed = pd.DataFrame(
             [(raw, guess_country(raw)) for raw in unreadable], columns=list(GUESSED_COUNTRY_INPUTS)
         ).astype({"raw_number": "string", "country": "string"})
         con.register("guessed_countries", guessed)
-        counts_sql = group_counts_sql(day, "guessed_countries", region)
-        counts = con.execute(counts_sql).df()
+        counts_sql = group_counts_sql("guessed_countries")
+        counts = run(con, counts_sql, values).df()
         con.unregister("guessed_countries")
         report = flag_groups(
             counts, contact_rules.fairness_ratio, contact_rules.fairness_min_group_rows

@@ -26,6 +26,7 @@ from phone_pipeline.domain.retention import (
 )
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.settings import default, env_name
+from phone_pipeline.sql import run
 from phone_pipeline.stages.accounting.checks import ROW_ACCOUNTING
 from phone_pipeline.stages.compliance.checks import (
     ABANDONMENT_RATES,
@@ -107,7 +108,7 @@ def refuse_past_retention(
     rows_present = con.execute(
         "SELECT count(*) FROM raw_calls WHERE call_date = ?", [day]
     ).fetchone()[0]
-    rows_swept = con.execute(swept_rows_sql(), [day]).fetchone()[0]
+    rows_swept = run(con, swept_rows_sql(), {"call_date": day}).fetchone()[0]
     reason = retention_policy(config).processing_refusal(day, today_utc(), rows_present, rows_swept)
     if reason:
         raise dg.Failure(description=f"Refused: {reason}.")
@@ -140,16 +141,19 @@ def _sweep(
         cutoff = policy.cutoff(zone, as_of)
         if day is not None and (cutoff is None or day >= cutoff):
             continue  # a run's own partition: only the zones it is past are swept and logged
+        values = {"cutoff": cutoff, "call_date": day}
+        one_day = day is not None
         for table in tables:
             rows_deleted = 0
             if cutoff is not None:
-                rows_deleted = con.execute(expired_rows_sql(table, cutoff, day)).fetchone()[0]
+                expired = expired_rows_sql(table, one_day)
+                rows_deleted = run(con, expired, values).fetchone()[0]
                 with transaction(con):
                     if table in SOURCE_ROW_TABLES:
-                        con.execute(record_swept_rows_sql(table, cutoff, day))
-                    con.execute(delete_expired_sql(table, cutoff, day))
+                        run(con, record_swept_rows_sql(table, one_day), values)
+                    run(con, delete_expired_sql(table, one_day), values)
                 remaining[f"{table}: rows before {cutoff}"] = (
-                    con.execute(expired_rows_sql(table, cutoff, day)).fetchone()[0],
+                    run(con, expired, values).fetchone()[0],
                     0,
                 )
                 context.log.info(f"{table}: {rows_deleted} rows before {cutoff} deleted")
