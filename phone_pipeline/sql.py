@@ -14,8 +14,10 @@ import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:  # only in signatures: the catalog, which uses statement(), needs no DuckDB
+    import duckdb
 
 SqlValues = Mapping[str, object]
 

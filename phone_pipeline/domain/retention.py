@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from phone_pipeline import catalog
 from phone_pipeline.catalog import Retention, retention_tables
 from phone_pipeline.settings import env_name
+from phone_pipeline.sql import statement
 
 # Zones of retention (not files): raw and E.164 call rows, pseudonymised call rows, aggregates.
 RESTRICTED = Retention.RESTRICTED.value
@@ -155,9 +156,6 @@ NUMBER_CACHE = "number_cache"
 
 
 def _unreferenced() -> str:
-    # Imported here: the catalog reads this module, and must load without duckdb (sql.py's).
-    from phone_pipeline.sql import statement
-
     # On its own lines: the file opens with a comment that runs to the end of its line.
     return "\n" + statement(__file__, "number_unreferenced") + "\n"
 
