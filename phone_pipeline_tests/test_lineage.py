@@ -90,8 +90,8 @@ def _validation() -> tuple[dict[str, str], str]:
         "SELECT raw_calls.*, landing_files.load_order FROM raw_calls "
         f"JOIN landing_files USING (content_hash) WHERE raw_calls.call_date = {SQL_DAY}"
     )
-    cleaned = cleaned_calls_sql(raw_sql, "day_numbers", "US", callee_erased_sql="raw.callee_erased")
-    return validation_selects(DAY, raw_sql, cleaned), quarantine_verdicts_sql(cleaned, 7200)
+    cleaned = cleaned_calls_sql(raw_sql, "day_numbers", callee_erased_sql="raw.callee_erased")
+    return validation_selects(raw_sql, cleaned), quarantine_verdicts_sql(cleaned)
 
 
 def _exact_staged(keys: list[str], expressions: list[str]) -> dict[str, str]:
