@@ -132,17 +132,14 @@ def _compliance(table: str) -> DerivedLineage:
 
 
 def _scrub() -> DerivedLineage:
-    now = "TIMESTAMPTZ '2026-11-02 00:00:00+00'"
-    listed = scrub_list_sql(
-        "calls_validated", "known_numbers", "consent_events", "dnc_registry", now, 3, 7
-    )
-    return scrub_lineage(f"SELECT *, {now} AS recorded_at FROM ({listed})")
+    listed = scrub_list_sql("calls_validated", "known_numbers", "consent_events", "dnc_registry")
+    return scrub_lineage(f"SELECT *, $now AS recorded_at FROM ({listed})")
 
 
 def _derived_by_asset() -> dict[dg.AssetKey, DerivedLineage]:
     """Each table asset's lineage from its stage's SQL builders (as the stage runs them)."""
     selects, verdicts = _validation()
-    consent = consent_outcome_selects(DAY)
+    consent = consent_outcome_selects()
     keys = ["caller_country", "caller_number_type"]
     compliance = ("contact_pressure", "quiet_hours", "abandonment_rates", "dnc_call_findings")
     return {
@@ -208,7 +205,7 @@ def test_parsed_numbers_come_from_the_raw_string_of_their_role() -> None:
 
 
 def test_consent_decides_whether_a_callee_number_is_kept() -> None:
-    consented = consent_lineage(consent_outcome_selects(DAY), "consented_calls").deps_by_column
+    consented = consent_lineage(consent_outcome_selects(), "consented_calls").deps_by_column
     assert consented["callee_e164"] == [(CALLS_VALIDATED, "callee_e164"), (EVENTS, "status")]
     assert consented["callee_identifiable"] == [(EVENTS, "status")]
 

@@ -32,23 +32,20 @@ def row_key_sql(relation: str) -> str:
     return f"({relation}.load_order * 4294967296 + {relation}.source_row)"
 
 
-def checked_region(default_region: str) -> str:
-    """`default_region` when it is an ISO 3166 alpha-2 code (the region numbers without a country
-    code are read in, bound as `$default_region`), else a ValueError naming it: a mistyped
-    setting is a clear error, not a day of numbers found invalid."""
+def region_values(default_region: str) -> dict[str, object]:
+    """`$default_region`, the region numbers without a country code are read in (the number
+    cache's entries are per region), for every SQL that looks numbers up; a value that is no
+    ISO 3166 alpha-2 code is a clear error, not a day of numbers found invalid."""
     if not default_region.isalpha() or len(default_region) != 2:
         raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {default_region!r}")
-    return default_region
+    return {"default_region": default_region}
 
 
 def validation_values(default_region: str, max_call_seconds: int) -> dict[str, object]:
     """The values `cleaned_calls_sql` and `quarantine_verdicts_sql` name: `$default_region` (the
     number cache's entries read in it; refused unless an ISO 3166 alpha-2 code) and
     `$max_call_seconds` (longer calls are absurd)."""
-    return {
-        "default_region": checked_region(default_region),
-        "max_call_seconds": int(max_call_seconds),
-    }
+    return {**region_values(default_region), "max_call_seconds": int(max_call_seconds)}
 
 
 def cleaned_calls_sql(
@@ -146,6 +143,6 @@ def known_numbers_sql(calls: str, one_day: bool = False) -> str:
             WHERE {day}
             UNION ALL
             SELECT call_date, callee_e164, started_at_utc FROM {calls} WHERE {day}
-        ) WHERE e164 IS NOT NULL  -- an erased callee's number is gone (NULL) from its calls
+        ) WHERE e164 IS NOT NULL  -- the number of an erased callee is gone (NULL) from its calls
         GROUP BY call_date, e164
     """
