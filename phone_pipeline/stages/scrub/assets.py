@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 from phone_pipeline.domain.scrub import scrub_list_sql, scrub_values
 from phone_pipeline.domain.validation import known_numbers_sql
 from phone_pipeline.resources import ContactRules
-from phone_pipeline.sql import run
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.consent.checks import CONSENT_EVENTS
 from phone_pipeline.stages.dnc.checks import DNC_REGISTRY
 from phone_pipeline.stages.scrub.checks import (
@@ -66,10 +66,7 @@ def dnc_scrub_list(restricted_warehouse: DuckDBResource, contact_rules: ContactR
         by_reason = dict(
             con.execute("SELECT reason, count(*) FROM dnc_scrub_list GROUP BY 1").fetchall()
         )
-        numbers, repeated_rows = con.execute(
-            "SELECT count(DISTINCT e164), count(*) - count(DISTINCT (e164, reason)) "
-            "FROM dnc_scrub_list"
-        ).fetchone()
+        numbers, repeated_rows = con.execute(statement(__file__, "scrub_list_counts")).fetchone()
         missing_consent, missing_listed = run(
             con,
             numbers_missing_from_scrub_list_sql(
