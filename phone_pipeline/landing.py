@@ -25,6 +25,7 @@ import pyarrow as pa
 from phone_pipeline.domain.contract import CALL_OPTIONAL_COLUMNS, CALL_REQUIRED_COLUMNS
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.domain.timestamps import started_at_utc_sql
+from phone_pipeline.sql import run
 from phone_pipeline.warehouse import transaction
 
 CALL_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -388,12 +389,13 @@ def stage_file(
     return rows
 
 
-def _timestamp_status_sql(first_date: dt.date, last_date: dt.date) -> str:
-    return (
-        "CASE WHEN started_at_utc IS NULL THEN 'unreadable' "
-        f"WHEN CAST(started_at_utc AS DATE) NOT BETWEEN {sql_date(first_date)} AND {sql_date(last_date)} "
-        "THEN 'out_of_range' ELSE 'ok' END"
-    )
+# A row's timestamp status: its time unreadable, outside the partitions ($first_date to
+# $last_date), or ok.
+_TIMESTAMP_STATUS_SQL = (
+    "CASE WHEN started_at_utc IS NULL THEN 'unreadable' "
+    "WHEN CAST(started_at_utc AS DATE) NOT BETWEEN $first_date AND $last_date "
+    "THEN 'out_of_range' ELSE 'ok' END"
+)
 
 
 def load_call_file(
@@ -404,7 +406,8 @@ def load_call_file(
     last_date: dt.date,
 ) -> int:
     """Load one call-log file into `raw_calls` and register it, in one transaction."""
-    status = _timestamp_status_sql(first_date, last_date)
+    status = _TIMESTAMP_STATUS_SQL
+    values = {"first_date": first_date, "last_date": last_date}
     # Times are parsed while the file is read, and the rows numbered as they are written: a
     # staged copy numbered and parsed in between cost 4 s more at 10M rows.
     rows = stage_text_file(
@@ -412,8 +415,10 @@ def load_call_file(
         derived={"started_at_utc": started_at_utc_sql("started_at")},
     )  # fmt: skip
     try:
-        anchor = con.execute(
-            f"SELECT min(CAST(started_at_utc AS DATE)) FROM landing_stage_text WHERE {status} = 'ok'"
+        anchor = run(
+            con,
+            f"SELECT min(CAST(started_at_utc AS DATE)) FROM landing_stage_text WHERE {status} = 'ok'",
+            values,
         ).fetchone()[0]
         if anchor is None:
             raise LandingFileError(
@@ -424,18 +429,20 @@ def load_call_file(
             load_order = con.execute(
                 "SELECT coalesce(max(load_order), 0) + 1 FROM landing_files"
             ).fetchone()[0]
-            con.execute(
+            run(
+                con,
                 f"""
                 INSERT INTO raw_calls BY NAME
                 SELECT CASE WHEN timestamp_status = 'ok' THEN CAST(started_at_utc AS DATE)
-                            ELSE {sql_date(anchor)} END AS call_date,
-                       {_quoted(file_hash)} AS content_hash, {_quoted(path.name)} AS source_file,
+                            ELSE $anchor END AS call_date,
+                       $content_hash AS content_hash, $source_file AS source_file,
                        source_row, call_id, caller_number, callee_number, started_at,
                        duration_seconds, disposition, cell_id, started_at_utc, timestamp_status,
                        campaign_id
                 FROM (SELECT *, {status} AS timestamp_status
                       FROM {numbered_rows_sql("landing_stage_text")})
-                """
+                """,
+                {**values, "anchor": anchor, "content_hash": file_hash, "source_file": path.name},
             )
             con.execute(
                 "INSERT INTO landing_files VALUES (?, ?, ?, ?, ?, ?, now())",
@@ -498,9 +505,11 @@ def call_dates_in_file(path: Path, first_date: dt.date, last_date: dt.date) -> s
         )  # fmt: skip
         dates = {
             row[0]
-            for row in con.execute(
+            for row in run(
+                con,
                 "SELECT DISTINCT CAST(started_at_utc AS DATE) FROM landing_stage "
-                f"WHERE CAST(started_at_utc AS DATE) BETWEEN {sql_date(first_date)} AND {sql_date(last_date)}"
+                "WHERE CAST(started_at_utc AS DATE) BETWEEN $first_date AND $last_date",
+                {"first_date": first_date, "last_date": last_date},
             ).fetchall()
         }
     finally:

@@ -1,16 +1,19 @@
 """The consent audit (`no_consent_violations`) finds admitted calls that break the rule, on its own
 formulation (consent states with validity intervals), independent of the stage's ASOF join."""
 
+import datetime as dt
 from collections.abc import Iterator
 
 import duckdb
 import pytest
 
+from phone_pipeline.domain.consent import purpose_values
+from phone_pipeline.sql import run
 from phone_pipeline.stages.consent.checks import consent_violations_sql
 from phone_pipeline.warehouse import RESTRICTED_TABLES
 
 A, B = "+12025550101", "+12025550102"
-DAY = "DATE '2025-03-04'"
+DAY = dt.date(2025, 3, 4)
 
 
 @pytest.fixture
@@ -46,7 +49,11 @@ def audit(con: duckdb.DuckDBPyConnection, calls: list[tuple]) -> tuple[int, int,
             "VALUES (DATE '2025-03-04', ?, CAST(? AS TIMESTAMPTZ), 1, 'answered', ?, ?, ?, 'f', ?)",
             [f"c{n}", at, caller, callee, identifiable, n],
         )
-    return con.execute(consent_violations_sql("consented_calls", "consent_events", DAY)).fetchone()
+    return run(
+        con,
+        consent_violations_sql("consented_calls", "consent_events"),
+        {"call_date": DAY, **purpose_values("analytics")},
+    ).fetchone()
 
 
 def test_calls_within_granted_states_pass(con: duckdb.DuckDBPyConnection) -> None:

@@ -85,8 +85,8 @@ def _validation() -> tuple[dict[str, str], str]:
         "SELECT raw_calls.*, landing_files.load_order FROM raw_calls "
         f"JOIN landing_files USING (content_hash) WHERE raw_calls.call_date = {SQL_DAY}"
     )
-    cleaned = cleaned_calls_sql(raw_sql, "day_numbers", "US", callee_erased_sql="raw.callee_erased")
-    return validation_selects(DAY, raw_sql, cleaned), quarantine_verdicts_sql(cleaned, 7200)
+    cleaned = cleaned_calls_sql(raw_sql, "day_numbers", callee_erased_sql="raw.callee_erased")
+    return validation_selects(raw_sql, cleaned), quarantine_verdicts_sql(cleaned)
 
 
 def _exact_staged(keys: list[str], expressions: list[str]) -> dict[str, str]:
@@ -112,17 +112,14 @@ def _compliance(table: str) -> DerivedLineage:
 
 
 def _scrub() -> DerivedLineage:
-    now = "TIMESTAMPTZ '2026-11-02 00:00:00+00'"
-    listed = scrub_list_sql(
-        "calls_validated", "known_numbers", "consent_events", "dnc_registry", now, 3, 7
-    )
-    return scrub_lineage(f"SELECT *, {now} AS recorded_at FROM ({listed})")
+    listed = scrub_list_sql("calls_validated", "known_numbers", "consent_events", "dnc_registry")
+    return scrub_lineage(f"SELECT *, $now AS recorded_at FROM ({listed})")
 
 
 def _derived_by_asset() -> dict[dg.AssetKey, DerivedLineage]:
     """Each table asset's lineage from its stage's SQL builders (as the stage runs them)."""
     selects, verdicts = _validation()
-    consent = consent_outcome_selects(DAY)
+    consent = consent_outcome_selects()
     keys = ["caller_country", "caller_number_type"]
     compliance = ("contact_pressure", "quiet_hours", "abandonment_rates", "dnc_call_findings")
     return {
@@ -190,7 +187,7 @@ def test_parsed_numbers_come_from_the_raw_string_of_their_role() -> None:
 
 
 def test_consent_decides_whether_a_callee_number_is_kept() -> None:
-    consented = consent_lineage(consent_outcome_selects(DAY), "consented_calls").deps_by_column
+    consented = consent_lineage(consent_outcome_selects(), "consented_calls").deps_by_column
     assert consented["callee_e164"] == [(CALLS_VALIDATED, "callee_e164"), (EVENTS, "status")]
     assert consented["callee_identifiable"] == [(EVENTS, "status")]
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from phone_pipeline.domain.timestamps import clean_text_sql, started_at_utc_sql
 
-PURPOSES = ("analytics", "marketing")
+ANALYTICS = "analytics"
+PURPOSES = (ANALYTICS, "marketing")
 STATUSES = ("granted", "withdrawn")
 
 # Why a call was left out of the analytics path.
@@ -50,35 +51,38 @@ def consent_granted_at(
     return all(event.status == "granted" for event in relevant if event.recorded_at == latest_time)
 
 
-def _checked_purpose(purpose: str) -> str:
-    # Inlined into SQL below, so only known purposes are accepted.
+def purpose_values(purpose: str) -> dict[str, object]:
+    """The value the consent SQL below names, `$purpose`: a known purpose only (a misspelt one
+    would find no event, and every call would look unconsented)."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown consent purpose {purpose!r}; known: {', '.join(PURPOSES)}")
-    return purpose
+    return {"purpose": purpose}
 
 
-def consent_timeline_sql(events_table: str, purpose: str) -> str:
-    """One row per number and instant with `granted`: the tie rule (withdrawn wins) applied."""
+def consent_timeline_sql(events_table: str) -> str:
+    """One row per number and instant with `granted` for the purpose `$purpose`: the tie rule
+    (withdrawn wins) applied."""
     return f"""
         SELECT e164, recorded_at, bool_and(status = 'granted') AS granted
         FROM {events_table}
-        WHERE purpose = '{_checked_purpose(purpose)}'
+        WHERE purpose = $purpose
         GROUP BY e164, recorded_at
     """
 
 
-def consent_states_sql(events_table: str, purpose: str) -> str:
-    """One row per number and state: `granted` from `valid_from` (an event's instant) until
-    `valid_until` (the number's next event; NULL: still in force)."""
+def consent_states_sql(events_table: str) -> str:
+    """One row per number and state (purpose `$purpose`): `granted` from `valid_from` (an
+    event's instant) until `valid_until` (the number's next event; NULL: still in force)."""
     return f"""
         SELECT e164, granted, recorded_at AS valid_from,
                lead(recorded_at) OVER (PARTITION BY e164 ORDER BY recorded_at) AS valid_until
-        FROM ({consent_timeline_sql(events_table, purpose)})
+        FROM ({consent_timeline_sql(events_table)})
     """
 
 
-def consent_as_of_sql(calls_table: str, events_table: str, purpose: str = "analytics") -> str:
-    """The calls with `caller_consent` and `callee_consent` (TRUE, FALSE, or NULL for no event).
+def consent_as_of_sql(calls_table: str, events_table: str) -> str:
+    """The calls with `caller_consent` and `callee_consent` (TRUE, FALSE, or NULL for no event)
+    for the purpose `$purpose` (see `purpose_values`).
 
     `calls_table` needs `caller_e164`, `callee_e164` and `started_at_utc`; `events_table` needs
     `e164`, `purpose`, `status` and `recorded_at`. States do not overlap, so each call matches
@@ -93,7 +97,7 @@ def consent_as_of_sql(calls_table: str, events_table: str, purpose: str = "analy
          AND ({role}_state.valid_until IS NULL OR calls.started_at_utc < {role}_state.valid_until)"""
 
     return f"""
-        WITH states AS ({consent_states_sql(events_table, purpose)})
+        WITH states AS ({consent_states_sql(events_table)})
         SELECT calls.*,
                caller_state.granted AS caller_consent,
                callee_state.granted AS callee_consent
@@ -119,10 +123,9 @@ CONSENT_QUARANTINE_REASONS = (
 )
 
 
-def classify_consent_events_sql(staged_events: str, number_cache: str, default_region: str) -> str:
-    """Registry rows (text) joined to their parsed number, with `reason` (NULL = usable event)."""
-    if not default_region.isalpha() or len(default_region) != 2:
-        raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {default_region!r}")
+def classify_consent_events_sql(staged_events: str, number_cache: str) -> str:
+    """Registry rows (text) joined to their parsed number (as read in `$default_region`, see
+    `domain.validation.region_values`), with `reason` (NULL = usable event)."""
     purposes = ", ".join(f"'{value}'" for value in PURPOSES)
     statuses = ", ".join(f"'{value}'" for value in STATUSES)
     return f"""
@@ -133,7 +136,7 @@ def classify_consent_events_sql(staged_events: str, number_cache: str, default_r
                {started_at_utc_sql("staged.recorded_at")} AS recorded_at_utc
         FROM {staged_events} AS staged
         LEFT JOIN {number_cache} AS numbers
-          ON numbers.raw_number = staged.phone_number AND numbers.default_region = '{default_region}'
+          ON numbers.raw_number = staged.phone_number AND numbers.default_region = $default_region
     )
     SELECT *,
            CASE WHEN e164 IS NULL THEN 'invalid_phone_number'

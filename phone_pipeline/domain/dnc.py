@@ -13,17 +13,16 @@ from phone_pipeline.domain.timestamps import started_at_utc_sql
 DNC_QUARANTINE_REASONS = ("invalid_phone_number", "bad_listed_at")
 
 
-def classify_dnc_rows_sql(staged_rows: str, number_cache: str, default_region: str) -> str:
-    """Registry rows (text) joined to their parsed number, with `reason` (NULL = usable listing)."""
-    if not default_region.isalpha() or len(default_region) != 2:
-        raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {default_region!r}")
+def classify_dnc_rows_sql(staged_rows: str, number_cache: str) -> str:
+    """Registry rows (text) joined to their parsed number (as read in `$default_region`, see
+    domain.validation.region_values), with `reason` (NULL = usable listing)."""
     return f"""
     WITH parsed AS (
         SELECT staged.*, numbers.e164, numbers.reason AS number_reason,
                {started_at_utc_sql("staged.listed_at")} AS listed_at_utc
         FROM {staged_rows} AS staged
         LEFT JOIN {number_cache} AS numbers
-          ON numbers.raw_number = staged.phone_number AND numbers.default_region = '{default_region}'
+          ON numbers.raw_number = staged.phone_number AND numbers.default_region = $default_region
     )
     SELECT *,
            CASE WHEN e164 IS NULL THEN 'invalid_phone_number'

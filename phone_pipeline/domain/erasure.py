@@ -154,27 +154,24 @@ def resolve_request_ids_sql(classified: str, registered: str) -> str:
     """
 
 
-def consent_change_partitions_sql(
-    old_events: str, new_events: str, known_numbers: str, purpose: str = "analytics"
-) -> str:
+def consent_change_partitions_sql(old_events: str, new_events: str, known_numbers: str) -> str:
     """The call dates a consent registry change can alter: for every event added or removed
-    (purpose `purpose`), the dates of calls with that number (as caller or callee) at or after the
-    event's time. Dates only: what a sensor needs to re-run partitions, nothing personal.
+    (purpose `$purpose`, see domain.consent.purpose_values), the dates of calls with that number
+    (as caller or callee) at or after the event's time. Dates only: what a sensor needs to re-run
+    partitions, nothing personal.
 
     `old_events`/`new_events` have `e164`, `purpose`, `status`, `recorded_at`; `known_numbers`
     has `call_date`, `e164` and `last_seen` (domain.validation.known_numbers_sql): a day has such
     a call when the number was last seen that day at or after the event.
     """
-    if not purpose.isidentifier():
-        raise ValueError(f"purpose must be a plain word, got {purpose!r}")
     columns = "e164, status, recorded_at"
     return f"""
     WITH changed AS (
-        (SELECT {columns} FROM {new_events} WHERE purpose = '{purpose}'
-         EXCEPT SELECT {columns} FROM {old_events} WHERE purpose = '{purpose}')
+        (SELECT {columns} FROM {new_events} WHERE purpose = $purpose
+         EXCEPT SELECT {columns} FROM {old_events} WHERE purpose = $purpose)
         UNION
-        (SELECT {columns} FROM {old_events} WHERE purpose = '{purpose}'
-         EXCEPT SELECT {columns} FROM {new_events} WHERE purpose = '{purpose}')
+        (SELECT {columns} FROM {old_events} WHERE purpose = $purpose
+         EXCEPT SELECT {columns} FROM {new_events} WHERE purpose = $purpose)
     ),
     earliest AS (SELECT e164, min(recorded_at) AS since FROM changed GROUP BY e164)
     SELECT DISTINCT known.call_date FROM {known_numbers} AS known

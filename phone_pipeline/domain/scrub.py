@@ -23,7 +23,9 @@ that run.
 
 from __future__ import annotations
 
-from phone_pipeline.domain.consent import consent_timeline_sql
+import datetime as dt
+
+from phone_pipeline.domain.consent import consent_timeline_sql, purpose_values
 from phone_pipeline.domain.contact import e164_key_sql
 
 WITHDRAWN = "marketing_consent_withdrawn"
@@ -34,31 +36,30 @@ CAP_7D = "frequency_cap_7d_reached"
 SCRUB_REASONS = (WITHDRAWN, NEVER_GRANTED, DNC_LISTED, CAP_24H, CAP_7D)
 
 
-def scrub_list_sql(
-    calls: str,
-    known_numbers: str,
-    consent_events: str,
-    dnc_registry: str,
-    now_sql: str,
-    cap_24h: int,
-    cap_7d: int,
-) -> str:
-    """SELECT `e164`, `reason`, `since` over the tables named (their pipeline schemas;
-    `known_numbers` as made by domain.validation.known_numbers_sql from `calls`).
-
-    `now_sql` is a TIMESTAMPTZ expression: events and listings after it do not count yet.
-    """
+def scrub_values(now: dt.datetime, cap_24h: int, cap_7d: int) -> dict[str, object]:
+    """The values `scrub_list_sql` names: `$now` (events and listings after it do not count
+    yet), the frequency caps `$cap_24h` and `$cap_7d` (at least 1), and `$purpose` (marketing,
+    the consent the list is about)."""
     cap_day, cap_week = int(cap_24h), int(cap_7d)
     if cap_day < 1 or cap_week < 1:
         raise ValueError("frequency caps must be at least 1")
-    events_now = f"(SELECT * FROM {consent_events} WHERE recorded_at <= {now_sql})"
+    return {"now": now, "cap_24h": cap_day, "cap_7d": cap_week, **purpose_values("marketing")}
 
-    def cap_reached(span: str, cap: int) -> str:
+
+def scrub_list_sql(calls: str, known_numbers: str, consent_events: str, dnc_registry: str) -> str:
+    """SELECT `e164`, `reason`, `since` over the tables named (their pipeline schemas;
+    `known_numbers` as made by domain.validation.known_numbers_sql from `calls`), with the
+    values of `scrub_values` bound.
+    """
+    events_now = f"(SELECT * FROM {consent_events} WHERE recorded_at <= $now)"
+
+    def cap_reached(span: str, cap: str) -> str:
         # Per callee, the cap-th call of the window: the cap-th earliest time, kept by a bounded
         # aggregate (min(x, n)) instead of numbering every call of the week in a sort (half the
         # time over two days of 10M calls). Numbers as integer keys (see e164_key_sql).
+        # list_extract, not [n]: sqlglot (lineage) misreads `$a)[$a` as a dollar-quoted string.
         return f"""
-        SELECT callee_key, min(started_at_utc, {cap})[{cap}] AS reached_at
+        SELECT callee_key, list_extract(min(started_at_utc, {cap}), {cap}) AS reached_at
         FROM (SELECT {e164_key_sql("callee_e164")} AS callee_key, started_at_utc FROM {calls}), latest
         WHERE started_at_utc BETWEEN latest.reference - INTERVAL {span} AND latest.reference
           AND callee_key IS NOT NULL
@@ -72,7 +73,7 @@ def scrub_list_sql(
         )
         GROUP BY e164
     ),
-    marketing AS ({consent_timeline_sql(events_now, "marketing")}),
+    marketing AS ({consent_timeline_sql(events_now)}),
     marketing_state AS (
         SELECT e164, arg_max(granted, recorded_at) AS granted_now,
                max(recorded_at) FILTER (WHERE granted) AS last_grant
@@ -86,16 +87,16 @@ def scrub_list_sql(
         GROUP BY state.e164
     ),
     latest AS (SELECT max(started_at_utc) AS reference FROM {calls}),
-    -- Each callee's call that reached the cap in the window ending at the reference.
-    last_day AS ({cap_reached("24 HOURS", cap_day)}),
-    last_week AS ({cap_reached("7 DAYS", cap_week)})
+    -- For each callee, the call that reached the cap in the window ending at the reference.
+    last_day AS ({cap_reached("24 HOURS", "$cap_24h")}),
+    last_week AS ({cap_reached("7 DAYS", "$cap_7d")})
     SELECT e164, '{WITHDRAWN}' AS reason, since FROM withdrawn
     UNION ALL
     SELECT known.e164, '{NEVER_GRANTED}', known.first_seen
     FROM known ANTI JOIN marketing_state USING (e164)
     UNION ALL
     SELECT e164, '{DNC_LISTED}', min(listed_at) FROM {dnc_registry}
-    WHERE listed_at <= {now_sql} GROUP BY e164
+    WHERE listed_at <= $now GROUP BY e164
     UNION ALL
     SELECT '+' || callee_key, '{CAP_24H}', reached_at FROM last_day
     UNION ALL

@@ -32,20 +32,34 @@ def row_key_sql(relation: str) -> str:
     return f"({relation}.load_order * 4294967296 + {relation}.source_row)"
 
 
+def region_values(default_region: str) -> dict[str, object]:
+    """`$default_region`, the region numbers without a country code are read in (the number
+    cache's entries are per region), for every SQL that looks numbers up; a value that is no
+    ISO 3166 alpha-2 code is a clear error, not a day of numbers found invalid."""
+    if not default_region.isalpha() or len(default_region) != 2:
+        raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {default_region!r}")
+    return {"default_region": default_region}
+
+
+def validation_values(default_region: str, max_call_seconds: int) -> dict[str, object]:
+    """The values `cleaned_calls_sql` and `quarantine_verdicts_sql` name: `$default_region` (the
+    number cache's entries read in it; refused unless an ISO 3166 alpha-2 code) and
+    `$max_call_seconds` (longer calls are absurd)."""
+    return {**region_values(default_region), "max_call_seconds": int(max_call_seconds)}
+
+
 def cleaned_calls_sql(
     raw_calls_sql: str,
     number_cache: str,
-    default_region: str,
     callee_erased_sql: str = "FALSE",
 ) -> str:
     """Raw rows with their cleaned fields, parsed numbers and `row_key`; no verdict yet.
 
-    `raw_calls_sql` selects the partition's raw rows with their file's `load_order`.
+    `raw_calls_sql` selects the partition's raw rows with their file's `load_order`; numbers
+    are looked up as parsed in `$default_region` (see `validation_values`).
     `callee_erased_sql` (over `raw`) marks rows whose callee was erased: their missing callee
     number is no reason to quarantine the caller's call.
     """
-    if not default_region.isalpha() or len(default_region) != 2:
-        raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {default_region!r}")
     return f"""
         SELECT raw.*,
                {row_key_sql("raw")} AS row_key,
@@ -64,21 +78,21 @@ def cleaned_calls_sql(
                coalesce({callee_erased_sql}, FALSE) AS callee_was_erased
         FROM ({raw_calls_sql}) AS raw
         LEFT JOIN {number_cache} AS caller
-          ON caller.raw_number = raw.caller_number AND caller.default_region = '{default_region}'
+          ON caller.raw_number = raw.caller_number AND caller.default_region = $default_region
         LEFT JOIN {number_cache} AS callee
-          ON callee.raw_number = raw.callee_number AND callee.default_region = '{default_region}'
+          ON callee.raw_number = raw.callee_number AND callee.default_region = $default_region
     """
 
 
-def quarantine_verdicts_sql(cleaned_calls_sql: str, max_call_seconds: int) -> str:
-    """`row_key`, `reason` and `detail` of each row of `cleaned_calls_sql` that is not admitted.
+def quarantine_verdicts_sql(cleaned_calls_sql: str) -> str:
+    """`row_key`, `reason` and `detail` of each row of `cleaned_calls_sql` that is not admitted;
+    a duration above `$max_call_seconds` is absurd (see `validation_values`).
 
     Narrow on purpose: at 10M rows, carrying whole rows through the duplicate search cost more
     than the rest of validation. The first occurrence of a `call_id` among otherwise valid rows
     (by load order, then row) is kept and later ones are duplicates.
     """
     dispositions = ", ".join(f"'{value}'" for value in DISPOSITIONS)
-    max_seconds = int(max_call_seconds)
     return f"""
     WITH verdicts AS (
         SELECT row_key, clean_call_id, caller_reason, callee_reason,
@@ -90,7 +104,7 @@ def quarantine_verdicts_sql(cleaned_calls_sql: str, max_call_seconds: int) -> st
                  WHEN callee_e164 IS NULL AND NOT callee_was_erased THEN 'invalid_callee_number'
                  WHEN duration_int IS NULL THEN 'invalid_duration'
                  WHEN duration_int < 0 THEN 'negative_duration'
-                 WHEN duration_int > {max_seconds} THEN 'absurd_duration'
+                 WHEN duration_int > $max_call_seconds THEN 'absurd_duration'
                  WHEN clean_disposition IS NULL OR clean_disposition NOT IN ({dispositions})
                    THEN 'unknown_disposition'
                END AS row_reason
@@ -105,28 +119,30 @@ def quarantine_verdicts_sql(cleaned_calls_sql: str, max_call_seconds: int) -> st
     SELECT row_key, coalesce(row_reason, 'duplicate_call_id') AS reason,
            CASE WHEN row_reason = 'invalid_caller_number' THEN caller_reason
                 WHEN row_reason = 'invalid_callee_number' THEN callee_reason
-                WHEN row_reason = 'absurd_duration' THEN 'longer than {max_seconds} s'
+                WHEN row_reason = 'absurd_duration'
+                THEN 'longer than ' || $max_call_seconds || ' s'
            END AS detail
     FROM verdicts LEFT JOIN repeated_ids USING (clean_call_id)
     WHERE row_reason IS NOT NULL OR (first_key IS NOT NULL AND row_key <> first_key)
     """
 
 
-def known_numbers_sql(calls: str, call_date_sql: str | None = None) -> str:
-    """Per day (every day of `calls`, or the one of `call_date_sql`), each number of the day's
-    validated calls, as caller or callee, with the first and the last time it was seen that day.
+def known_numbers_sql(calls: str, one_day: bool = False) -> str:
+    """Per day (every day of `calls`, or with `one_day` the day `$call_date`), each number of the
+    day's validated calls, as caller or callee, with the first and the last time it was seen that
+    day.
 
     What later stages need to know of a number's calls across days (the scrub list's numbers
     and their first sighting; the partitions a consent change reaches) without rescanning every
     call kept, which grew with the retention period (4 s a run per day of 10M calls kept).
     """
-    day = "TRUE" if call_date_sql is None else f"call_date = {call_date_sql}"
+    day = "call_date = $call_date" if one_day else "TRUE"
     return f"""
         SELECT call_date, e164, min(seen_at) AS first_seen, max(seen_at) AS last_seen FROM (
             SELECT call_date, caller_e164 AS e164, started_at_utc AS seen_at FROM {calls}
             WHERE {day}
             UNION ALL
             SELECT call_date, callee_e164, started_at_utc FROM {calls} WHERE {day}
-        ) WHERE e164 IS NOT NULL  -- an erased callee's number is gone (NULL) from its calls
+        ) WHERE e164 IS NOT NULL  -- the number of an erased callee is gone (NULL) from its calls
         GROUP BY call_date, e164
     """

@@ -24,9 +24,11 @@ from phone_pipeline.domain.consent import (
     classify_consent_events_sql,
     consent_as_of_sql,
     consent_granted_at,
-    consent_timeline_sql,
     exclusion_reason_sql,
+    purpose_values,
 )
+from phone_pipeline.domain.validation import region_values
+from phone_pipeline.sql import run
 from phone_pipeline.stages.validate.number_cache import cache_new_numbers
 from phone_pipeline.warehouse import RESTRICTED_TABLES
 
@@ -78,8 +80,10 @@ def sql_states(
     con: duckdb.DuckDBPyConnection, purpose: str = "analytics"
 ) -> dict[str, tuple[bool | None, bool | None]]:
     """call_id -> (caller_consent, callee_consent) as the pipeline's SQL computes them."""
-    rows = con.execute(
-        f"SELECT call_id, caller_consent, callee_consent FROM ({consent_as_of_sql('calls', 'events', purpose)})"
+    rows = run(
+        con,
+        f"SELECT call_id, caller_consent, callee_consent FROM ({consent_as_of_sql('calls', 'events')})",
+        purpose_values(purpose),
     ).fetchall()
     states = {call_id: (caller, callee) for call_id, caller, callee in rows}
     assert len(states) == len(rows), "the ASOF join must keep exactly one row per call"
@@ -251,9 +255,9 @@ def test_purposes_are_kept_apart(con: duckdb.DuckDBPyConnection) -> None:
 
 def test_unknown_purpose_is_refused_before_reaching_sql() -> None:
     with pytest.raises(ValueError, match="unknown consent purpose"):
-        consent_as_of_sql("calls", "events", "analytics' OR TRUE --")
+        purpose_values("analytics' OR TRUE --")
     with pytest.raises(ValueError, match="unknown consent purpose"):
-        consent_timeline_sql("events", "Analytics")
+        purpose_values("Analytics")
 
 
 def test_several_numbers_interleaved(con: duckdb.DuckDBPyConnection) -> None:
@@ -314,7 +318,7 @@ def test_caller_and_callee_columns_are_looked_up_separately(
 
 def test_all_call_columns_are_passed_through(con: duckdb.DuckDBPyConnection) -> None:
     load(con, [grant(ALICE, at(0))], [("c1", ALICE, BOB, at(1)), ("c2", BOB, ALICE, at(1))])
-    result = con.execute(consent_as_of_sql("calls", "events"))
+    result = run(con, consent_as_of_sql("calls", "events"), purpose_values("analytics"))
     names = [column[0] for column in result.description]
     assert names == [
         "call_id",
@@ -394,8 +398,10 @@ def test_exclusion_reason_applied_to_as_of_result(con: duckdb.DuckDBPyConnection
         [grant(ALICE, at(0)), grant(BOB, at(0)), withdraw(BOB, at(5))],
         [("ok", ALICE, BOB, at(6)), ("out", BOB, ALICE, at(6)), ("never", DAVE, ALICE, at(6))],
     )
-    rows = con.execute(
-        f"SELECT call_id, {exclusion_reason_sql()} FROM ({consent_as_of_sql('calls', 'events')})"
+    rows = run(
+        con,
+        f"SELECT call_id, {exclusion_reason_sql()} FROM ({consent_as_of_sql('calls', 'events')})",
+        purpose_values("analytics"),
     ).fetchall()
     assert dict(rows) == {"ok": None, "out": CALLER_WITHDRAWN, "never": CALLER_NO_CONSENT}
 
@@ -439,9 +445,11 @@ def registry(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 
 
 def classified(con: duckdb.DuckDBPyConnection, region: str = "US") -> dict[int, tuple]:
-    rows = con.execute(
+    rows = run(
+        con,
         "SELECT source_row, reason, e164, clean_purpose, clean_status, recorded_at_utc IS NULL "
-        f"FROM ({classify_consent_events_sql('staged', 'number_cache', region)})"
+        f"FROM ({classify_consent_events_sql('staged', 'number_cache')})",
+        region_values(region),
     ).fetchall()
     result = {row[0]: row[1:] for row in rows}
     assert len(result) == len(rows)
@@ -482,10 +490,12 @@ def test_classify_consent_events_normalises_usable_rows(
     assert result[2][1:] == ("+12125550102", "marketing", "withdrawn", False)
     assert result[3][1:] == ("+442079460103", "analytics", "granted", False)
     instants = dict(
-        registry.execute(
+        run(
+            registry,
             "SELECT source_row, recorded_at_utc FROM "
-            f"({classify_consent_events_sql('staged', 'number_cache', 'US')}) "
-            "WHERE source_row IN (1, 2, 3)"
+            f"({classify_consent_events_sql('staged', 'number_cache')}) "
+            "WHERE source_row IN (1, 2, 3)",
+            region_values("US"),
         ).fetchall()
     )
     # Offsets are honoured and a naive time is read as UTC.
@@ -505,4 +515,4 @@ def test_classify_consent_events_uses_the_cache_of_its_region(
 @pytest.mark.parametrize("region", ["USA", "U1", "", "U'"])
 def test_classify_consent_events_rejects_bad_region(region: str) -> None:
     with pytest.raises(ValueError, match="ISO 3166"):
-        classify_consent_events_sql("staged", "number_cache", region)
+        classified(duckdb.connect(), region)

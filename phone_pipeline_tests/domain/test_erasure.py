@@ -6,6 +6,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from phone_pipeline.domain.consent import purpose_values
 from phone_pipeline.domain.erasure import (
     RegisterEntry,
     RegisterKeyError,
@@ -17,6 +18,7 @@ from phone_pipeline.domain.erasure import (
 )
 from phone_pipeline.domain.pseudonyms import Pseudonymizer
 from phone_pipeline.domain.validation import known_numbers_sql
+from phone_pipeline.sql import run
 
 KEY_ONE, KEY_TWO = bytes(range(32)), bytes(range(1, 33))
 V1, V2 = Pseudonymizer(KEY_ONE, 1), Pseudonymizer(KEY_TWO, 2)
@@ -189,11 +191,12 @@ def test_consent_changes_name_the_dates_of_later_calls() -> None:
     sql = consent_change_partitions_sql("old_events", "new_events", known)
     # The withdrawal at noon on the 2nd: the call at 11:00 is before it; as callee on the 3rd.
     # The marketing event changes nothing for analytics.
-    assert [row[0].isoformat() for row in con.execute(sql).fetchall()] == ["2026-11-03"]
+    analytics = purpose_values("analytics")
+    assert [row[0].isoformat() for row in run(con, sql, analytics).fetchall()] == ["2026-11-03"]
     # A removed event counts too (the registry lost it): from its time on.
     assert [
         row[0].isoformat()
-        for row in con.execute(
-            consent_change_partitions_sql("new_events", "old_events", known)
+        for row in run(
+            con, consent_change_partitions_sql("new_events", "old_events", known), analytics
         ).fetchall()
     ] == ["2026-11-03"]

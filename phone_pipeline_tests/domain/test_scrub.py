@@ -16,12 +16,14 @@ from phone_pipeline.domain.scrub import (
     NEVER_GRANTED,
     WITHDRAWN,
     scrub_list_sql,
+    scrub_values,
 )
 from phone_pipeline.domain.validation import known_numbers_sql
+from phone_pipeline.sql import run
 from phone_pipeline.stages.scrub.checks import numbers_missing_from_scrub_list_sql
 from phone_pipeline.warehouse import RESTRICTED_TABLES
 
-NOW = "TIMESTAMPTZ '2026-11-01 00:00:00+00'"
+VALUES = scrub_values(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), 3, 7)
 A, B, C, D, E, F, G, H, L, J, K = (f"+1212555{n:04d}" for n in range(101, 112))
 
 
@@ -64,8 +66,8 @@ def listing(con: duckdb.DuckDBPyConnection, number: str, when: str) -> None:
 
 
 def scrub(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str, dt.datetime]]:
-    sql = scrub_list_sql("calls_validated", KNOWN, "consent_events", "dnc_registry", NOW, 3, 7)
-    return set(con.execute(sql).fetchall())
+    sql = scrub_list_sql("calls_validated", KNOWN, "consent_events", "dnc_registry")
+    return set(run(con, sql, VALUES).fetchall())
 
 
 def test_each_reason_with_its_since(con: duckdb.DuckDBPyConnection) -> None:
@@ -112,17 +114,19 @@ def test_withdrawal_then_call_is_scrubbed_and_the_gate_agrees(
     assert scrub(con) == {(B, WITHDRAWN, at("2026-10-21T00:00"))}
 
     listing(con, C, "2026-10-01T00:00")
-    con.execute(
+    run(
+        con,
         "CREATE TABLE scrub_list AS SELECT * FROM ("
-        + scrub_list_sql("calls_validated", KNOWN, "consent_events", "dnc_registry", NOW, 3, 7)
-        + ")"
+        + scrub_list_sql("calls_validated", KNOWN, "consent_events", "dnc_registry")
+        + ")",
+        VALUES,
     )
     missing = numbers_missing_from_scrub_list_sql(
-        "scrub_list", KNOWN, "consent_events", "dnc_registry", NOW
+        "scrub_list", KNOWN, "consent_events", "dnc_registry"
     )
-    assert con.execute(missing).fetchone() == (0, 0)
+    assert run(con, missing, VALUES).fetchone() == (0, 0)
     con.execute("DELETE FROM scrub_list WHERE e164 IN (?, ?)", [B, C])
-    assert con.execute(missing).fetchone() == (1, 1)  # the gate notices both
+    assert run(con, missing, VALUES).fetchone() == (1, 1)  # the gate notices both
 
 
 def test_cap_reached_is_the_cap_th_call_of_the_window(con: duckdb.DuckDBPyConnection) -> None:

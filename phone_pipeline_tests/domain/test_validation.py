@@ -17,22 +17,37 @@ from phone_pipeline.domain.validation import (
     QUARANTINE_REASONS,
     cleaned_calls_sql,
     quarantine_verdicts_sql,
+    validation_values,
 )
+from phone_pipeline.sql import run
 from phone_pipeline.stages.validate.number_cache import cache_new_numbers
 from phone_pipeline.warehouse import RESTRICTED_TABLES
 
 MAX_SECONDS = 14_400
 
 
-def classify_calls_sql(raw_sql: str, number_cache: str, region: str, max_seconds: int) -> str:
+def classify_calls(
+    con: duckdb.DuckDBPyConnection,
+    raw_sql: str,
+    number_cache: str,
+    region: str,
+    max_seconds: int,
+    columns: str = "*",
+) -> duckdb.DuckDBPyConnection:
     """Every row with `reason`/`detail` (NULL reason = admitted), as the stage writes them:
-    cleaned rows, and the verdicts of those not admitted."""
-    cleaned = cleaned_calls_sql(raw_sql, number_cache, region)
-    return f"""
-        SELECT cleaned.*, verdicts.reason, verdicts.detail
-        FROM ({cleaned}) AS cleaned
-        LEFT JOIN ({quarantine_verdicts_sql(cleaned, max_seconds)}) AS verdicts USING (row_key)
-    """
+    cleaned rows, and the verdicts of those not admitted; the stage's values bound."""
+    cleaned = cleaned_calls_sql(raw_sql, number_cache)
+    return run(
+        con,
+        f"""
+        SELECT {columns} FROM (
+            SELECT cleaned.*, verdicts.reason, verdicts.detail
+            FROM ({cleaned}) AS cleaned
+            LEFT JOIN ({quarantine_verdicts_sql(cleaned)}) AS verdicts USING (row_key)
+        )
+        """,
+        validation_values(region, max_seconds),
+    )
 
 
 A = "212-555-0101"
@@ -119,7 +134,7 @@ def classify(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> dict[str, dict
         )
     for column in ("caller_number", "callee_number"):
         cache_new_numbers(con, f"SELECT {column} AS raw_number FROM raw", "US")
-    result = con.execute(classify_calls_sql("SELECT * FROM raw", "number_cache", "US", MAX_SECONDS))
+    result = classify_calls(con, "SELECT * FROM raw", "number_cache", "US", MAX_SECONDS)
     names = [column[0] for column in result.description]
     out = [dict(zip(names, values, strict=True)) for values in result.fetchall()]
     assert len(out) == len(rows), "classification must keep every row exactly once"
@@ -348,8 +363,8 @@ def test_number_cache_of_another_region_is_not_used(con: duckdb.DuckDBPyConnecti
     )
     cache_new_numbers(con, "SELECT caller_number AS raw_number FROM raw", "GB")
     cache_new_numbers(con, "SELECT callee_number AS raw_number FROM raw", "GB")
-    (reason,) = con.execute(
-        f"SELECT reason FROM ({classify_calls_sql('SELECT * FROM raw', 'number_cache', 'US', 60)})"
+    (reason,) = classify_calls(
+        con, "SELECT * FROM raw", "number_cache", "US", 60, columns="reason"
     ).fetchone()
     assert reason == "invalid_caller_number"
 
@@ -357,7 +372,7 @@ def test_number_cache_of_another_region_is_not_used(con: duckdb.DuckDBPyConnecti
 @pytest.mark.parametrize("region", ["USA", "1A", "", "U'"])
 def test_bad_default_region_raises(region: str) -> None:
     with pytest.raises(ValueError, match="ISO 3166"):
-        classify_calls_sql("SELECT * FROM raw", "number_cache", region, 60)
+        classify_calls(duckdb.connect(), "SELECT * FROM raw", "number_cache", region, 60)
 
 
 @pytest.mark.parametrize(

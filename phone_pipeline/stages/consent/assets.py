@@ -1,24 +1,25 @@
 """Stage 3, consent: the registry of consent events, and each call joined to it as of its time."""
 
-import datetime as dt
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.automation.partitions import partition_date
 from phone_pipeline.domain.consent import (
+    ANALYTICS,
     classify_consent_events_sql,
     consent_as_of_sql,
     exclusion_reason_sql,
+    purpose_values,
 )
 from phone_pipeline.domain.contract import CONSENT_OPTIONAL_COLUMNS, CONSENT_REQUIRED_COLUMNS
 from phone_pipeline.domain.erasure import consent_change_partitions_sql
-from phone_pipeline.landing import sql_date
+from phone_pipeline.domain.validation import region_values
 from phone_pipeline.resources import (
     GreatExpectationsResource,
     PipelineConfig,
     PseudonymKeyResource,
 )
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.consent.checks import (
     CONSENT_EVENTS,
     CONSENT_EVENTS_CHECKS,
@@ -74,16 +75,20 @@ def consent_events(
     gx: GreatExpectationsResource,
     pseudonym_key: PseudonymKeyResource,
 ):
-    region = pipeline_config.default_region
+    values = {**region_values(pipeline_config.default_region), **purpose_values(ANALYTICS)}
     with restricted_connection(restricted_warehouse) as con:
         read = stage_registry(con, context.log, CONSENT_REGISTRY, pipeline_config.landing_consent)
         with recording() as timings:
             parsed = cache_new_numbers(
-                con, "SELECT phone_number AS raw_number FROM consent_staged", region
+                con,
+                "SELECT phone_number AS raw_number FROM consent_staged",
+                pipeline_config.default_region,
             )
-        con.execute(
+        run(
+            con,
             "CREATE OR REPLACE TEMP TABLE consent_classified AS "
-            + classify_consent_events_sql("consent_staged", "number_cache", region)
+            + classify_consent_events_sql("consent_staged", "number_cache"),
+            values,
         )
         # The register applies here too: an erased subject's events (and its cached number) go.
         erased = forget_erased_numbers(
@@ -94,41 +99,29 @@ def consent_events(
         con.execute("CREATE OR REPLACE TEMP TABLE consent_erased (e164 VARCHAR)")
         if erased:
             con.executemany("INSERT INTO consent_erased VALUES (?)", [[n] for n in erased])
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE consent_kept AS SELECT * FROM consent_classified "
-            "WHERE e164 IS NULL OR e164 NOT IN (SELECT e164 FROM consent_erased)"
-        )
+        con.execute(statement(__file__, "consent_kept"))
         # Partitions whose consent outcome this refresh can change (a withdrawal, a late grant):
         # the privacy_rerun_sensor re-runs them, published ones included.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE consent_new_events AS SELECT e164, clean_purpose AS "
-            "purpose, clean_status AS status, recorded_at_utc AS recorded_at FROM consent_kept "
-            "WHERE reason IS NULL"
-        )
+        con.execute(statement(__file__, "consent_new_events"))
         affected = [
             row[0].isoformat()
-            for row in con.execute(
+            for row in run(
+                con,
                 consent_change_partitions_sql(
                     "consent_events", "consent_new_events", "known_numbers"
-                )
+                ),
+                values,
             ).fetchall()
         ]
         refresh = replace_registry(
             con,
             CONSENT_REGISTRY,
             read,
-            {
-                "consent_events": "SELECT e164, clean_purpose AS purpose, clean_status AS status, "
-                "recorded_at_utc AS recorded_at, source, source_file, source_row "
-                "FROM consent_kept WHERE reason IS NULL"
-            },
-            quarantined_sql="SELECT reason, source_file, source_row, phone_number, purpose, "
-            "status, recorded_at, source FROM consent_kept WHERE reason IS NOT NULL",
+            {"consent_events": statement(__file__, "consent_events_of_kept_rows")},
+            quarantined_sql=statement(__file__, "consent_quarantined_rows"),
         )
         events, quarantined, erased_rows = con.execute(
-            "SELECT (SELECT count(*) FROM consent_events), "
-            "(SELECT count(*) FROM consent_quarantine), "
-            "(SELECT count(*) FROM consent_classified) - (SELECT count(*) FROM consent_kept)"
+            statement(__file__, "consent_registry_counts")
         ).fetchone()
         by_purpose = con.execute(
             "SELECT purpose || ' ' || status, count(*) FROM consent_events GROUP BY 1"
@@ -196,10 +189,10 @@ def join_consent(
     gx: GreatExpectationsResource,
 ):
     call_date = partition_date(context)
-    day = sql_date(call_date)
+    values = {"call_date": call_date, **purpose_values(ANALYTICS)}
     with restricted_connection(restricted_warehouse) as con:
-        selects = consent_outcome_selects(call_date)
-        written = replace_partition(con, call_date, selects)
+        selects = consent_outcome_selects()
+        written = replace_partition(con, call_date, selects, values)
         validated = con.execute(
             "SELECT count(*) FROM calls_validated WHERE call_date = ?", [call_date]
         ).fetchone()[0]
@@ -234,12 +227,13 @@ def join_consent(
                 "excluded_by_reason": counts_table(reasons),
             },
         )
-        violations = con.execute(
-            consent_violations_sql("consented_calls", "consent_events", day)
+        violations = run(
+            con, consent_violations_sql("consented_calls", "consent_events"), values
         ).fetchone()
         yield suite_check(
             gx, CONSENTED_CALLS, "consented_calls_suite", con,
-            f"SELECT * FROM consented_calls WHERE call_date = {day}", consented_expectations(),
+            "SELECT * FROM consented_calls WHERE call_date = $call_date", consented_expectations(),
+            values,
         )  # fmt: skip
     yield sql_check(
         CONSENTED_CALLS,
@@ -263,13 +257,12 @@ def join_consent(
     )
 
 
-def consent_outcome_selects(call_date: dt.date) -> dict[str, str]:
-    """What replaces the day's partition of consented_calls and consent_exclusions."""
+def consent_outcome_selects() -> dict[str, str]:
+    """What replaces the partition `$call_date` of consented_calls and consent_exclusions, by
+    consent for the purpose `$purpose` (analytics)."""
     # A hash join on the number (see consent_as_of_sql) streams the calls: no intermediate table.
     calls = consent_as_of_sql(
-        f"(SELECT * FROM calls_validated WHERE call_date = {sql_date(call_date)})",
-        "consent_events",
-        "analytics",
+        "(SELECT * FROM calls_validated WHERE call_date = $call_date)", "consent_events"
     )
     return {
         # Minimise here: a callee without consent loses the number, keeps country and type.

@@ -79,12 +79,12 @@ def consented_expectations() -> list[Any]:
     ]
 
 
-def consent_violations_sql(consented_table: str, events_table: str, call_date_sql: str) -> str:
-    """Counts of admitted calls breaking the consent rule, re-derived with an ASOF join (the
-    latest event at or before the call) so that a mistake in the stage's interval join cannot
-    hide itself."""
+def consent_violations_sql(consented_table: str, events_table: str) -> str:
+    """Counts of admitted calls of the day `$call_date` breaking the consent rule (purpose
+    `$purpose`: analytics), re-derived with an ASOF join (the latest event at or before the
+    call) so that a mistake in the stage's interval join cannot hide itself."""
     return f"""
-        WITH timeline AS ({consent_timeline_sql(events_table, "analytics")})
+        WITH timeline AS ({consent_timeline_sql(events_table)})
         SELECT count(*) FILTER (WHERE NOT coalesce(caller_state.granted, false))
                    AS caller_violations,
                count(*) FILTER (WHERE calls.callee_e164 IS NOT NULL
@@ -93,7 +93,7 @@ def consent_violations_sql(consented_table: str, events_table: str, call_date_sq
                count(*) FILTER (WHERE calls.callee_identifiable <> (calls.callee_e164 IS NOT NULL))
                    AS identifiable_flag_mismatches
         FROM (SELECT caller_e164, callee_e164, started_at_utc, callee_identifiable
-              FROM {consented_table} WHERE call_date = {call_date_sql}) AS calls
+              FROM {consented_table} WHERE call_date = $call_date) AS calls
         ASOF LEFT JOIN timeline AS caller_state
           ON caller_state.e164 = calls.caller_e164
          AND caller_state.recorded_at <= calls.started_at_utc

@@ -5,7 +5,9 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.domain.contract import DNC_OPTIONAL_COLUMNS, DNC_REQUIRED_COLUMNS
 from phone_pipeline.domain.dnc import classify_dnc_rows_sql
+from phone_pipeline.domain.validation import region_values
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.dnc.checks import DNC_REGISTRY, DNC_REGISTRY_CHECKS
 from phone_pipeline.stages.erasure.register import forget_erased_numbers
 from phone_pipeline.stages.shared.assets import (
@@ -42,16 +44,20 @@ def dnc_registry(
     pipeline_config: PipelineConfig,
     pseudonym_key: PseudonymKeyResource,
 ):
-    region = pipeline_config.default_region
+    region = region_values(pipeline_config.default_region)
     with restricted_connection(restricted_warehouse) as con:
         read = stage_registry(con, context.log, DNC, pipeline_config.landing_dnc)
         with recording() as timings:
             parsed = cache_new_numbers(
-                con, "SELECT phone_number AS raw_number FROM dnc_staged", region
+                con,
+                "SELECT phone_number AS raw_number FROM dnc_staged",
+                pipeline_config.default_region,
             )
-        con.execute(
+        run(
+            con,
             "CREATE OR REPLACE TEMP TABLE dnc_classified AS "
-            + classify_dnc_rows_sql("dnc_staged", "number_cache", region)
+            + classify_dnc_rows_sql("dnc_staged", "number_cache"),
+            region,
         )
         # An erased subject's listing is kept (see README, Erasure), but parsing it must not put
         # the number back into the number cache, which erasure emptied of it.
@@ -64,16 +70,11 @@ def dnc_registry(
             con,
             DNC,
             read,
-            {
-                "dnc_registry": "SELECT e164, listed_at_utc AS listed_at, source_file, source_row "
-                "FROM dnc_classified WHERE reason IS NULL"
-            },
-            quarantined_sql="SELECT reason, detail, source_file, source_row, phone_number, "
-            "listed_at FROM dnc_classified WHERE reason IS NOT NULL",
+            {"dnc_registry": statement(__file__, "dnc_listings")},
+            quarantined_sql=statement(__file__, "dnc_quarantined_rows"),
         )
         listings, numbers, quarantined = con.execute(
-            "SELECT (SELECT count(*) FROM dnc_registry), "
-            "(SELECT count(DISTINCT e164) FROM dnc_registry), (SELECT count(*) FROM dnc_quarantine)"
+            statement(__file__, "dnc_registry_counts")
         ).fetchone()
         yield dg.MaterializeResult(
             asset_key=DNC_REGISTRY,

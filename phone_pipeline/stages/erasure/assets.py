@@ -17,6 +17,7 @@ from phone_pipeline.domain.erasure import (
 from phone_pipeline.domain.markdown import markdown_table
 from phone_pipeline.domain.numbers import normalize_numbers
 from phone_pipeline.resources import PipelineConfig, PseudonymKeyResource
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.erasure.checks import ERASURE_CHECKS, ERASURE_REGISTER
 from phone_pipeline.stages.erasure.register import (
     erase_subjects,
@@ -121,10 +122,7 @@ def erasure_register(
         )
         con.unregister("erasure_numbers")
         # One request id names one request: the one registered earlier, or its first usable row.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE erasure_registered (request_id VARCHAR, "
-            "requested_at TIMESTAMPTZ, e164 VARCHAR)"
-        )
+        con.execute(statement(__file__, "erasure_registered_table"))
         registered = registered_requests(
             con,
             "SELECT clean_request_id, e164 FROM erasure_parsed WHERE reason IS NULL",
@@ -136,13 +134,7 @@ def erasure_register(
             "CREATE OR REPLACE TEMP TABLE erasure_classified AS "
             + resolve_request_ids_sql("erasure_parsed", "erasure_registered")
         )
-        # One request per id: its rows now agree on number and time (a file sent twice repeats
-        # its requests, counted once).
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE erasure_usable AS SELECT clean_request_id AS request_id, "
-            "e164, requested_at_utc, source_file FROM erasure_classified WHERE reason IS NULL "
-            "QUALIFY row_number() OVER (PARTITION BY clean_request_id ORDER BY source_file, source_row) = 1"
-        )
+        con.execute(statement(__file__, "erasure_usable"))
         # Requests are kept across refreshes (their completion is evidence): appended, never
         # replaced.
         refresh = replace_registry(
@@ -150,13 +142,8 @@ def erasure_register(
             ERASURE_REQUESTS,
             read,
             {},
-            quarantined_sql="SELECT reason, detail, source_file, source_row, phone_number, "
-            "requested_at, request_id FROM erasure_classified WHERE reason IS NOT NULL",
-            appended=[
-                "INSERT OR IGNORE INTO erasure_requests BY NAME SELECT request_id, "
-                "requested_at_utc AS requested_at, source_file, now() AS received_at "
-                "FROM erasure_usable"
-            ],
+            quarantined_sql=statement(__file__, "erasure_quarantined_rows"),
+            appended=[statement(__file__, "erasure_requests_append")],
         )
         requests = dict(con.execute("SELECT request_id, e164 FROM erasure_usable").fetchall())
         # What the register held before this run: entries added now are checked in every zone.
@@ -178,10 +165,7 @@ def erasure_register(
 
         pending = [
             (request_id, e164)
-            for request_id, e164 in con.execute(
-                "SELECT request_id, usable.e164 FROM erasure_requests "
-                "JOIN erasure_usable AS usable USING (request_id) WHERE completed_at IS NULL ORDER BY 1"
-            ).fetchall()
+            for request_id, e164 in con.execute(statement(__file__, "erasure_pending")).fetchall()
         ]
         affected: set = set()
         removed_this_run: dict[str, int] = {}
@@ -206,10 +190,10 @@ def erasure_register(
                     con.executemany(
                         "INSERT INTO erasure_removals VALUES (?, ?, ?, ?, ?, now())", removals
                     )
-                con.execute(
-                    "UPDATE erasure_requests SET completed_at = now(), affected_partitions = ? "
-                    "WHERE request_id = ?",
-                    [sorted(outcome.partitions), request_id],
+                run(
+                    con,
+                    statement(__file__, "erasure_request_completed"),
+                    {"affected_partitions": sorted(outcome.partitions), "request_id": request_id},
                 )
             for (zone, table, action), rows in outcome.rows.items():
                 key = f"{zone}.{table} {action}"
@@ -236,12 +220,10 @@ def erasure_register(
         # entries were checked so when they were new, and every partition written since has
         # been checked against the whole register before publishing (no_erased_subject_in_*
         # gates): scanning every day kept at each run grew with retention, minutes at 396 days.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE pseudonyms_of_this_run AS "
-            "SELECT pseudonym FROM erasure_register "
-            "WHERE pseudonym NOT IN (SELECT pseudonym FROM register_before) "
-            "OR list_contains(CAST(? AS VARCHAR[]), request_id)",
-            [[request_id for request_id, _ in pending]],
+        run(
+            con,
+            statement(__file__, "pseudonyms_of_this_run"),
+            {"processed_request_ids": [request_id for request_id, _ in pending]},
         )
         checked = con.execute("SELECT count(*) FROM pseudonyms_of_this_run").fetchone()[0]
         left_by_table = {
@@ -251,23 +233,10 @@ def erasure_register(
             )
         }
         (usable_rows, quarantined, rows_of_their_request, requests_registered,
-         request_count, register_rows) = con.execute(
-            "SELECT (SELECT count(*) FROM erasure_classified WHERE reason IS NULL), "
-            "(SELECT count(*) FROM erasure_quarantine), "
-            # Rows, not ids: each usable row has its request's number and time.
-            "(SELECT count(*) FROM erasure_classified AS c JOIN erasure_usable AS u "
-            " ON u.request_id = c.clean_request_id AND u.e164 = c.e164 "
-            " AND u.requested_at_utc = c.requested_at_utc WHERE c.reason IS NULL), "
-            "(SELECT count(*) FROM erasure_usable JOIN erasure_requests USING (request_id)), "
-            "(SELECT count(*) FROM erasure_usable), "
-            "(SELECT count(*) FROM erasure_register JOIN erasure_usable USING (request_id) "
-            f" WHERE key_version IN ({', '.join(str(v) for v in versions) or 'NULL'}))"
+         request_count, register_rows) = run(
+            con, statement(__file__, "erasure_counts"), {"key_versions": sorted(versions)}
         ).fetchone()  # fmt: skip
-        audit = con.execute(
-            "SELECT request_id, received_at, completed_at, "
-            "(SELECT coalesce(sum(rows), 0) FROM erasure_removals AS r "
-            " WHERE r.request_id = q.request_id) FROM erasure_requests AS q ORDER BY received_at"
-        ).fetchall()
+        audit = con.execute(statement(__file__, "erasure_audit")).fetchall()
         yield dg.MaterializeResult(
             asset_key=ERASURE_REGISTER,
             metadata={

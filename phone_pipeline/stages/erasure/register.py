@@ -23,6 +23,7 @@ from phone_pipeline import catalog
 from phone_pipeline.catalog import People
 from phone_pipeline.domain.erasure import ERASED_SUBJECT, erased_numbers
 from phone_pipeline.domain.pseudonyms import Pseudonymizer
+from phone_pipeline.sql import SqlValues, run
 from phone_pipeline.stages.validate.number_cache import cache_new_numbers
 from phone_pipeline.warehouse import ANALYTICS, COMPLIANCE, SHAREABLE, transaction
 
@@ -56,14 +57,19 @@ def load_register(con: duckdb.DuckDBPyConnection) -> dict[int, set[str]]:
 
 
 def erased_among(
-    con: duckdb.DuckDBPyConnection, e164_sql: str, pseudonymizers: Callable[[], Pseudonymizers]
+    con: duckdb.DuckDBPyConnection,
+    e164_sql: str,
+    pseudonymizers: Callable[[], Pseudonymizers],
+    values: SqlValues | None = None,
 ) -> list[str]:
-    """The distinct numbers of `e164_sql` (one column) registered as erased. The key is asked for
-    only when the register is not empty."""
+    """The distinct numbers of `e164_sql` (one column; `values` bound to the parameters it
+    names) registered as erased. The key is asked for only when the register is not empty."""
     register = load_register(con)
     if not register:
         return []
-    numbers = [row[0] for row in con.execute(f"SELECT DISTINCT * FROM ({e164_sql})").fetchall()]
+    numbers = [
+        row[0] for row in run(con, f"SELECT DISTINCT * FROM ({e164_sql})", values).fetchall()
+    ]
     return sorted(erased_numbers((n for n in numbers if n), register, pseudonymizers()))
 
 
@@ -310,21 +316,22 @@ def apply_register_to_new_calls(
     """
     if not load_register(con):
         return ErasureOutcome()
+    values = {"loaded_before": int(loaded_before), "default_region": default_region}
     new_rows = (
         "SELECT caller_number, callee_number FROM raw_calls WHERE content_hash IN "
-        f"(SELECT content_hash FROM landing_files WHERE load_order > {int(loaded_before)})"
+        "(SELECT content_hash FROM landing_files WHERE load_order > $loaded_before)"
     )
     candidates = (
         f"SELECT caller_number AS raw_number FROM ({new_rows}) "
         f"UNION SELECT callee_number FROM ({new_rows})"
     )
-    cache_new_numbers(con, candidates, default_region)
-    region = default_region.replace("'", "")
+    cache_new_numbers(con, candidates, default_region, values=values)
     e164s = erased_among(
         con,
         f"SELECT cache.e164 FROM number_cache AS cache JOIN ({candidates}) AS new "
-        f"ON cache.raw_number = new.raw_number AND cache.default_region = '{region}' "
+        "ON cache.raw_number = new.raw_number AND cache.default_region = $default_region "
         "WHERE cache.e164 IS NOT NULL",
         pseudonymizers,
+        values,
     )
     return erase_subjects(con, e164s, default_region)

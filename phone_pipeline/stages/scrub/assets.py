@@ -3,9 +3,10 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from phone_pipeline.domain.scrub import scrub_list_sql
+from phone_pipeline.domain.scrub import scrub_list_sql, scrub_values
 from phone_pipeline.domain.validation import known_numbers_sql
 from phone_pipeline.resources import ContactRules
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.consent.checks import CONSENT_EVENTS
 from phone_pipeline.stages.dnc.checks import DNC_REGISTRY
 from phone_pipeline.stages.scrub.checks import (
@@ -54,26 +55,24 @@ def dnc_scrub_list(restricted_warehouse: DuckDBResource, contact_rules: ContactR
     with restricted_connection(restricted_warehouse) as con:
         # One instant for the whole run, so the list and its gate agree on "now".
         now = con.execute("SELECT now()").fetchone()[0]
-        now_sql = f"TIMESTAMPTZ '{now.isoformat()}'"
+        values = scrub_values(now, contact_rules.max_calls_24h, contact_rules.max_calls_7d)
         list_sql = scrub_list_sql(
-            "calls_validated", "known_numbers", "consent_events", "dnc_registry", now_sql,
-            contact_rules.max_calls_24h, contact_rules.max_calls_7d,
-        )  # fmt: skip
-        select_sql = f"SELECT *, {now_sql} AS recorded_at FROM ({list_sql})"
+            "calls_validated", "known_numbers", "consent_events", "dnc_registry"
+        )
+        select_sql = f"SELECT *, $now AS recorded_at FROM ({list_sql})"
         with transaction(con):
             con.execute("DELETE FROM dnc_scrub_list")
-            con.execute(f"INSERT INTO dnc_scrub_list BY NAME {select_sql}")
+            run(con, f"INSERT INTO dnc_scrub_list BY NAME {select_sql}", values)
         by_reason = dict(
             con.execute("SELECT reason, count(*) FROM dnc_scrub_list GROUP BY 1").fetchall()
         )
-        numbers, repeated_rows = con.execute(
-            "SELECT count(DISTINCT e164), count(*) - count(DISTINCT (e164, reason)) "
-            "FROM dnc_scrub_list"
-        ).fetchone()
-        missing_consent, missing_listed = con.execute(
+        numbers, repeated_rows = con.execute(statement(__file__, "scrub_list_counts")).fetchone()
+        missing_consent, missing_listed = run(
+            con,
             numbers_missing_from_scrub_list_sql(
-                "dnc_scrub_list", "known_numbers", "consent_events", "dnc_registry", now_sql
-            )
+                "dnc_scrub_list", "known_numbers", "consent_events", "dnc_registry"
+            ),
+            values,
         ).fetchone()
         yield dg.MaterializeResult(
             metadata={

@@ -19,15 +19,15 @@ SCRUB_LIST_CHECKS = [
 
 
 def numbers_missing_from_scrub_list_sql(
-    scrub_list: str, known_numbers: str, consent_events: str, dnc_registry: str, now_sql: str
+    scrub_list: str, known_numbers: str, consent_events: str, dnc_registry: str
 ) -> str:
     """Counts of numbers the list must hold but does not, written without the list's own SQL:
-    (no marketing consent now, listed in the registry). `known_numbers`: the numbers of the
-    validated calls per day (domain.validation.known_numbers_sql)."""
+    (no marketing consent as of `$now`, listed in the registry by then). `known_numbers`: the
+    numbers of the validated calls per day (domain.validation.known_numbers_sql)."""
     return f"""
         WITH known AS (
             SELECT e164 FROM {known_numbers}
-            UNION SELECT e164 FROM {consent_events} WHERE recorded_at <= {now_sql}
+            UNION SELECT e164 FROM {consent_events} WHERE recorded_at <= $now
         ),
         verdicts AS (
             SELECT known.e164, (
@@ -36,13 +36,13 @@ def numbers_missing_from_scrub_list_sql(
                   AND event.recorded_at = (
                       SELECT max(earlier.recorded_at) FROM {consent_events} AS earlier
                       WHERE earlier.e164 = known.e164 AND earlier.purpose = 'marketing'
-                        AND earlier.recorded_at <= {now_sql})
+                        AND earlier.recorded_at <= $now)
             ) AS marketing_granted
             FROM known
         )
         SELECT
             (SELECT count(*) FROM verdicts WHERE NOT coalesce(marketing_granted, false)
                AND e164 NOT IN (SELECT e164 FROM {scrub_list})),
-            (SELECT count(DISTINCT e164) FROM {dnc_registry} WHERE listed_at <= {now_sql}
+            (SELECT count(DISTINCT e164) FROM {dnc_registry} WHERE listed_at <= $now
                AND e164 NOT IN (SELECT e164 FROM {scrub_list}))
     """

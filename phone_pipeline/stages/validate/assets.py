@@ -1,7 +1,5 @@
 """Stage 2, validate: numbers to E.164 (each distinct string parsed once), bad rows to quarantine."""
 
-import datetime as dt
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -13,9 +11,10 @@ from phone_pipeline.domain.validation import (
     known_numbers_sql,
     quarantine_verdicts_sql,
     row_key_sql,
+    validation_values,
 )
-from phone_pipeline.landing import sql_date
 from phone_pipeline.resources import GreatExpectationsResource, PipelineConfig
+from phone_pipeline.sql import run, statement
 from phone_pipeline.stages.ingest.checks import RAW_CALLS
 from phone_pipeline.stages.shared.assets import (
     DUCKDB_POOL,
@@ -72,32 +71,30 @@ def validate_calls(
     gx: GreatExpectationsResource,
 ):
     call_date = partition_date(context)
-    day = sql_date(call_date)
-    region = pipeline_config.default_region
+    values = {
+        "call_date": call_date,
+        **validation_values(pipeline_config.default_region, pipeline_config.max_call_seconds),
+    }
     with restricted_connection(restricted_warehouse) as con:
         with recording() as timings:
             newly_parsed = day_number_map(
                 con,
-                f"SELECT caller_number AS raw_number FROM raw_calls WHERE call_date = {day} "
-                f"UNION ALL SELECT callee_number FROM raw_calls WHERE call_date = {day}",
-                region,
+                statement(__file__, "numbers_of_the_day"),
+                values["default_region"],
                 into="day_numbers",
+                values=values,
             )
-        raw_sql = (
-            "SELECT raw_calls.*, landing_files.load_order FROM raw_calls "
-            "JOIN landing_files USING (content_hash) "
-            f"WHERE raw_calls.call_date = {day}"
-        )
+        raw_sql = statement(__file__, "raw_rows_of_the_day")
         cleaned_sql = cleaned_calls_sql(
-            raw_sql, "day_numbers", region, callee_erased_sql="raw.callee_erased"
+            raw_sql, "day_numbers", callee_erased_sql="raw.callee_erased"
         )
         # Only the verdicts of rows not admitted are kept (a few percent); both tables are then
         # written straight from the raw rows, never through a wide intermediate table.
-        verdicts_sql = quarantine_verdicts_sql(cleaned_sql, pipeline_config.max_call_seconds)
-        con.execute("CREATE OR REPLACE TEMP TABLE quarantine_verdicts AS " + verdicts_sql)
+        verdicts_sql = quarantine_verdicts_sql(cleaned_sql)
+        run(con, "CREATE OR REPLACE TEMP TABLE quarantine_verdicts AS " + verdicts_sql, values)
         verdicts = con.execute("SELECT count(*) FROM quarantine_verdicts").fetchone()[0]
-        selects = validation_selects(call_date, raw_sql, cleaned_sql)
-        replace_counts = replace_partition(con, call_date, selects)
+        selects = validation_selects(raw_sql, cleaned_sql)
+        replace_counts = replace_partition(con, call_date, selects, values)
         reasons = dict(
             con.execute(
                 "SELECT reason, count(*) FROM calls_quarantine WHERE call_date = ? GROUP BY 1",
@@ -135,14 +132,13 @@ def validate_calls(
                 "quarantined_by_reason": counts_table(reasons),
             },
         )
-        distinct_call_ids, callees_missing = con.execute(
-            "SELECT count(DISTINCT call_id), count(*) FILTER (WHERE callee_e164 IS NULL "
-            f"AND callee_erased IS NOT TRUE) FROM calls_validated WHERE call_date = {day}"
+        distinct_call_ids, callees_missing = run(
+            con, statement(__file__, "validated_ids_and_missing_callees"), values
         ).fetchone()
         yield suite_check(
             gx, CALLS_VALIDATED, "calls_validated_suite", con,
-            f"SELECT * FROM calls_validated WHERE call_date = {day}",
-            validated_expectations(pipeline_config.max_call_seconds),
+            "SELECT * FROM calls_validated WHERE call_date = $call_date",
+            validated_expectations(pipeline_config.max_call_seconds), values,
         )  # fmt: skip
     yield sql_check(
         CALLS_VALIDATED,
@@ -166,10 +162,10 @@ def validate_calls(
     )
 
 
-def validation_selects(call_date: dt.date, raw_sql: str, cleaned_sql: str) -> dict[str, str]:
+def validation_selects(raw_sql: str, cleaned_sql: str) -> dict[str, str]:
     """What replaces the partition of each table, in one transaction: validated and quarantined
     rows never disagree. Quarantined rows are raw rows as recorded: read without the number
-    lookups and cleaning."""
+    lookups and cleaning. The day's numbers are those of `$call_date`."""
     return {
         "calls_validated": f"""
             SELECT call_date, clean_call_id AS call_id, started_at_utc,
@@ -187,7 +183,7 @@ def validation_selects(call_date: dt.date, raw_sql: str, cleaned_sql: str) -> di
             FROM ({raw_sql}) AS raw
             JOIN quarantine_verdicts ON quarantine_verdicts.row_key = {row_key_sql("raw")}""",
         # The day's numbers, from the rows just written (scrub list, consent changes).
-        "known_numbers": known_numbers_sql("calls_validated", sql_date(call_date)),
+        "known_numbers": known_numbers_sql("calls_validated", one_day=True),
     }
 
 

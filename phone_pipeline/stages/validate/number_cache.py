@@ -10,6 +10,7 @@ from __future__ import annotations
 import duckdb
 
 from phone_pipeline.domain.numbers import E164_SQL_PATTERN, NUMBER_COLUMNS
+from phone_pipeline.sql import SqlValues, run
 from phone_pipeline.stages.validate.parse_worker import parse_numbers
 from phone_pipeline.timings import PARSE, timed
 
@@ -19,21 +20,25 @@ def cache_new_numbers(
     numbers_sql: str,
     default_region: str,
     table: str = "number_cache",
+    values: SqlValues | None = None,
 ) -> int:
-    """Parse the distinct non-null strings of `numbers_sql` (one column `raw_number`) not cached
-    yet, or cached with a verdict the number rule no longer gives (`stale_verdict_sql`)."""
+    """Parse the distinct non-null strings of `numbers_sql` (one column `raw_number`, `values`
+    bound to the parameters it names) not cached yet, or cached with a verdict the number rule
+    no longer gives (`stale_verdict_sql`)."""
     new_numbers = [
         row[0]
-        for row in con.execute(
+        for row in run(
+            con,
             f"""
             SELECT DISTINCT candidates.raw_number
             FROM ({numbers_sql}) AS candidates
-            LEFT JOIN (SELECT raw_number, e164 FROM {table} WHERE default_region = ?) AS cached
+            LEFT JOIN (SELECT raw_number, e164 FROM {table} WHERE default_region = $default_region)
+              AS cached
               ON cached.raw_number = candidates.raw_number
             WHERE candidates.raw_number IS NOT NULL
               AND (cached.raw_number IS NULL OR {stale_verdict_sql("cached")})
             """,
-            [default_region, E164_SQL_PATTERN],
+            {**(values or {}), "default_region": default_region, "e164_pattern": E164_SQL_PATTERN},
         ).fetchall()
     ]
     if not new_numbers:
@@ -59,10 +64,10 @@ def stale_verdict_sql(cached: str) -> str:
     """True for a cache entry (alias `cached`, with `raw_number` and `e164`) whose number the
     rule of domain/numbers.py would not vouch for: a cache written before the rule gained the
     E.164 bounds holds phonenumbers-valid numbers of 16+ digits, which the gates reject, so
-    they are parsed again instead of trusted. One `?` parameter: E164_SQL_PATTERN.
+    they are parsed again instead of trusted. Names `$e164_pattern`: E164_SQL_PATTERN.
 
     Only the cached rows of the strings asked for are tested, never the whole cache."""
-    return f"({cached}.e164 IS NOT NULL AND NOT regexp_full_match({cached}.e164, ?))"
+    return f"({cached}.e164 IS NOT NULL AND NOT regexp_full_match({cached}.e164, $e164_pattern))"
 
 
 def day_number_map(
@@ -71,18 +76,22 @@ def day_number_map(
     default_region: str,
     into: str,
     table: str = "number_cache",
+    values: SqlValues | None = None,
 ) -> int:
-    """`cache_new_numbers`, then the cache entries of `numbers_sql`'s strings copied into the
-    TEMP table `into`; returns how many strings were parsed.
+    """`cache_new_numbers`, then the cache entries of `numbers_sql`'s strings (`values` bound
+    to the parameters it names) copied into the TEMP table `into`; returns how many strings
+    were parsed.
 
     Joining millions of calls against the day's numbers rather than every number ever cached
     halved validation's joins at 10M calls, and keeps them flat as the cache grows (a cache of
     20M numbers made them 2x slower).
     """
     distinct = f"{into}_strings"
-    con.execute(
+    run(
+        con,
         f"CREATE OR REPLACE TEMP TABLE {distinct} AS SELECT DISTINCT raw_number "
-        f"FROM ({numbers_sql}) WHERE raw_number IS NOT NULL"
+        f"FROM ({numbers_sql}) WHERE raw_number IS NOT NULL",
+        values,
     )
     try:
         parsed = cache_new_numbers(con, f"SELECT raw_number FROM {distinct}", default_region, table)
