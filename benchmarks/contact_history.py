@@ -23,7 +23,6 @@ from pathlib import Path
 import duckdb
 
 from phone_pipeline.domain.contact import contact_pressure_sql
-from phone_pipeline.landing import sql_date
 from phone_pipeline.settings import load_settings
 from phone_pipeline.sql import run
 
@@ -56,10 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     for offset in range(DAYS):
         bench_day = bench_days[offset % len(bench_days)]
         shift = (first - bench_day).days + offset
-        con.execute(
-            f"INSERT INTO calls_validated SELECT call_date + {shift}, callee_e164, campaign_id, "
-            f"started_at_utc + INTERVAL ({shift}) DAY FROM bench.calls_validated "
-            f"WHERE call_date = {sql_date(bench_day)}"
+        run(
+            con,
+            "INSERT INTO calls_validated SELECT call_date + $shift, callee_e164, campaign_id, "
+            "started_at_utc + to_days($shift) FROM bench.calls_validated "
+            "WHERE call_date = $bench_day",
+            {"shift": shift, "bench_day": bench_day},
         )
     con.execute("DETACH bench")
     per_day = con.execute("SELECT count(*) FROM calls_validated").fetchone()[0] // DAYS

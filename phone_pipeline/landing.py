@@ -283,10 +283,6 @@ def _quoted(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def sql_date(day: dt.date) -> str:
-    return f"DATE '{day.isoformat()}'"
-
-
 def read_text_table_sql(path: Path) -> str:
     """A relation over the file with every column as text: digits-only numbers keep `+` and
     leading zeros, and `N/A` stays a string for validation to judge."""

@@ -15,7 +15,6 @@ from phone_pipeline.domain.pseudonyms import PSEUDONYM_MAP_INPUTS
 from phone_pipeline.domain.scrub import scrub_list_sql
 from phone_pipeline.domain.suppression import suppress_small_cells_sql
 from phone_pipeline.domain.validation import cleaned_calls_sql, quarantine_verdicts_sql
-from phone_pipeline.landing import sql_date
 from phone_pipeline.lineage import LineageError, _derive_cached, derive_lineage
 from phone_pipeline.sql import statement
 from phone_pipeline.stages.aggregate import assets as aggregate_assets
@@ -47,7 +46,6 @@ from phone_pipeline.stages.shareable.assets import publications_lineage
 from phone_pipeline.stages.shared.assets import DerivedLineage, sql_lineage, table_metadata
 from phone_pipeline.stages.validate.assets import validation_lineage, validation_selects
 from phone_pipeline.stages.validate.checks import CALLS_QUARANTINE, CALLS_VALIDATED
-from phone_pipeline_tests.conftest import DAY
 from phone_pipeline_tests.pipeline_support import module_pipeline, step_failures
 
 RAW = dg.AssetKey(["restricted", "raw_calls"])
@@ -56,7 +54,6 @@ EVENTS = dg.AssetKey(["restricted", "consent_events"])
 DNC = dg.AssetKey(["restricted", "dnc_registry"])
 FIGURES = ("calls", "answered_calls", "answered_rate", "total_duration_seconds",
            "median_duration_seconds")  # fmt: skip
-SQL_DAY = sql_date(DAY)
 
 # Published columns the SQL computes from no column, per table (what a graph cannot draw):
 # checked to be exactly these, so that a column losing its source is seen.
@@ -83,7 +80,7 @@ NOT_FILLED: dict[str, set[str]] = {"call_volume_by_country": {"dp_epsilon"}}
 def _validation() -> tuple[dict[str, str], str]:
     raw_sql = (
         "SELECT raw_calls.*, landing_files.load_order FROM raw_calls "
-        f"JOIN landing_files USING (content_hash) WHERE raw_calls.call_date = {SQL_DAY}"
+        "JOIN landing_files USING (content_hash) WHERE raw_calls.call_date = $call_date"
     )
     cleaned = cleaned_calls_sql(raw_sql, "day_numbers", callee_erased_sql="raw.callee_erased")
     return validation_selects(raw_sql, cleaned), quarantine_verdicts_sql(cleaned)

@@ -18,6 +18,7 @@ from phone_pipeline.domain.pseudonyms import key_versions_sql, require_one_key_v
 from phone_pipeline.resources import build_resources
 from phone_pipeline.rotation import plan_for, rotate_keys, rotation_selection
 from phone_pipeline.settings import load_settings
+from phone_pipeline.sql import run
 from phone_pipeline.warehouse import ANALYTICS_TABLES, COMPLIANCE_TABLES, ensure_tables
 from phone_pipeline_tests.conftest import TEST_KEY, Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import module_pipeline, pseudonymizer
@@ -47,12 +48,14 @@ def versions(pipeline: Pipeline, day: dt.date) -> list[int]:
     with pipeline.analytics() as con:
         return [
             row[0]
-            for row in con.execute(
+            for row in run(
+                con,
                 key_versions_sql(
                     "calls_pseudonymized",
                     ["caller_pseudonym", "callee_pseudonym"],
-                    f"call_date = DATE '{day}'",
-                )
+                    "call_date = $call_date",
+                ),
+                {"call_date": day},
             ).fetchall()
         ]
 

@@ -74,3 +74,41 @@ def test_every_sql_file_ships_in_the_package() -> None:
     for path in PACKAGE.rglob("sql/*.sql"):
         relative = path.relative_to(path.parent.parent).as_posix()
         assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
+
+
+_TYPED_LITERAL = ("DATE '", "TIMESTAMP '", "TIMESTAMPTZ '", "INTERVAL '")
+
+
+def _pasted_literals(path: Path, root: Path = PROJECT) -> list[str]:
+    """f-strings of `path` that paste a value into a typed SQL literal (`DATE '{day}'`)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.JoinedStr):
+            continue
+        for before, after in zip(node.values, node.values[1:], strict=False):
+            if (
+                isinstance(before, ast.Constant)
+                and isinstance(after, ast.FormattedValue)
+                and str(before.value).upper().endswith(_TYPED_LITERAL)
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_no_date_or_time_is_pasted_into_sql() -> None:
+    """Days, times and intervals reach DuckDB as bound parameters, in the product, the
+    benchmark and the scripts alike."""
+    sources = [
+        path
+        for folder in ("phone_pipeline", "phone_pipeline_bench", "benchmarks", "scripts")
+        for path in (PROJECT / folder).rglob("*.py")
+    ]
+    assert len(sources) > 50
+    pasted = [place for path in sources for place in _pasted_literals(path)]
+    assert not pasted, f"values pasted into SQL literals: {pasted}"
+
+
+def test_the_pasting_detector_finds_a_pasted_day(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("day = 1\nsql = f\"SELECT * FROM t WHERE call_date = DATE '{day}'\"\n")
+    assert _pasted_literals(probe, tmp_path) == ["probe.py:2"]

@@ -50,21 +50,22 @@ def main() -> None:
         f"""
         INSERT INTO {ANALYTICS}.calls_pseudonymized
         WITH draws AS (
-            SELECT floor(pow(random(), 2.5) * {args.subscribers})::BIGINT AS subscriber,
+            SELECT floor(pow(random(), 2.5) * $subscribers)::BIGINT AS subscriber,
                    random() AS r_place, random() AS r_hour, random() AS r_callee
-            FROM range({args.rows})
+            FROM range($rows)
         )
-        SELECT DATE '{DAY}', TIMESTAMPTZ '{DAY} 00:00:00+00'
+        SELECT $day, timezone('UTC', $day::TIMESTAMP)
                    + to_hours(CASE WHEN r_hour < 0.8 THEN 8 + floor(r_hour / 0.8 * 12)
                                    ELSE floor((r_hour - 0.8) / 0.2 * 24) END::INTEGER),
                'v1:' || md5(subscriber::VARCHAR), CASE WHEN r_callee < 0.5 THEN
-                   'v1:' || md5((floor(r_callee * 2 * {args.subscribers}))::BIGINT::VARCHAR) END,
+                   'v1:' || md5((floor(r_callee * 2 * $subscribers))::BIGINT::VARCHAR) END,
                'US', 'mobile', 'US', 'mobile',
-               'R' || (CASE WHEN r_place < 0.7 THEN subscriber % {args.regions}
-                            ELSE floor(r_place * 1000)::BIGINT % {args.regions} END)::VARCHAR,
+               'R' || (CASE WHEN r_place < 0.7 THEN subscriber % $regions
+                            ELSE floor(r_place * 1000)::BIGINT % $regions END)::VARCHAR,
                60, 'answered'
         FROM draws
-        """
+        """,
+        {"day": DAY, "rows": args.rows, "subscribers": args.subscribers, "regions": args.regions},
     )
     print(f"generated {args.rows} calls in {time.perf_counter() - started:.1f} s")
     relation = CALLS_PSEUDONYMIZED.risk_relation()
