@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from phone_pipeline import catalog
 from phone_pipeline.domain.fairness import group_counts_sql
 from phone_pipeline.domain.privacy import bounded_calls_sql, cell_figures_sql, cells_on_domain_sql
 from phone_pipeline.domain.pseudonyms import PSEUDONYM_MAP_INPUTS
@@ -25,7 +26,11 @@ from phone_pipeline.stages.aggregate.assets import (
     dp_calls_sql,
     staged_cells_sql,
 )
-from phone_pipeline.stages.aggregate.checks import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
+from phone_pipeline.stages.aggregate.checks import (
+    AGGREGATE_CELL_KEYS,
+    CALL_VOLUME_BY_COUNTRY,
+    CALL_VOLUME_HOURLY,
+)
 from phone_pipeline.stages.compliance.assets import (
     compliance_day_calls_sql,
     compliance_lineage,
@@ -125,9 +130,12 @@ def _derived_by_asset() -> dict[dg.AssetKey, DerivedLineage]:
         CONSENTED_CALLS: consent_lineage(consent, "consented_calls"),
         CONSENT_EXCLUSIONS: consent_lineage(consent, "consent_exclusions"),
         CALLS_PSEUDONYMIZED: pseudonymized_lineage(staged_pseudonymized_sql()),
-        CALL_VOLUME_HOURLY: aggregate_lineage(
-            _exact_staged(["call_hour", "region"], ["call_hour", "region"])
-        ),
+        # Every aggregate of the catalog, its cells keyed by the columns as they are (the
+        # by-country cells name an unknown country or type 'unknown').
+        **{
+            key: aggregate_lineage(_exact_staged(list(cell_keys), list(cell_keys)))
+            for key, cell_keys in AGGREGATE_CELL_KEYS.items()
+        },
         CALL_VOLUME_BY_COUNTRY: aggregate_lineage(
             _exact_staged(keys, [f"coalesce({key}, 'unknown')" for key in keys])
         ),
@@ -143,7 +151,7 @@ def _derived_by_asset() -> dict[dg.AssetKey, DerivedLineage]:
                 f"SELECT * FROM analytics.{name} WHERE call_date = $call_date",
                 [dg.AssetKey(["analytics", name])],
             )
-            for name in ("calls_pseudonymized", "call_volume_hourly", "call_volume_by_country")
+            for name in (table.copy_of for table in catalog.zone_tables(catalog.SHAREABLE))
         },
     }
 
