@@ -358,11 +358,11 @@ def _ui(settings: Settings, port: int) -> int:
 
     home = ensure_dagster_home(settings.dagster_home)
     print(f"Dagster instance: {home}; open http://127.0.0.1:{port}", flush=True)
-    dagster = Path(sys.executable).with_name("dagster")
-    # A child in its own process group, not exec: SIGINT/SIGTERM stop every process of it.
+    # `dg dev` (what `dagster dev` is superseded by) finds the code location in pyproject.toml's
+    # [tool.dg]. A child in its own process group, not exec: SIGINT/SIGTERM stop every process of it.
+    dg_cli = Path(sys.executable).with_name("dg")
     return run_in_process_group(
-        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=PROJECT_ROOT,
+        [str(dg_cli), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=PROJECT_ROOT
     )
 
 

@@ -1,13 +1,15 @@
-"""`phone-pipeline ui` stops, with every process it started, on SIGTERM or SIGINT, even when
-started the way a background shell starts commands (SIGINT ignored).
+"""`phone-pipeline ui` serves the project's code location through `dg dev`, and stops, with every
+process it started, on SIGTERM or SIGINT, even when started the way a background shell starts
+commands (SIGINT ignored).
 
-Starts the real `dagster dev` (webserver, daemon, code server) through the CLI; every wait is
-bounded, and whatever is left is killed at the end.
+Starts the real `dg dev` (webserver, daemon, code server) through the CLI; every wait is bounded,
+and whatever is left is killed at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from phone_pipeline_tests.conftest import TEST_KEY
+from phone_pipeline_tests.pipeline_support import wait_for
 from phone_pipeline_tests.test_dagster_dev import _free_port
 
 pytestmark = pytest.mark.slow
@@ -66,6 +69,42 @@ def _alive(pids: set[int]) -> list[str]:
     return left
 
 
+WORKSPACE_QUERY = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on RepositoryLocation { repositories { name } }
+  ... on PythonError { message } } } } } }
+"""
+
+
+def _locations(port: int) -> dict[str, object] | None:
+    """Code location name -> its repositories' names (or its load error), from the UI's GraphQL;
+    None while a location is still loading."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": WORKSPACE_QUERY}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        workspace = json.loads(reply.read())["data"]["workspaceOrError"]
+    assert workspace["__typename"] == "Workspace", workspace
+    if any(entry["loadStatus"] != "LOADED" for entry in workspace["locationEntries"]):
+        return None
+    found: dict[str, object] = {}
+    for entry in workspace["locationEntries"]:
+        location = entry["locationOrLoadError"] or {}
+        repositories = location.get("repositories")
+        found[entry["name"]] = (
+            sorted(repo["name"] for repo in repositories) if repositories is not None else location
+        )
+    return found
+
+
+def _command_line(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return ""
+
+
 def _answers(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as reply:
@@ -105,6 +144,15 @@ def test_ui_started_in_the_background_stops_every_process_on_a_signal(
             time.sleep(0.5)
         started = _descendants(ui.pid) | {ui.pid}
         assert len(started) >= 3, f"webserver, daemon and code server expected: {_alive(started)}"
+        # Through `dg dev` (not the superseded `dagster dev`), serving the project's definitions.
+        assert any("/dg dev -h 127.0.0.1" in _command_line(pid) for pid in started), _alive(started)
+        locations = wait_for(
+            "the code location to load",
+            lambda: _locations(port),
+            STARTUP_TIMEOUT,
+            lambda: log_path.read_text(errors="replace")[-3000:],
+        )
+        assert locations == {"phone_pipeline": ["__repository__"]}
 
         ui.send_signal(signum)  # to the CLI's process only, as `kill PID` does
         deadline = time.monotonic() + STOP_TIMEOUT

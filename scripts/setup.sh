@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Set up (or refresh) the project's virtual environment in .venv from pyproject.toml.
-# Idempotent: a second run only checks that everything is installed.
+# Set up (or refresh) the project's virtual environment in .venv: exactly the versions of
+# requirements.lock (regenerated from pyproject.toml by scripts/lock.sh), plus this project as an
+# editable install. Idempotent: a second run changes nothing but the editable install, and a run
+# after the lock changed brings .venv to it (packages no longer locked are removed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +23,16 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+
+# uv (from PyPI, at the version the lock pins) installs the lock: about 10x faster than pip.
+UV_VERSION="$(sed -n 's/^uv==\([^ ;]*\).*/\1/p' requirements.lock)"
+if [ "$(.venv/bin/uv --version 2>/dev/null)" != "uv $UV_VERSION" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+# --exact: what the lock no longer lists goes; --no-deps: the lock is the whole set (no
+# resolution, nothing unlocked comes in); `uv pip check` then fails if a requirement is unmet.
+# No --compile-bytecode: compiling every installed module costs about 35 s of CPU; Python
+# compiles the modules it imports on first use.
+.venv/bin/uv pip install --quiet --python .venv/bin/python --exact --no-deps \
+  -r requirements.lock -e .
+.venv/bin/uv pip check --quiet --python .venv/bin/python

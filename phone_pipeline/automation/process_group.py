@@ -1,4 +1,4 @@
-"""Run a long-lived command (`dagster dev`) as a child in its own process group, and stop the
+"""Run a long-lived command (`dg dev`) as a child in its own process group, and stop the
 whole group on SIGINT/SIGTERM.
 
 `phone-pipeline ui` used to os.execv `dagster dev`: started from a background shell it inherited
