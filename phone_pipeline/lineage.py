@@ -70,8 +70,9 @@ def derive_lineage(
     -> the asset that writes it. `staged`: staging/temp table -> the SELECT that filled it.
     `computed`: table filled in Python -> its columns' inputs (`Computed`).
 
-    A day's date pasted into the SQL plays no part in lineage: it is read as a parameter, so the
-    statements of every day share one derivation per process (parsing costs tenths of a second).
+    A day's date or a run's instant pasted into the SQL plays no part in lineage (a constant), so
+    the statements of every day and run share one derivation per process (parsing costs tenths
+    of a second).
     """
     derived = _derive_cached(
         _without_dates(select_sql),
@@ -87,10 +88,15 @@ def derive_lineage(
 
 # A date literal as the stages paste it (landing.sql_date).
 _DATE_LITERAL = re.compile(r"DATE '\d{4}-\d{2}-\d{2}'")
+# An instant as the stages paste it (the scrub list's "now", the first hour of a DP day): one
+# fixed instant instead, which a table function such as generate_series can still be described
+# with (a parameter cannot).
+_INSTANT_LITERAL = re.compile(r"TIMESTAMPTZ '[0-9T:.+ -]+'")
+_ANY_INSTANT = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 
 
 def _without_dates(sql: str) -> str:
-    return _DATE_LITERAL.sub("?", sql)
+    return _INSTANT_LITERAL.sub(_ANY_INSTANT, _DATE_LITERAL.sub("?", sql))
 
 
 @functools.lru_cache(maxsize=256)

@@ -128,8 +128,8 @@ def _compliance(table: str) -> DerivedLineage:
     )
 
 
-def _scrub() -> DerivedLineage:
-    now = "TIMESTAMPTZ '2026-11-02 00:00:00+00'"
+def _scrub(instant: str = "2026-11-02 00:00:00+00") -> DerivedLineage:
+    now = f"TIMESTAMPTZ '{instant}'"  # as the stage pastes its run's instant
     listed = scrub_list_sql(
         "calls_validated", "known_numbers", "consent_events", "dnc_registry", now, 3, 7
     )
@@ -188,6 +188,16 @@ def test_every_day_shares_one_derivation_and_gets_the_same_lineage() -> None:
     first = pseudonymized_lineage(staged_pseudonymized_sql(sql_date(dt.date(2026, 3, 1))))
     hits = _derive_cached.cache_info().hits
     second = pseudonymized_lineage(staged_pseudonymized_sql(sql_date(dt.date(2026, 3, 2))))
+    assert _derive_cached.cache_info().hits == hits + 1
+    assert second == first
+
+
+def test_every_run_of_the_scrub_list_shares_one_derivation() -> None:
+    """The instant a scrub-list run pastes into its SQL plays no part in lineage either: the next
+    run (another instant) is not parsed again."""
+    first = _scrub(dt.datetime(2026, 11, 2, 8, 30, 1, 123456, tzinfo=dt.UTC).isoformat())
+    hits = _derive_cached.cache_info().hits
+    second = _scrub(dt.datetime(2026, 11, 3, 9, 0, tzinfo=dt.UTC).isoformat())
     assert _derive_cached.cache_info().hits == hits + 1
     assert second == first
 
