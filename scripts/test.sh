@@ -20,4 +20,4 @@ fi
 .venv/bin/ruff format --check phone_pipeline phone_pipeline_synthetic phone_pipeline_bench phone_pipeline_tests benchmarks
 # One worker per core (pytest-xdist); a file's tests stay on one worker, so the module-scoped
 # pipeline runs they share are made once. about 870 tests, about 25 min of CPU: at least 12 min on 2 cores.
-exec .venv/bin/pytest -n auto --dist loadfile "$@"
+exec .venv/bin/pytest -n auto --dist loadfile --no-loadscope-reorder "$@"
