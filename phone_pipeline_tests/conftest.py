@@ -48,9 +48,26 @@ LONGEST_FILES = (
     "test_erasure.py",  # 66
     "test_bench.py",  # 50
     "test_contact_contract.py",  # 45
+    "test_retention.py",  # 44
     "test_gates.py",  # 43
+    "test_rotation.py",  # 43
     "test_contact_compliance.py",  # 42
     "test_gate_failure_record.py",  # 41
+    "test_shareable.py",  # 41
+    "test_privacy_reruns.py",  # 38
+    "test_privacy_leaks.py",  # 38
+    "test_registry_files.py",  # 37
+    "test_key_check.py",  # 32
+    "test_erasure_zones.py",  # 32
+    "test_scrub_list.py",  # 30
+    "test_sensor.py",  # 30
+    "test_disguised_numbers_pipeline.py",  # 29
+    "test_ui_signals.py",  # 25
+    "test_differential_privacy.py",  # 25
+    "test_parse_worker.py",  # 24
+    "test_example_numbers_pipeline.py",  # 23
+    "test_record.py",  # 22
+    "test_lineage.py",  # 21
 )
 
 
