@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -123,16 +124,34 @@ def ensure_tables(
     con: duckdb.DuckDBPyConnection, catalog: str | None, tables: dict[str, str]
 ) -> None:
     """Create missing tables in `catalog` (None: the connection's own file), and add columns a
-    newer schema has to tables made by an older one (nullable: older rows have no value)."""
+    newer schema has to tables made by an older one (nullable: older rows have no value).
+
+    Every step's connection calls this: one catalog query finds what exists (a DESCRIBE and a
+    scratch table per table, 960 statements in a run, cost a tenth of a run's time)."""
     prefix = f"{catalog}.main." if catalog else "main."
+    existing: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() "
+        "WHERE database_name = coalesce(?, current_database()) AND schema_name = 'main'",
+        [catalog],
+    ).fetchall():
+        existing.setdefault(table, set()).add(column)
     for table, columns in tables.items():
-        con.execute(f"CREATE TABLE IF NOT EXISTS {prefix}{table} ({columns})")
-        existing = {name for name, _ in table_columns(con, f"{prefix}{table}")}
-        con.execute(f"CREATE OR REPLACE TEMP TABLE expected_schema ({columns})")
-        for name, kind in table_columns(con, "temp.main.expected_schema"):
-            if name not in existing:
+        if table not in existing:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {prefix}{table} ({columns})")
+            continue
+        for name, kind in declared_columns(columns):
+            if name not in existing[table]:
                 con.execute(f"ALTER TABLE {prefix}{table} ADD COLUMN {name} {kind}")
-    con.execute("DROP TABLE IF EXISTS temp.main.expected_schema")
+
+
+@functools.cache
+def declared_columns(columns: str) -> tuple[tuple[str, str], ...]:
+    """(name, type) of each column of a table declaration, as DuckDB reads it (once per
+    process: the declarations are constants)."""
+    with duckdb.connect() as scratch:
+        scratch.execute(f"CREATE TABLE declared ({columns})")
+        return tuple(table_columns(scratch, "declared"))
 
 
 def attach_zone(con: duckdb.DuckDBPyConnection, zone: str, path: Path | str) -> None:

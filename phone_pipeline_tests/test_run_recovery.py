@@ -468,6 +468,9 @@ from pathlib import Path
 import dagster as dg
 from phone_pipeline.instance import ensure_dagster_home
 start = float(sys.argv[2])
+# Asleep until just before the moment (spinning all the way would take the cores the other
+# processes need to get there), then spinning so that all leave within a millisecond or so.
+time.sleep(max(0.0, start - time.time() - 0.05))
 while time.time() < start:
     pass
 ensure_dagster_home(Path(sys.argv[1]))
