@@ -22,4 +22,4 @@ fi
 # pipeline runs they share are made once. The longest files go first (conftest.py orders them;
 # xdist's own reordering by test count is off). About 880 tests, about 19 min of CPU: about 9.5 min
 # on 2 cores.
-exec .venv/bin/pytest -n auto --dist loadfile --no-loadscope-reorder "$@"
+exec .venv/bin/pytest -n auto --dist loadfile --no-loadscope-reorder --durations=30 "$@"
