@@ -31,8 +31,13 @@ if [ "$(.venv/bin/uv --version 2>/dev/null)" != "uv $UV_VERSION" ]; then
 fi
 # --exact: what the lock no longer lists goes; --no-deps: the lock is the whole set (no
 # resolution, nothing unlocked comes in); `uv pip check` then fails if a requirement is unmet.
-# No --compile-bytecode: compiling every installed module costs about 35 s of CPU; Python
-# compiles the modules it imports on first use.
 .venv/bin/uv pip install --quiet --python .venv/bin/python --exact --no-deps \
   -r requirements.lock -e .
 .venv/bin/uv pip check --quiet --python .venv/bin/python
+# Bytecode for everything installed and for the project (about 40 s of CPU the first time, 4 s
+# when nothing changed): Python caches what it compiles on import only where it may write
+# (not under PYTHONDONTWRITEBYTECODE, as on some CI machines), and without the cache every
+# process compiles again: importing great_expectations then takes 9.5 s instead of 4.3 s, in
+# every `phone-pipeline run`, webserver, daemon and test process.
+.venv/bin/python -m compileall -q -j 0 .venv/lib/python3.11/site-packages \
+  phone_pipeline phone_pipeline_synthetic phone_pipeline_bench phone_pipeline_tests >/dev/null
