@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -455,11 +456,13 @@ def test_demo_without_key_runs_and_says_where_to_look(tmp_path: Path) -> None:
     assert [status for _, _, status in printed_runs(again)] == ["ok"], again.describe()
 
 
-def test_demo_without_key_leaves_a_real_warehouse_alone(tmp_path: Path) -> None:
-    """A warehouse written under a real key is never wiped by a keyless demo: it is refused."""
-    home = tmp_path / "data"
-    first = phone_pipeline(["demo", "--rows", "600", "--days", "1"], home, key=TEST_KEY)
-    assert first.returncode == 0, first.describe()
+def test_demo_without_key_leaves_a_real_warehouse_alone(
+    tmp_path: Path, home: Path, first_run: FirstRun
+) -> None:
+    """A warehouse written under a real key is never wiped by a keyless demo: it is refused.
+    (A copy of the module's home, which `run` wrote under TEST_KEY.)"""
+    assert first_run.call.returncode == 0
+    home = shutil.copytree(home, tmp_path / "data")
     before = (home / "warehouse" / "restricted.duckdb").stat().st_mtime_ns
     call = phone_pipeline(["demo", "--rows", "600", "--days", "1"], home, key=None)
     assert call.returncode == 2, call.describe()
