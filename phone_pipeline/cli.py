@@ -440,7 +440,7 @@ def _demo_results(settings: Settings) -> str:
         f"  compliance zone: {settings.compliance_db} (by pseudonym, for the compliance team: "
         f"{tables(catalog.COMPLIANCE)})\n"
         f"  restricted zone: {settings.restricted_db} ({restricted} tables, numbers among them: "
-        "python -m phone_pipeline.catalog --zone restricted)\n"
+        ".venv/bin/python -m phone_pipeline.catalog --zone restricted)\n"
         f"  record of processing: {settings.home / 'records' / 'record_of_processing.md'}\n"
         "Open the UI (runs, lineage, checks): .venv/bin/phone-pipeline ui   then "
         "http://127.0.0.1:3000"
