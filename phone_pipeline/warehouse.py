@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -149,9 +150,20 @@ def ensure_tables(
 def declared_columns(columns: str) -> tuple[tuple[str, str], ...]:
     """(name, type) of each column of a table declaration, as DuckDB reads it (once per
     process: the declarations are constants)."""
-    with duckdb.connect() as scratch:
-        scratch.execute(f"CREATE TABLE declared ({columns})")
+    # One scratch database for every declaration: opening one per declaration cost 20 ms each,
+    # 0.7 s of every run.
+    with _SCRATCH_LOCK:
+        scratch = _scratch_database()
+        scratch.execute(f"CREATE OR REPLACE TABLE declared ({columns})")
         return tuple(table_columns(scratch, "declared"))
+
+
+_SCRATCH_LOCK = threading.Lock()
+
+
+@functools.cache
+def _scratch_database() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
 
 
 def attach_zone(con: duckdb.DuckDBPyConnection, zone: str, path: Path | str) -> None:

@@ -4,12 +4,14 @@ run whose lineage metadata is what the SQL derives and covers every published co
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import NoReturn
 
 import dagster as dg
 import pytest
 
-from phone_pipeline import catalog
+from phone_pipeline import catalog, lineage
 from phone_pipeline.domain.fairness import group_counts_sql
 from phone_pipeline.domain.privacy import bounded_calls_sql, cell_figures_sql, cells_on_domain_sql
 from phone_pipeline.domain.pseudonyms import PSEUDONYM_MAP_INPUTS
@@ -180,6 +182,52 @@ def test_every_day_shares_one_derivation_and_gets_the_same_lineage() -> None:
     second = pseudonymized_lineage(staged_pseudonymized_sql())
     assert _derive_cached.cache_info().hits == hits + 1
     assert second == first
+
+
+def test_a_derivation_is_kept_for_the_next_process_and_only_for_the_same_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run is a new process: what an earlier one derived is read back from the cache
+    directory (0.7 s of every run), under a key of the statement, its tables and the code."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    sql = staged_pseudonymized_sql()
+    _derive_cached.cache_clear()
+    first = pseudonymized_lineage(sql)
+    kept = list((tmp_path / "phone_pipeline" / "lineage").iterdir())
+    assert len(kept) == 1 and kept[0].suffix == ".json"
+    assert "e164" in kept[0].read_text()  # column names only: no value is ever derived
+
+    _derive_cached.cache_clear()  # as in a new process: sqlglot is not called again
+    monkeypatch.setattr(lineage, "_derive", _must_not_derive)
+    assert pseudonymized_lineage(sql) == first
+
+    # Another statement is derived (and fails here), not answered from the kept one.
+    _derive_cached.cache_clear()
+    with pytest.raises(AssertionError, match="derived again"):
+        pseudonymized_lineage(sql + " WHERE calls.caller_e164 IS NOT NULL")
+
+
+def test_an_unreadable_or_unwritable_cache_is_derived_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    sql = staged_pseudonymized_sql()
+    _derive_cached.cache_clear()
+    first = pseudonymized_lineage(sql)
+    [kept] = (tmp_path / "phone_pipeline" / "lineage").iterdir()
+    kept.write_text("{half a fi")
+    _derive_cached.cache_clear()
+    assert pseudonymized_lineage(sql) == first
+    assert json.loads(kept.read_text())  # written whole again
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # not a directory
+    _derive_cached.cache_clear()
+    assert pseudonymized_lineage(sql) == first
+
+
+def _must_not_derive(*args: object) -> NoReturn:
+    raise AssertionError("derived again")
 
 
 def test_parsed_numbers_come_from_the_raw_string_of_their_role() -> None:
