@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 from phone_pipeline.automation.partitions import daily_partitions, partition_date, partition_range
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.domain.validation import row_key_sql
-from phone_pipeline.landing import ingest_new_files
+from phone_pipeline.landing import ingest_new_files, profiles_in_use
 from phone_pipeline.resources import (
     GreatExpectationsResource,
     PipelineConfig,
@@ -91,6 +91,21 @@ def raw_calls(
                 "parse_seconds": timings.seconds(PARSE),
                 "source_files_in_partition": dg.MetadataValue.json(
                     {redact(name): rows for name, rows in files_in_partition}
+                ),
+                # The mapping of each source format in landing/calls/<profile>/.
+                "call_log_profiles": dg.MetadataValue.json(
+                    {
+                        name: profile.describe()
+                        for name, profile in sorted(
+                            profiles_in_use(pipeline_config.landing_calls).items()
+                        )
+                    }
+                ),
+                "local_times_resolved_this_run": dg.MetadataValue.json(
+                    {
+                        "nonexistent (DST gap): shifted forward": report.nonexistent_times,
+                        "ambiguous (DST repeat): first occurrence": report.ambiguous_times,
+                    }
                 ),
             },
         )
