@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import functools
 import gzip
 import hashlib
 from collections.abc import Iterator
@@ -63,6 +64,7 @@ class LoadedFile:
     rows: int
     nonexistent_times: int = 0
     ambiguous_times: int = 0
+    profile: CallProfile | None = None  # None: our contract
 
 
 def is_landing_file(path: Path, suffixes: tuple[str, ...] = CALL_FILE_SUFFIXES) -> bool:
@@ -107,6 +109,22 @@ def sources_file(folder: Path) -> Path:
     return folder.parent.parent / SOURCES_FILE
 
 
+def _profiles(path: Path) -> dict[str, CallProfile]:
+    """The profiles with `path` (sources.yaml) applied, read again only when the file changed:
+    a run asks once per landing file."""
+    try:
+        stat = path.stat()
+        stamp = (stat.st_size, stat.st_mtime_ns)
+    except FileNotFoundError:
+        stamp = None
+    return _profiles_as_of(path, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _profiles_as_of(path: Path, stamp: tuple[int, int] | None) -> dict[str, CallProfile]:
+    return load_profiles(path if stamp is not None else None)
+
+
 def call_file_profile(folder: Path | None, path: Path) -> CallProfile | None:
     """The profile a call file is read with: None for a file directly in landing/calls (our
     contract), else its folder's profile from the built-ins and sources.yaml. Raises
@@ -118,7 +136,7 @@ def call_file_profile(folder: Path | None, path: Path) -> CallProfile | None:
     if wanted is None:
         return None
     try:
-        profiles = load_profiles(sources_file(folder))
+        profiles = _profiles(sources_file(folder))
     except ProfileError as error:
         raise LandingFileError(redact(f"{name}: not read: {error}")) from None
     if wanted not in profiles:
@@ -476,7 +494,9 @@ def _stage_call_file(
     text_table: str,
 ) -> LoadedFile:
     if profile is not None:
-        return stage_profile_file(con, path, name, profile, text_table)
+        loaded = stage_profile_file(con, path, name, profile, text_table)
+        loaded.profile = profile
+        return loaded
     rows = stage_text_file(
         con, path, CALL_REQUIRED_COLUMNS, CALL_OPTIONAL_COLUMNS, text_table, _CONTRACT_DERIVED
     )
@@ -608,7 +628,6 @@ def ingest_new_files(
         if file_hash not in known:
             try:
                 loaded = load_call_file(con, path, file_hash, first_date, last_date, folder)
-                profile = call_file_profile(folder, path)
             except LandingFileError as error:
                 shown = redact(name)
                 while shown in report.rejected:  # two names redacted alike must not hide a problem
@@ -618,8 +637,8 @@ def ingest_new_files(
             report.rows_loaded += loaded.rows
             report.nonexistent_times += loaded.nonexistent_times
             report.ambiguous_times += loaded.ambiguous_times
-            if profile is not None:
-                report.profiles[profile.name] = profile
+            if loaded.profile is not None:
+                report.profiles[loaded.profile.name] = loaded.profile
             known.add(file_hash)
             report.loaded.append(name)
         else:

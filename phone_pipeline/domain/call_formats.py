@@ -39,6 +39,7 @@ SOURCES_FILE = "sources.yaml"
 # Time formats with a name; anything else is a strptime pattern.
 ISO8601 = "iso8601"
 RFC2822 = "rfc2822"
+_PBX_FORMAT = "%Y-%m-%d %H:%M:%S"  # Asterisk's and FreeSWITCH's
 # The contract columns a profile may fill; call_id may come from the hash rule instead.
 MAPPED_COLUMNS = CALL_REQUIRED_COLUMNS + CALL_OPTIONAL_COLUMNS
 NEEDED_COLUMNS = tuple(name for name in CALL_REQUIRED_COLUMNS if name != "call_id")
@@ -129,7 +130,7 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
             "duration_seconds": "billsec",
             "disposition": "disposition",
         },
-        "time_format": "%Y-%m-%d %H:%M:%S",
+        "time_format": _PBX_FORMAT,
         "dispositions": {
             "ANSWERED": "answered",
             "NO ANSWER": "no_answer",
@@ -169,7 +170,7 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
             "duration_seconds": "billsec",
             "disposition": "hangup_cause",
         },
-        "time_format": "%Y-%m-%d %H:%M:%S",
+        "time_format": _PBX_FORMAT,
         # Q.850 hangup causes; others stay as written and are quarantined as unknown_disposition.
         "dispositions": {
             "NORMAL_CLEARING": "answered",
@@ -395,6 +396,17 @@ def _open_text(path: Path) -> TextIO:
     return path.open(encoding="utf-8-sig", newline="")
 
 
+def _is_pbx_time(value: str) -> bool:
+    return (
+        len(value) == 19
+        and value.isascii()
+        and value[4] == value[7] == "-"
+        and value[10] == " "
+        and value[13] == value[16] == ":"
+        and value.replace("-", "").replace(":", "").replace(" ", "").isdigit()
+    )
+
+
 def parse_time(
     text: str | None, formats: tuple[str, ...], zone: ZoneInfo | None
 ) -> tuple[dt.datetime | None, str | None]:
@@ -406,7 +418,10 @@ def parse_time(
         return None, None
     for time_format in formats:
         try:
-            if time_format == ISO8601:
+            if time_format == _PBX_FORMAT and _is_pbx_time(value):
+                # fromisoformat reads exactly this shape, 10x faster than strptime.
+                parsed = dt.datetime.fromisoformat(value)
+            elif time_format == ISO8601:
                 parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             elif time_format == RFC2822:
                 parsed = email.utils.parsedate_to_datetime(value)
@@ -426,11 +441,11 @@ def parse_time(
         return None, None
     first = parsed.replace(tzinfo=zone, fold=0)
     instant = first.astimezone(dt.UTC)
+    if first.utcoffset() == parsed.replace(tzinfo=zone, fold=1).utcoffset():
+        return instant, None  # the usual case: one offset, no change at this time
     if instant.astimezone(zone).replace(tzinfo=None) != parsed:
         return instant, NONEXISTENT  # fold=0: the offset before the change, i.e. shifted forward
-    if first.utcoffset() != parsed.replace(tzinfo=zone, fold=1).utcoffset():
-        return instant, AMBIGUOUS  # fold=0: the first occurrence
-    return instant, None
+    return instant, AMBIGUOUS  # fold=0: the first occurrence
 
 
 def row_call_id(file_name: str, fields: list[str]) -> str:
@@ -482,8 +497,20 @@ def map_file(path: Path, name: str, profile: CallProfile) -> MappedFile:
     }
     mapped = MappedFile(out)
     cache: dict[str, tuple[dt.datetime | None, str | None]] = {}
-    width_range = (profile.min_fields, len(profile.fields))
+    dispositions = profile.dispositions
+    width = (profile.min_fields, len(profile.fields))
     positions: dict[str, int] | None = None
+    # Per contract column: (its values, the source's position or None, the value when empty).
+    copied: list[tuple[list[Any], int | None, str | None]] = []
+    id_position: int | None = None
+    disposition_position = 0
+    call_ids, started_at_utc, internal = (
+        out["call_id"],
+        out["started_at_utc"],
+        out["internal_extension"],
+    )
+    callers, callees = out["caller_number"], out["callee_number"]
+    started_at, disposition_values = out["started_at"], out["disposition"]
     with _open_text(path) as handle:
         number = 0
         for fields in csv.reader(handle, strict=True):
@@ -492,51 +519,59 @@ def map_file(path: Path, name: str, profile: CallProfile) -> MappedFile:
             if positions is None:
                 positions = _positions(profile, name, fields)
                 if profile.header:
-                    width_range = (max(positions.values()) + 1, len(fields))
+                    width = (max(positions.values()) + 1, len(fields))
+
+                def position(column: str) -> int | None:
+                    source = profile.columns.get(column)
+                    return positions.get(source) if source else None  # noqa: B023
+
+                copied = [
+                    (out[column], position(column), profile.when_empty.get(column))
+                    for column in MAPPED_COLUMNS
+                    if column not in ("call_id", "disposition")
+                ]
+                id_position = position("call_id")
+                disposition_position = position("disposition")
+                if profile.header:
                     continue
             number += 1
-            if not width_range[0] <= len(fields) <= max(width_range):
+            count = len(fields)
+            if not width[0] <= count <= width[1]:
                 raise ProfileError(
-                    f"{name}: row {number} has {len(fields)} fields; profile {profile.name} "
-                    f"expects {width_range[0]} to {max(width_range)}"
+                    f"{name}: row {number} has {count} fields; profile {profile.name} "
+                    f"expects {width[0]} to {width[1]}"
                 )
-            values: dict[str, str | None] = {}
-            for column in MAPPED_COLUMNS:
-                source_column = profile.columns.get(column)
-                position = positions.get(source_column) if source_column else None
-                value = (
-                    fields[position] if position is not None and position < len(fields) else None
-                )
-                if not value and column in profile.when_empty:
-                    value = profile.when_empty[column]
-                values[column] = value
-            if "call_id" not in profile.columns or positions.get(
-                profile.columns["call_id"], len(fields)
-            ) >= len(fields):
-                values["call_id"] = row_call_id(name, fields)
-            disposition = values["disposition"]
-            if disposition is not None:
-                values["disposition"] = profile.dispositions.get(
-                    disposition.strip().upper(), disposition
-                )
-            started = values["started_at"] or ""
+            for values, at, when_empty in copied:
+                value = fields[at] if at is not None and at < count else None
+                values.append(when_empty if not value and when_empty is not None else value)
+            # No id column in the profile or in this row (Asterisk without loguniqueid): hashed.
+            if id_position is None or id_position >= count:
+                call_ids.append(row_call_id(name, fields))
+            else:
+                call_ids.append(fields[id_position] or profile.when_empty.get("call_id"))
+            disposition = fields[disposition_position] if disposition_position < count else None
+            if disposition:
+                disposition = dispositions.get(disposition.strip().upper(), disposition)
+            else:
+                disposition = profile.when_empty.get("disposition", disposition)
+            disposition_values.append(disposition)
+            started = started_at[-1] or ""
             if started not in cache:
                 cache[started] = parse_time(started, profile.time_formats, zone)
             instant, resolution = cache[started]
-            if resolution == NONEXISTENT:
-                mapped.nonexistent_times += 1
-            elif resolution == AMBIGUOUS:
-                mapped.ambiguous_times += 1
-            ends = [
-                end
-                for end, column in ((CALLER, "caller_number"), (CALLEE, "callee_number"))
-                if extension is not None and extension.fullmatch((values[column] or "").strip())
-            ]
-            for column in MAPPED_COLUMNS:
-                out[column].append(values[column])
-            out["started_at_utc"].append(instant)
-            out["internal_extension"].append(
-                BOTH if len(ends) == 2 else (ends[0] if ends else None)
+            started_at_utc.append(instant)
+            if resolution is not None:
+                if resolution == NONEXISTENT:
+                    mapped.nonexistent_times += 1
+                else:
+                    mapped.ambiguous_times += 1
+            if extension is None:
+                internal.append(None)
+                continue
+            caller = extension.fullmatch((callers[-1] or "").strip()) is not None
+            callee = extension.fullmatch((callees[-1] or "").strip()) is not None
+            internal.append(
+                BOTH if caller and callee else CALLER if caller else CALLEE if callee else None
             )
     if positions is None and profile.header:
         raise ProfileError(f"{name}: empty file, no header row (profile {profile.name})")
