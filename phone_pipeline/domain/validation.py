@@ -6,6 +6,8 @@ in the order below) and a `detail`; nothing is dropped. Batch-level problems are
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from phone_pipeline.domain.timestamps import clean_text_sql
 
 # `abandoned`: a live answer that no agent took (counts as answered for the abandonment rate).
@@ -29,6 +31,15 @@ QUARANTINE_REASONS = (
     "unknown_disposition",
     "duplicate_call_id",
 )
+
+
+def quarantine_share(raw_rows: int, quarantined_by_reason: Mapping[str, int]) -> float:
+    """The share of a day's calls between phone numbers that were quarantined: internal calls
+    are counted apart (neither quarantined nor among the rows)."""
+    internal = quarantined_by_reason.get(INTERNAL_CALL, 0)
+    quarantined = sum(quarantined_by_reason.values()) - internal
+    calls = raw_rows - internal
+    return quarantined / calls if calls > 0 else 0.0
 
 
 def row_key_sql(relation: str) -> str:

@@ -16,6 +16,7 @@ from phone_pipeline.domain.validation import (
     DISPOSITIONS,
     QUARANTINE_REASONS,
     cleaned_calls_sql,
+    quarantine_share,
     quarantine_verdicts_sql,
     validation_values,
 )
@@ -395,3 +396,11 @@ def test_bad_default_region_raises(region: str) -> None:
 )
 def test_non_decimal_durations_are_invalid(con: duckdb.DuckDBPyConnection, raw: str) -> None:
     assert classify(con, [row("x", duration=raw)])["x"]["reason"] == "invalid_duration"
+
+
+def test_internal_calls_are_outside_the_quarantine_share() -> None:
+    assert quarantine_share(10, {"invalid_caller_number": 1}) == 0.1
+    # 6 rows, 2 internal calls, 1 invalid: 1 of the 4 calls between phone numbers.
+    assert quarantine_share(6, {"internal_call": 2, "invalid_caller_number": 1}) == 0.25
+    assert quarantine_share(2, {"internal_call": 2}) == 0.0
+    assert quarantine_share(0, {}) == 0.0

@@ -10,6 +10,7 @@ from phone_pipeline.domain.validation import (
     INTERNAL_CALL,
     cleaned_calls_sql,
     known_numbers_sql,
+    quarantine_share,
     quarantine_verdicts_sql,
     row_key_sql,
     validation_values,
@@ -112,9 +113,8 @@ def validate_calls(
             replace_counts["calls_validated"],
             replace_counts["calls_quarantine"],
         )
-        # Internal calls are counted apart: the share is of the calls between phone numbers.
+        share = quarantine_share(raw_rows, reasons)
         internal = reasons.get(INTERNAL_CALL, 0)
-        share = (quarantined - internal) / (raw_rows - internal) if raw_rows > internal else 0.0
         yield dg.MaterializeResult(
             asset_key=CALLS_VALIDATED,
             metadata={
