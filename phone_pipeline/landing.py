@@ -4,7 +4,8 @@ A file is known by the SHA-256 of its content, so the same file dropped twice, o
 is loaded once. Each row is tagged with its source file and row number and placed in the daily
 partition of its call's UTC date; rows whose time cannot be read (or lies outside the partitions)
 go to the file's earliest readable date, where validation quarantines them with a reason: every row
-of a loaded file lands in exactly one partition.
+of a loaded file lands in exactly one partition. Files in `landing/calls/<profile>/` are read with
+that profile (domain/call_formats.py) and recorded under their path there (`asterisk/Master.csv`).
 """
 
 from __future__ import annotations

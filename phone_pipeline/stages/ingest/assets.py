@@ -40,7 +40,9 @@ from phone_pipeline.timings import PARSE, recording
     check_specs=RAW_CALLS_CHECKS,
     description=(
         "Call-log rows exactly as recorded (every column as text), one row per input row, tagged "
-        "with the source file's name, content hash and row number. Files are loaded once by "
+        "with the source file's name, content hash and row number; files in "
+        "landing/calls/<profile>/ are mapped onto the contract by their profile (metadata "
+        "call_log_profiles). Files are loaded once by "
         "content hash; rows of erased subjects are removed as they are loaded (see "
         "erasure_register). Restricted zone: holds raw phone numbers."
     ),
