@@ -80,9 +80,10 @@ class CallProfile:
                 "header": self.header,
                 "columns": dict(self.columns),
                 "call_id": (
-                    f"column {self.columns['call_id']}"
+                    f"column {self.columns['call_id']}; where a file has no such column, "
+                    + _HASH_RULE
                     if "call_id" in self.columns
-                    else "sha256 of the row's fields and the file's name"
+                    else _HASH_RULE
                 ),
                 "time_formats": list(self.time_formats),
                 "time_zone": self.time_zone,
@@ -91,6 +92,9 @@ class CallProfile:
                 "internal_extension": self.internal_extension,
             }
         )
+
+
+_HASH_RULE = "row- and sha256 of the file's name and the row's fields"
 
 
 def _redacted(value: Any) -> Any:
@@ -367,7 +371,12 @@ def load_profiles(sources_file: Path | None = None) -> dict[str, CallProfile]:
                     f"({', '.join(BUILTIN_PROFILES)})"
                 )
             merged = dict(BUILTIN_PROFILES[base]) if base else {}
-            merged.update({key: value for key, value in spec.items() if key != "base"})
+            for key, value in spec.items():
+                # Mappings (columns, dispositions, when_empty) are merged key by key.
+                if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                    merged[key] = {**merged[key], **value}
+                elif key != "base":
+                    merged[key] = value
             specs[name] = (merged, label)
     return {name: build_profile(name, spec, source) for name, (spec, source) in specs.items()}
 

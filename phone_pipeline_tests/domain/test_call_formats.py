@@ -268,6 +268,8 @@ profiles:
     base: asterisk
     time_zone: Europe/Berlin
     internal_extension: "[0-9]{3}"
+    dispositions: {CONGESTION: busy}
+    columns: {duration_seconds: duration}
 """,
     )
     assert {"asterisk", "freeswitch", "twilio", "dialer", "pbx_eu"} <= set(found)
@@ -287,6 +289,9 @@ profiles:
     # A profile based on a built-in keeps what it does not override.
     assert found["pbx_eu"].fields == found["asterisk"].fields
     assert found["pbx_eu"].internal_extension == "[0-9]{3}"
+    # Mappings merge key by key over the built-in's.
+    assert found["pbx_eu"].dispositions == {**found["asterisk"].dispositions, "CONGESTION": "busy"}
+    assert found["pbx_eu"].columns == {**found["asterisk"].columns, "duration_seconds": "duration"}
 
 
 def test_the_built_in_profiles_are_plain_data_and_describe_without_values() -> None:
@@ -297,7 +302,8 @@ def test_the_built_in_profiles_are_plain_data_and_describe_without_values() -> N
         assert described["time_zone"] == "UTC"
         assert not contains_phone_number(json.dumps(described))
     assert build_profile("asterisk", {**BUILTIN_PROFILES["asterisk"]}).describe()["call_id"] == (
-        "column uniqueid"
+        "column uniqueid; where a file has no such column, row- and sha256 of the file's name and "
+        "the row's fields"
     )
     custom = {**BUILTIN_PROFILES["twilio"], "dispositions": {"+12125550199": "answered"}}
     assert not contains_phone_number(json.dumps(build_profile("mine", custom).describe()))
