@@ -57,7 +57,6 @@ class IngestReport:
     # Local times of profile files on a daylight-saving change (see domain/call_formats.py).
     nonexistent_times: int = 0
     ambiguous_times: int = 0
-    profiles: dict[str, CallProfile] = field(default_factory=dict)  # profiles of loaded files
 
 
 @dataclass
@@ -65,7 +64,6 @@ class LoadedFile:
     rows: int
     nonexistent_times: int = 0
     ambiguous_times: int = 0
-    profile: CallProfile | None = None  # None: our contract
 
 
 def is_landing_file(path: Path, suffixes: tuple[str, ...] = CALL_FILE_SUFFIXES) -> bool:
@@ -495,9 +493,7 @@ def _stage_call_file(
     text_table: str,
 ) -> LoadedFile:
     if profile is not None:
-        loaded = stage_profile_file(con, path, name, profile, text_table)
-        loaded.profile = profile
-        return loaded
+        return stage_profile_file(con, path, name, profile, text_table)
     rows = stage_text_file(
         con, path, CALL_REQUIRED_COLUMNS, CALL_OPTIONAL_COLUMNS, text_table, _CONTRACT_DERIVED
     )
@@ -638,8 +634,6 @@ def ingest_new_files(
             report.rows_loaded += loaded.rows
             report.nonexistent_times += loaded.nonexistent_times
             report.ambiguous_times += loaded.ambiguous_times
-            if loaded.profile is not None:
-                report.profiles[loaded.profile.name] = loaded.profile
             known.add(file_hash)
             report.loaded.append(name)
         else:
