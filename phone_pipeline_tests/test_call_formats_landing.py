@@ -19,9 +19,11 @@ import duckdb
 import pytest
 
 from phone_pipeline.automation.sensors import cursor_key, plan_landing_runs
+from phone_pipeline.cli import _partitions_with_data
 from phone_pipeline.domain.redaction import contains_phone_number
 from phone_pipeline.landing import call_dates_in_file, ingest_new_files
 from phone_pipeline.resources import build_resources
+from phone_pipeline.settings import Settings
 from phone_pipeline.stages.ingest.assets import raw_calls
 from phone_pipeline.stages.validate.assets import validate_calls
 from phone_pipeline.warehouse import prepare_restricted
@@ -166,6 +168,17 @@ def test_the_sensor_sees_profile_folders_and_their_days(folder: Path) -> None:
     assert cursor_key("asterisk/Master.csv") in plan.cursor["files"]
     assert call_dates_in_file(asterisk, FIRST, LAST, folder) == {SPRING}
     json.dumps(plan.cursor)
+
+
+def test_phone_pipeline_run_finds_the_days_of_profile_folders(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (settings.home / "sources.yaml").write_text(BERLIN)
+    write(settings.landing_calls, "asterisk/Master.csv", ASTERISK_SPRING)
+    write(settings.landing_calls, "freeswitch/Master.csv", FREESWITCH)
+    write(settings.landing_calls, "twilio/export.csv", TWILIO_WITHOUT_START)
+    assert _partitions_with_data(settings) == [SPRING.isoformat(), AUTUMN.isoformat()]
+    assert "twilio/export.csv: profile twilio: column 'StartTime'" in capsys.readouterr().err
 
 
 # --- one in-process run of ingest and validate -----------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
 import json
 from pathlib import Path
@@ -178,6 +179,15 @@ def test_twilio_export_is_mapped_in_utc(tmp_path: Path) -> None:
     assert rows["duration_seconds"] == ["65", "0"]
     assert rows["disposition"] == ["answered", "no_answer"]
     assert rows["internal_extension"] == [None, None]  # no extension rule for Twilio
+
+
+def test_gzipped_exports_are_read_alike(tmp_path: Path) -> None:
+    profile = profiles(tmp_path)["twilio"]
+    plain = map_file(write(tmp_path, "twilio/calls.csv", TWILIO), "twilio/calls.csv", profile)
+    path = tmp_path / "landing" / "calls" / "twilio" / "calls.csv.gz"
+    with gzip.open(path, "wt", newline="") as handle:
+        handle.write(TWILIO)
+    assert map_file(path, "twilio/calls.csv.gz", profile).rows == plain.rows
 
 
 # --- profile errors name the file and the field ----------------------------------------------------
