@@ -250,6 +250,19 @@ _RESTRICTED_TABLES = (
             ("anchor_date DATE NOT NULL", "Date the file's local times were read against."),
             ("load_order BIGINT NOT NULL", "Order in which files were loaded."),
             ("registered_at TIMESTAMPTZ NOT NULL", "When the file was registered."),
+            (
+                "profile VARCHAR",
+                "The call-log profile the file was read with (its folder under landing/calls); "
+                "NULL: the pipeline's own contract.",
+            ),
+            (
+                "local_times_nonexistent BIGINT",
+                "Rows whose local start time falls in a daylight-saving gap (shifted forward).",
+            ),
+            (
+                "local_times_ambiguous BIGINT",
+                "Rows whose local start time occurs twice (read as the first occurrence).",
+            ),
         ),
         Retention.KEPT,
         (_INGEST,),
@@ -295,6 +308,11 @@ _RESTRICTED_TABLES = (
             ),
             "campaign_id VARCHAR",
             "callee_erased BOOLEAN",
+            (
+                "internal_extension VARCHAR",
+                "Which end of the call (caller, callee, both) is an internal extension, as the "
+                "file's profile judged it; NULL otherwise.",
+            ),
         ),
         Retention.RESTRICTED,
         (_INGEST,),

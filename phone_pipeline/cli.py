@@ -69,7 +69,8 @@ def _partitions_with_data(settings: Settings, done_days: list[str] | None = None
         LandingFileError,
         call_dates_in_file,
         content_hash,
-        list_landing_files,
+        landing_name,
+        list_call_files,
     )
 
     first, last = partition_range()
@@ -86,9 +87,9 @@ def _partitions_with_data(settings: Settings, done_days: list[str] | None = None
     swept, loaded = _swept_days(settings)
     days: set[dt.date] = set()
     done: dict[dt.date, bool] = {}  # a swept day -> no new file has calls on it
-    for path in list_landing_files(settings.landing_calls):
+    for path in list_call_files(settings.landing_calls):
         try:
-            found = call_dates_in_file(path, dt.date(1, 1, 1), last)
+            found = call_dates_in_file(path, dt.date(1, 1, 1), last, settings.landing_calls)
         except LandingFileError as error:
             print(f"warning: {error}", file=sys.stderr)
             continue
@@ -101,7 +102,8 @@ def _partitions_with_data(settings: Settings, done_days: list[str] | None = None
                 f"on {today} is {floor} ({policy.settings_text()})"
             )
             print(
-                f"warning: {redact(path.name)}: calls on {len(too_old)} day(s) from {too_old[0]} "
+                f"warning: {redact(landing_name(settings.landing_calls, path))}: calls on "
+                f"{len(too_old)} day(s) from {too_old[0]} "
                 f"to {too_old[-1]} are not processed: {why}",
                 file=sys.stderr,
             )

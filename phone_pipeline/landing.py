@@ -4,7 +4,8 @@ A file is known by the SHA-256 of its content, so the same file dropped twice, o
 is loaded once. Each row is tagged with its source file and row number and placed in the daily
 partition of its call's UTC date; rows whose time cannot be read (or lies outside the partitions)
 go to the file's earliest readable date, where validation quarantines them with a reason: every row
-of a loaded file lands in exactly one partition.
+of a loaded file lands in exactly one partition. Files in `landing/calls/<profile>/` are read with
+that profile (domain/call_formats.py) and recorded under their path there (`asterisk/Master.csv`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import functools
 import gzip
 import hashlib
 from collections.abc import Iterator
@@ -22,6 +24,15 @@ from typing import TextIO
 import duckdb
 import pyarrow as pa
 
+from phone_pipeline.domain.call_formats import (
+    MAPPED_COLUMNS,
+    SOURCES_FILE,
+    CallProfile,
+    ProfileError,
+    load_profiles,
+    map_file,
+    profile_folder,
+)
 from phone_pipeline.domain.contract import CALL_OPTIONAL_COLUMNS, CALL_REQUIRED_COLUMNS
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.domain.timestamps import started_at_utc_sql
@@ -43,6 +54,16 @@ class IngestReport:
     already_loaded: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)  # file name -> redacted problem
     rows_loaded: int = 0
+    # Local times of profile files on a daylight-saving change (see domain/call_formats.py).
+    nonexistent_times: int = 0
+    ambiguous_times: int = 0
+
+
+@dataclass
+class LoadedFile:
+    rows: int
+    nonexistent_times: int = 0
+    ambiguous_times: int = 0
 
 
 def is_landing_file(path: Path, suffixes: tuple[str, ...] = CALL_FILE_SUFFIXES) -> bool:
@@ -59,6 +80,72 @@ def list_landing_files(folder: Path, suffixes: tuple[str, ...] = CALL_FILE_SUFFI
     if not folder.is_dir():
         return []
     return sorted(path for path in folder.iterdir() if is_landing_file(path, suffixes))
+
+
+def list_call_files(folder: Path) -> list[Path]:
+    """The call-log files of landing/calls: those directly in it (our contract) and those one
+    folder down, in `landing/calls/<profile>/` (read with that profile)."""
+    if not folder.is_dir():
+        return []
+    files = list_landing_files(folder)
+    for sub in sorted(folder.iterdir()):
+        if sub.is_dir() and not sub.name.startswith("."):
+            files.extend(list_landing_files(sub))
+    return files
+
+
+def landing_name(folder: Path, path: Path) -> str:
+    """A call file's name as recorded (source_file, landing_files): its path under
+    landing/calls, `Master.csv` or `asterisk/Master.csv` (two systems may use one file name)."""
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return path.name
+
+
+def sources_file(folder: Path) -> Path:
+    """`sources.yaml` in the data home, for the landing/calls folder `folder`."""
+    return folder.parent.parent / SOURCES_FILE
+
+
+def _profiles(path: Path) -> dict[str, CallProfile]:
+    """The profiles with `path` (sources.yaml) applied, read again only when the file changed:
+    a run asks once per landing file."""
+    try:
+        stat = path.stat()
+        stamp = (stat.st_size, stat.st_mtime_ns)
+    except FileNotFoundError:
+        stamp = None
+    return _profiles_as_of(path, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _profiles_as_of(path: Path, stamp: tuple[int, int] | None) -> dict[str, CallProfile]:
+    return load_profiles(path if stamp is not None else None)
+
+
+def call_file_profile(folder: Path | None, path: Path) -> CallProfile | None:
+    """The profile a call file is read with: None for a file directly in landing/calls (our
+    contract), else its folder's profile from the built-ins and sources.yaml. Raises
+    LandingFileError naming the file and the problem (an unknown profile, a bad sources.yaml)."""
+    if folder is None:
+        return None
+    name = landing_name(folder, path)
+    wanted = profile_folder(name)
+    if wanted is None:
+        return None
+    try:
+        profiles = _profiles(sources_file(folder))
+    except ProfileError as error:
+        raise LandingFileError(redact(f"{name}: not read: {error}")) from None
+    if wanted not in profiles:
+        raise LandingFileError(
+            redact(
+                f"{name}: no call-log profile {wanted!r} for its folder; known: "
+                f"{', '.join(sorted(profiles))} (custom ones under profiles: in {SOURCES_FILE})"
+            )
+        )
+    return profiles[wanted]
 
 
 # Why a row of a registry file (consent, do-not-call, erasure) was not read: it is quarantined
@@ -355,6 +442,64 @@ def stage_text_file(
     return con.execute(f"SELECT count(*) FROM {text_table}").fetchone()[0]
 
 
+def profiles_in_use(folder: Path) -> dict[str, CallProfile]:
+    """The profiles of landing/calls' profile folders that hold call files (an unknown profile
+    or a bad sources.yaml is left out here: its files are reported as unreadable)."""
+    found: dict[str, CallProfile] = {}
+    for path in list_call_files(folder):
+        try:
+            profile = call_file_profile(folder, path)
+        except LandingFileError:
+            continue
+        if profile is not None:
+            found[profile.name] = profile
+    return found
+
+
+def stage_profile_file(
+    con: duckdb.DuckDBPyConnection, path: Path, name: str, profile: CallProfile, text_table: str
+) -> LoadedFile:
+    """Read a file with its profile into a TEMP table of contract columns (text) with
+    `started_at_utc` and `internal_extension`, in the file's order, like `stage_text_file`
+    with the contract's `derived` columns; raises LandingFileError."""
+    try:
+        with _text_errors_redacted(path):
+            mapped = map_file(path, name, profile)
+    except ProfileError as error:
+        raise LandingFileError(redact(str(error))) from None
+    columns = {column: pa.array(mapped.rows[column], pa.string()) for column in MAPPED_COLUMNS}
+    columns["started_at_utc"] = pa.array(mapped.rows["started_at_utc"], pa.timestamp("us", "UTC"))
+    columns["internal_extension"] = pa.array(mapped.rows["internal_extension"], pa.string())
+    con.register("profile_rows", pa.table(columns))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {text_table} AS SELECT * FROM profile_rows")
+    finally:
+        con.unregister("profile_rows")
+    return LoadedFile(mapped.row_count, mapped.nonexistent_times, mapped.ambiguous_times)
+
+
+# The contract's derived columns: its times read as written; its rows judged by no profile.
+_CONTRACT_DERIVED = {
+    "started_at_utc": started_at_utc_sql("started_at"),
+    "internal_extension": "CAST(NULL AS VARCHAR)",
+}
+
+
+def _stage_call_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    name: str,
+    profile: CallProfile | None,
+    text_table: str,
+) -> LoadedFile:
+    if profile is not None:
+        return stage_profile_file(con, path, name, profile, text_table)
+    rows = stage_text_file(
+        con, path, CALL_REQUIRED_COLUMNS, CALL_OPTIONAL_COLUMNS, text_table, _CONTRACT_DERIVED
+    )
+    return LoadedFile(rows)
+
+
 def numbered_rows_sql(text_table: str) -> str:
     """The rows of a table made by `stage_text_file`, with their 1-based `source_row`.
 
@@ -400,16 +545,18 @@ def load_call_file(
     file_hash: str,
     first_date: dt.date,
     last_date: dt.date,
-) -> int:
-    """Load one call-log file into `raw_calls` and register it, in one transaction."""
+    folder: Path | None = None,
+) -> LoadedFile:
+    """Load one call-log file into `raw_calls` and register it, in one transaction; a file in
+    a profile's folder under `folder` (landing/calls) is read with that profile."""
     status = _TIMESTAMP_STATUS_SQL
     values = {"first_date": first_date, "last_date": last_date}
+    name = landing_name(folder, path) if folder is not None else path.name
+    profile = call_file_profile(folder, path)
     # Times are parsed while the file is read, and the rows numbered as they are written: a
     # staged copy numbered and parsed in between cost 4 s more at 10M rows.
-    rows = stage_text_file(
-        con, path, CALL_REQUIRED_COLUMNS, CALL_OPTIONAL_COLUMNS, "landing_stage_text",
-        derived={"started_at_utc": started_at_utc_sql("started_at")},
-    )  # fmt: skip
+    loaded = _stage_call_file(con, path, name, profile, "landing_stage_text")
+    rows = loaded.rows
     try:
         anchor = run(
             con,
@@ -434,19 +581,25 @@ def load_call_file(
                        $content_hash AS content_hash, $source_file AS source_file,
                        source_row, call_id, caller_number, callee_number, started_at,
                        duration_seconds, disposition, cell_id, started_at_utc, timestamp_status,
-                       campaign_id
+                       campaign_id, internal_extension
                 FROM (SELECT *, {status} AS timestamp_status
                       FROM {numbered_rows_sql("landing_stage_text")})
                 """,
-                {**values, "anchor": anchor, "content_hash": file_hash, "source_file": path.name},
+                {**values, "anchor": anchor, "content_hash": file_hash, "source_file": name},
             )
             con.execute(
-                "INSERT INTO landing_files VALUES (?, ?, ?, ?, ?, ?, now())",
-                [file_hash, path.name, path.stat().st_size, rows, anchor, load_order],
-            )
+                "INSERT INTO landing_files (content_hash, file_name, file_size, rows, "
+                "anchor_date, load_order, registered_at, profile, local_times_nonexistent, "
+                "local_times_ambiguous) VALUES (?, ?, ?, ?, ?, ?, now(), ?, ?, ?)",
+                [
+                    file_hash, name, path.stat().st_size, rows, anchor, load_order,
+                    profile.name if profile else None, loaded.nonexistent_times,
+                    loaded.ambiguous_times,
+                ],
+            )  # fmt: skip
     finally:
         con.execute("DROP TABLE IF EXISTS landing_stage_text")
-    return rows
+    return loaded
 
 
 def ingest_new_files(
@@ -462,25 +615,29 @@ def ingest_new_files(
             "SELECT file_name, file_size, mtime_ns, content_hash FROM landing_file_signatures"
         ).fetchall()
     }
-    for path in list_landing_files(folder):
+    for path in list_call_files(folder):
         stat = path.stat()
-        signature = (path.name, stat.st_size, stat.st_mtime_ns)
+        name = landing_name(folder, path)
+        signature = (name, stat.st_size, stat.st_mtime_ns)
         # Same name, size and modification time as a file hashed before: the same content
         # (rsync's rule); anything else is hashed again.
         file_hash = hashed.get(signature) or content_hash(path)
         if file_hash not in known:
             try:
-                report.rows_loaded += load_call_file(con, path, file_hash, first_date, last_date)
+                loaded = load_call_file(con, path, file_hash, first_date, last_date, folder)
             except LandingFileError as error:
-                name = redact(path.name)
-                while name in report.rejected:  # two names redacted alike must not hide a problem
-                    name += "'"
-                report.rejected[name] = str(error)
+                shown = redact(name)
+                while shown in report.rejected:  # two names redacted alike must not hide a problem
+                    shown += "'"
+                report.rejected[shown] = str(error)
                 continue
+            report.rows_loaded += loaded.rows
+            report.nonexistent_times += loaded.nonexistent_times
+            report.ambiguous_times += loaded.ambiguous_times
             known.add(file_hash)
-            report.loaded.append(path.name)
+            report.loaded.append(name)
         else:
-            report.already_loaded.append(path.name)
+            report.already_loaded.append(name)
         if signature not in hashed:
             con.execute(
                 "INSERT OR IGNORE INTO landing_file_signatures VALUES (?, ?, ?, ?)",
@@ -490,15 +647,16 @@ def ingest_new_files(
     return report
 
 
-def call_dates_in_file(path: Path, first_date: dt.date, last_date: dt.date) -> set[dt.date]:
-    """The partitions a file's rows will land in (what a sensor asks before requesting runs)."""
+def call_dates_in_file(
+    path: Path, first_date: dt.date, last_date: dt.date, folder: Path | None = None
+) -> set[dt.date]:
+    """The partitions a file's rows will land in (what a sensor asks before requesting runs);
+    a file in a profile's folder under `folder` (landing/calls) is read with that profile."""
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        stage_file(
-            con, path, CALL_REQUIRED_COLUMNS, CALL_OPTIONAL_COLUMNS,
-            derived={"started_at_utc": started_at_utc_sql("started_at")},
-        )  # fmt: skip
+        name = landing_name(folder, path) if folder is not None else path.name
+        _stage_call_file(con, path, name, call_file_profile(folder, path), "landing_stage")
         dates = {
             row[0]
             for row in run(

@@ -92,7 +92,12 @@ def _validation() -> tuple[dict[str, str], str]:
         "SELECT raw_calls.*, landing_files.load_order FROM raw_calls "
         "JOIN landing_files USING (content_hash) WHERE raw_calls.call_date = $call_date"
     )
-    cleaned = cleaned_calls_sql(raw_sql, "day_numbers", callee_erased_sql="raw.callee_erased")
+    cleaned = cleaned_calls_sql(
+        raw_sql,
+        "day_numbers",
+        callee_erased_sql="raw.callee_erased",
+        internal_extension_sql="raw.internal_extension",
+    )
     return validation_selects(raw_sql, cleaned), quarantine_verdicts_sql(cleaned)
 
 
@@ -239,6 +244,7 @@ def test_parsed_numbers_come_from_the_raw_string_of_their_role() -> None:
     assert validated["started_at_utc"] == [(RAW, "started_at_utc")]
     quarantine = validation_lineage(selects, verdicts, "calls_quarantine").deps_by_column
     assert (RAW, "timestamp_status") in quarantine["reason"]
+    assert (RAW, "internal_extension") in quarantine["detail"]
     assert quarantine["caller_number"] == [(RAW, "caller_number")]
 
 

@@ -19,7 +19,8 @@ from phone_pipeline.landing import (
     LandingFileError,
     call_dates_in_file,
     content_hash,
-    list_landing_files,
+    landing_name,
+    list_call_files,
 )
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.settings import load_settings
@@ -96,10 +97,12 @@ def plan_landing_runs(
     plan = LandingPlan()
     files: dict[str, list] = {}
     candidates: list[tuple[Path, str]] = []
-    for path in list_landing_files(folder):
+    # Files in landing/calls and in its profile folders (landing/calls/<profile>/).
+    for path in list_call_files(folder):
         # The cursor is stored in the instance and shown in the UI: key it by a digest of the
         # name, since a file name may hold a phone number.
-        name_key = cursor_key(path.name)
+        name = landing_name(folder, path)
+        name_key = cursor_key(name)
         stat = path.stat()
         signature = [stat.st_size, stat.st_mtime_ns]
         previous = seen.get(name_key)
@@ -109,7 +112,7 @@ def plan_landing_runs(
         stable = previous is not None and previous[:2] == signature
         if not stable and now - stat.st_mtime < settle_seconds:
             files[name_key] = [*signature, None]
-            plan.settling.append(redact(path.name))
+            plan.settling.append(redact(name))
             continue
         file_hash = content_hash(path)
         files[name_key] = [*signature, file_hash]
@@ -124,9 +127,9 @@ def plan_landing_runs(
             dates = {day for day in loaded[file_hash] if first_date <= day <= last_date}
         else:
             try:
-                dates = call_dates_in_file(path, first_date, last_date)
+                dates = call_dates_in_file(path, first_date, last_date, folder)
             except LandingFileError as error:
-                plan.unreadable[redact(path.name)] = str(error)
+                plan.unreadable[redact(landing_name(folder, path))] = str(error)
                 continue
         for day in dates:
             plan.runs.setdefault(day.isoformat(), []).append(file_hash)
@@ -143,7 +146,8 @@ def run_key(partition: str, hashes: list[str]) -> str:
     minimum_interval_seconds=load_settings().sensor_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches landing/calls for new call-log files (.csv, .csv.gz, .parquet). Files still being "
+        "Watches landing/calls and its profile folders (landing/calls/<profile>/) for new "
+        "call-log files (.csv, .csv.gz, .parquet). Files still being "
         "written (.part/.tmp names, or changed since the last tick) wait; a complete new file "
         "starts one run per day partition it touches."
     ),

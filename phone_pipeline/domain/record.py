@@ -37,7 +37,8 @@ _CATEGORY_RULES: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 _BOOKKEEPING = re.compile(
     r"^(call_date|content_hash|source_file|source_row|file_name|file_size|mtime_ns|load_order|"
-    r"anchor_date|registered_at|timestamp_status|reason|detail|stage|outcome|default_region|rows)$"
+    r"anchor_date|registered_at|timestamp_status|reason|detail|stage|outcome|default_region|rows|"
+    r"profile|local_times_nonexistent|local_times_ambiguous|internal_extension)$"
 )
 
 

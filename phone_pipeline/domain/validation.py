@@ -6,16 +6,23 @@ in the order below) and a `detail`; nothing is dropped. Batch-level problems are
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from phone_pipeline.domain.timestamps import clean_text_sql
 
 # `abandoned`: a live answer that no agent took (counts as answered for the abandonment rate).
 DISPOSITIONS = ("answered", "busy", "no_answer", "failed", "voicemail", "abandoned")
 
+# A call with an internal extension at one end (as its file's profile judged it; detail: caller,
+# callee or both): counted with its own reason, not as an invalid number, and not in the
+# quarantine share (an office's calls between extensions are no data-quality problem).
+INTERNAL_CALL = "internal_call"
 # In the order they are tested: the first failing rule names the row's reason.
 QUARANTINE_REASONS = (
     "missing_call_id",
     "bad_timestamp",
     "started_at_out_of_range",
+    INTERNAL_CALL,
     "invalid_caller_number",
     "invalid_callee_number",
     "invalid_duration",
@@ -24,6 +31,15 @@ QUARANTINE_REASONS = (
     "unknown_disposition",
     "duplicate_call_id",
 )
+
+
+def quarantine_share(raw_rows: int, quarantined_by_reason: Mapping[str, int]) -> float:
+    """The share of a day's calls between phone numbers that were quarantined: internal calls
+    are counted apart (neither quarantined nor among the rows)."""
+    internal = quarantined_by_reason.get(INTERNAL_CALL, 0)
+    quarantined = sum(quarantined_by_reason.values()) - internal
+    calls = raw_rows - internal
+    return quarantined / calls if calls > 0 else 0.0
 
 
 def row_key_sql(relation: str) -> str:
@@ -52,13 +68,15 @@ def cleaned_calls_sql(
     raw_calls_sql: str,
     number_cache: str,
     callee_erased_sql: str = "FALSE",
+    internal_extension_sql: str = "CAST(NULL AS VARCHAR)",
 ) -> str:
     """Raw rows with their cleaned fields, parsed numbers and `row_key`; no verdict yet.
 
     `raw_calls_sql` selects the partition's raw rows with their file's `load_order`; numbers
     are looked up as parsed in `$default_region` (see `validation_values`).
     `callee_erased_sql` (over `raw`) marks rows whose callee was erased: their missing callee
-    number is no reason to quarantine the caller's call.
+    number is no reason to quarantine the caller's call. `internal_extension_sql` (over `raw`)
+    names the end of a call that is an internal extension (caller, callee, both; NULL: none).
     """
     return f"""
         SELECT raw.*,
@@ -75,7 +93,8 @@ def cleaned_calls_sql(
                callee.e164 AS callee_e164, callee.country AS callee_country,
                callee.number_type AS callee_number_type,
                coalesce(callee.reason, 'empty') AS callee_reason,
-               coalesce({callee_erased_sql}, FALSE) AS callee_was_erased
+               coalesce({callee_erased_sql}, FALSE) AS callee_was_erased,
+               {internal_extension_sql} AS internal_end
         FROM ({raw_calls_sql}) AS raw
         LEFT JOIN {number_cache} AS caller
           ON caller.raw_number = raw.caller_number AND caller.default_region = $default_region
@@ -95,11 +114,12 @@ def quarantine_verdicts_sql(cleaned_calls_sql: str) -> str:
     dispositions = ", ".join(f"'{value}'" for value in DISPOSITIONS)
     return f"""
     WITH verdicts AS (
-        SELECT row_key, clean_call_id, caller_reason, callee_reason,
+        SELECT row_key, clean_call_id, caller_reason, callee_reason, internal_end,
                CASE
                  WHEN clean_call_id IS NULL THEN 'missing_call_id'
                  WHEN timestamp_status = 'unreadable' THEN 'bad_timestamp'
                  WHEN timestamp_status = 'out_of_range' THEN 'started_at_out_of_range'
+                 WHEN internal_end IS NOT NULL THEN '{INTERNAL_CALL}'
                  WHEN caller_e164 IS NULL THEN 'invalid_caller_number'
                  WHEN callee_e164 IS NULL AND NOT callee_was_erased THEN 'invalid_callee_number'
                  WHEN duration_int IS NULL THEN 'invalid_duration'
@@ -117,7 +137,8 @@ def quarantine_verdicts_sql(cleaned_calls_sql: str) -> str:
         GROUP BY clean_call_id HAVING count(*) > 1
     )
     SELECT row_key, coalesce(row_reason, 'duplicate_call_id') AS reason,
-           CASE WHEN row_reason = 'invalid_caller_number' THEN caller_reason
+           CASE WHEN row_reason = '{INTERNAL_CALL}' THEN internal_end
+                WHEN row_reason = 'invalid_caller_number' THEN caller_reason
                 WHEN row_reason = 'invalid_callee_number' THEN callee_reason
                 WHEN row_reason = 'absurd_duration'
                 THEN 'longer than ' || $max_call_seconds || ' s'

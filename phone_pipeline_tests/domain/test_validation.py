@@ -16,6 +16,7 @@ from phone_pipeline.domain.validation import (
     DISPOSITIONS,
     QUARANTINE_REASONS,
     cleaned_calls_sql,
+    quarantine_share,
     quarantine_verdicts_sql,
     validation_values,
 )
@@ -36,7 +37,9 @@ def classify_calls(
 ) -> duckdb.DuckDBPyConnection:
     """Every row with `reason`/`detail` (NULL reason = admitted), as the stage writes them:
     cleaned rows, and the verdicts of those not admitted; the stage's values bound."""
-    cleaned = cleaned_calls_sql(raw_sql, number_cache)
+    cleaned = cleaned_calls_sql(
+        raw_sql, number_cache, internal_extension_sql="raw.internal_extension"
+    )
     return run(
         con,
         f"""
@@ -65,6 +68,7 @@ COLUMNS = (
     "timestamp_status",
     "load_order",
     "source_row",
+    "internal_extension",
 )
 
 
@@ -81,6 +85,7 @@ def row(
     status: str = "ok",
     load_order: int = 1,
     source_row: int | None = None,
+    internal: str | None = None,
 ) -> dict:
     return {
         "cell_id": label,
@@ -92,6 +97,7 @@ def row(
         "timestamp_status": status,
         "load_order": load_order,
         "source_row": source_row,
+        "internal_extension": internal,
     }
 
 
@@ -103,7 +109,8 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
     connection.execute(
         "CREATE TABLE raw (cell_id VARCHAR, call_id VARCHAR, caller_number VARCHAR, "
         "callee_number VARCHAR, started_at VARCHAR, duration_seconds VARCHAR, disposition VARCHAR, "
-        "timestamp_status VARCHAR, load_order BIGINT, source_row BIGINT, source_file VARCHAR)"
+        "timestamp_status VARCHAR, load_order BIGINT, source_row BIGINT, source_file VARCHAR, "
+        "internal_extension VARCHAR)"
     )
     yield connection
     connection.close()
@@ -117,7 +124,7 @@ def classify(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> dict[str, dict
         counters[values["load_order"]] = counters.get(values["load_order"], 0) + 1
         source_row = values["source_row"] or counters[values["load_order"]]
         con.execute(
-            "INSERT INTO raw VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO raw VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 values["cell_id"],
                 values["call_id"],
@@ -130,6 +137,7 @@ def classify(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> dict[str, dict
                 values["load_order"],
                 source_row,
                 f"file{values['load_order']}.csv",
+                values["internal_extension"],
             ],
         )
     for column in ("caller_number", "callee_number"):
@@ -155,6 +163,9 @@ def test_one_row_per_quarantine_reason(con: duckdb.DuckDBPyConnection) -> None:
         row("unreadable_ts", status="unreadable"),
         row("out_of_range_ts", status="out_of_range"),
         row("caller_too_short", caller="12345"),
+        row("internal_caller", caller="1001", internal="caller"),
+        row("internal_both", caller="1001", callee="1002", internal="both"),
+        row("internal_unreadable_ts", caller="1001", internal="caller", status="unreadable"),
         row("caller_empty", caller=None),
         row("caller_blank", caller="  "),
         row("callee_bad_country", callee="+999 1234"),
@@ -178,6 +189,10 @@ def test_one_row_per_quarantine_reason(con: duckdb.DuckDBPyConnection) -> None:
         "unreadable_ts": ("bad_timestamp", None),
         "out_of_range_ts": ("started_at_out_of_range", None),
         "caller_too_short": ("invalid_caller_number", "too_short"),
+        # An extension, as its file's profile judged: an internal call, not an invalid number.
+        "internal_caller": ("internal_call", "caller"),
+        "internal_both": ("internal_call", "both"),
+        "internal_unreadable_ts": ("bad_timestamp", None),
         "caller_empty": ("invalid_caller_number", "empty"),
         "caller_blank": ("invalid_caller_number", "empty"),
         "callee_bad_country": ("invalid_callee_number", "invalid_country_code"),
@@ -381,3 +396,11 @@ def test_bad_default_region_raises(region: str) -> None:
 )
 def test_non_decimal_durations_are_invalid(con: duckdb.DuckDBPyConnection, raw: str) -> None:
     assert classify(con, [row("x", duration=raw)])["x"]["reason"] == "invalid_duration"
+
+
+def test_internal_calls_are_outside_the_quarantine_share() -> None:
+    assert quarantine_share(10, {"invalid_caller_number": 1}) == 0.1
+    # 6 rows, 2 internal calls, 1 invalid: 1 of the 4 calls between phone numbers.
+    assert quarantine_share(6, {"internal_call": 2, "invalid_caller_number": 1}) == 0.25
+    assert quarantine_share(2, {"internal_call": 2}) == 0.0
+    assert quarantine_share(0, {}) == 0.0

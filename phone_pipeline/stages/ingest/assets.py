@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 from phone_pipeline.automation.partitions import daily_partitions, partition_date, partition_range
 from phone_pipeline.domain.redaction import redact
 from phone_pipeline.domain.validation import row_key_sql
-from phone_pipeline.landing import ingest_new_files
+from phone_pipeline.landing import ingest_new_files, profiles_in_use
 from phone_pipeline.resources import (
     GreatExpectationsResource,
     PipelineConfig,
@@ -40,7 +40,9 @@ from phone_pipeline.timings import PARSE, recording
     check_specs=RAW_CALLS_CHECKS,
     description=(
         "Call-log rows exactly as recorded (every column as text), one row per input row, tagged "
-        "with the source file's name, content hash and row number. Files are loaded once by "
+        "with the source file's name, content hash and row number; files in "
+        "landing/calls/<profile>/ are mapped onto the contract by their profile (metadata "
+        "call_log_profiles). Files are loaded once by "
         "content hash; rows of erased subjects are removed as they are loaded (see "
         "erasure_register). Restricted zone: holds raw phone numbers."
     ),
@@ -91,6 +93,21 @@ def raw_calls(
                 "parse_seconds": timings.seconds(PARSE),
                 "source_files_in_partition": dg.MetadataValue.json(
                     {redact(name): rows for name, rows in files_in_partition}
+                ),
+                # The mapping of each source format in landing/calls/<profile>/.
+                "call_log_profiles": dg.MetadataValue.json(
+                    {
+                        name: profile.describe()
+                        for name, profile in sorted(
+                            profiles_in_use(pipeline_config.landing_calls).items()
+                        )
+                    }
+                ),
+                "local_times_resolved_this_run": dg.MetadataValue.json(
+                    {
+                        "nonexistent (DST gap): shifted forward": report.nonexistent_times,
+                        "ambiguous (DST repeat): first occurrence": report.ambiguous_times,
+                    }
                 ),
             },
         )

@@ -12,7 +12,7 @@ RAW_CALLS = dg.AssetKey(["restricted", "raw_calls"])
 RAW_CALLS_COLUMNS = [
     "call_date", "content_hash", "source_file", "source_row", "call_id", "caller_number",
     "callee_number", "started_at", "duration_seconds", "disposition", "cell_id",
-    "started_at_utc", "timestamp_status", "campaign_id", "callee_erased",
+    "started_at_utc", "timestamp_status", "campaign_id", "callee_erased", "internal_extension",
 ]  # fmt: skip
 
 RAW_CALLS_CHECKS = [

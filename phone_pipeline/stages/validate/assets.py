@@ -7,8 +7,10 @@ from phone_pipeline.automation.partitions import partition_date
 from phone_pipeline.domain.numbers import PARSED_NUMBER_INPUTS
 from phone_pipeline.domain.timestamps import clean_text_sql
 from phone_pipeline.domain.validation import (
+    INTERNAL_CALL,
     cleaned_calls_sql,
     known_numbers_sql,
+    quarantine_share,
     quarantine_verdicts_sql,
     row_key_sql,
     validation_values,
@@ -86,7 +88,10 @@ def validate_calls(
             )
         raw_sql = statement(__file__, "raw_rows_of_the_day")
         cleaned_sql = cleaned_calls_sql(
-            raw_sql, "day_numbers", callee_erased_sql="raw.callee_erased"
+            raw_sql,
+            "day_numbers",
+            callee_erased_sql="raw.callee_erased",
+            internal_extension_sql="raw.internal_extension",
         )
         # Only the verdicts of rows not admitted are kept (a few percent); both tables are then
         # written straight from the raw rows, never through a wide intermediate table.
@@ -108,7 +113,8 @@ def validate_calls(
             replace_counts["calls_validated"],
             replace_counts["calls_quarantine"],
         )
-        share = quarantined / raw_rows if raw_rows else 0.0
+        share = quarantine_share(raw_rows, reasons)
+        internal = reasons.get(INTERNAL_CALL, 0)
         yield dg.MaterializeResult(
             asset_key=CALLS_VALIDATED,
             metadata={
@@ -118,6 +124,7 @@ def validate_calls(
                 "numbers_parsed_this_run": newly_parsed,
                 "parse_seconds": timings.seconds(PARSE),
                 "quarantine_share": round(share, 6),
+                "internal_calls": internal,
             },
         )
         yield dg.MaterializeResult(
@@ -147,6 +154,7 @@ def validate_calls(
         metadata={
             "quarantine_share": round(share, 6),
             "limit": pipeline_config.max_quarantine_share,
+            "internal_calls_not_counted": internal,
             "quarantined_by_reason": counts_table(reasons),
         },
     )

@@ -24,7 +24,8 @@ VALIDATED_CHECKS = [
     blocking(
         CALLS_VALIDATED,
         "quarantine_share_within_limit",
-        f"The partition's share of quarantined rows is at most {env_name('max_quarantine_share')}.",
+        f"The partition's share of quarantined rows is at most {env_name('max_quarantine_share')} "
+        "(internal calls, between extensions of a phone system, are counted apart).",
     ),
     blocking(
         CALLS_VALIDATED,
