@@ -64,6 +64,9 @@ class Document:
     intro: tuple[str, ...]
     sections: tuple[Section, ...]
 
+    def section(self, title: str) -> Section:
+        return next(section for section in self.sections if section.title == title)
+
     @property
     def figures(self) -> list[Figure]:
         return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
@@ -357,7 +360,10 @@ def _day(value: object) -> dt.date:
 def _when(value: object) -> str:
     if value is None or pd.isna(value):  # type: ignore[arg-type]
         return ""
-    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[arg-type]
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    # ISO 8601 with no space: "2026-11-02 12:00" reads as a run of digits to the leak scans.
+    return stamp.strftime("%Y-%m-%dT%H:%MZ")
 
 
 def _pct(part: float, whole: float) -> str:
@@ -373,7 +379,9 @@ def _aggregate_stages(acc: pd.DataFrame) -> list[str]:
     return sorted({s for s in acc["stage"] if s.startswith("aggregate:")})
 
 
-def _flow(acc: pd.DataFrame, shared_rows: int) -> list[FlowStep]:
+def row_flow(acc: pd.DataFrame, shared_rows: int) -> list[FlowStep]:
+    """The steps of the row flow drawn from accounting rows (one day's or the window's) and the
+    rows the shareable zone received of the row-level dataset."""
     received = _rows(acc, "ingest", "received")
     erased = _rows(acc, "erasure", "excluded")
     quarantined = _rows(acc, "validate", "quarantined")
@@ -397,7 +405,9 @@ def _flow(acc: pd.DataFrame, shared_rows: int) -> list[FlowStep]:
                 "suppressed",
             )  # fmt: skip
         )
-    steps.append(FlowStep("shared (row level)", shared_rows, max(published - shared_rows, 0), "withheld"))
+    steps.append(
+        FlowStep("shared (row level)", shared_rows, max(published - shared_rows, 0), "withheld")
+    )
     return steps
 
 
@@ -445,8 +455,8 @@ def _flow_section(inputs: ReportInputs, daily: pd.DataFrame) -> Section:
     acc, last = inputs.accounting, inputs.last_day
     latest = acc[acc["call_date"].map(_day) == last]
     flows = [
-        (f"{last}", _flow(latest, _shared_rows(inputs.publications, [last]))),  # type: ignore[list-item]
-        ("last 30 days", _flow(acc, _shared_rows(inputs.publications, daily.index))),
+        (f"{last}", row_flow(latest, _shared_rows(inputs.publications, [last]))),  # type: ignore[list-item]
+        ("last 30 days", row_flow(acc, _shared_rows(inputs.publications, daily.index))),
     ]
     return Section(
         "Rows from received to published",
