@@ -210,22 +210,40 @@ class _TextNodes(HTMLParser):
             self.texts.append(data.strip())
 
 
-# Run once the page has loaded: every image's decoded size, written into the DOM for --dump-dom.
+# Run once the page has loaded: per image, its decoded size, whether it decoded (within 2 s) and
+# whether its bottom row is opaque (a figure is drawn on white: a truncated PNG still has the size
+# of its header but leaves the rows it lacks transparent). Written into the DOM for --dump-dom.
 _IMAGE_PROBE = """<script>
 window.addEventListener('load', async () => {
-  const images = [...document.images];
-  await Promise.all(images.map((image) => image.decode().catch(() => null)));
+  const results = [];
+  for (const image of document.images) {
+    const decoded = await Promise.race([
+      image.decode().then(() => true, () => false),
+      new Promise((resolve) => setTimeout(() => resolve(false), 2000)),
+    ]);
+    let opaque = false;
+    if (decoded && image.naturalWidth > 0) {
+      const canvas = document.createElement('canvas');
+      canvas.width = image.naturalWidth;
+      canvas.height = image.naturalHeight;
+      const context = canvas.getContext('2d');
+      context.drawImage(image, 0, 0);
+      const row = context.getImageData(0, image.naturalHeight - 1, image.naturalWidth, 1).data;
+      opaque = row.every((value, index) => index % 4 !== 3 || value === 255);
+    }
+    results.push([image.alt, image.naturalWidth, image.naturalHeight, decoded, opaque]);
+  }
   const out = document.createElement('pre');
   out.id = 'image-probe';
-  out.textContent = JSON.stringify(images.map((i) => [i.alt, i.naturalWidth, i.naturalHeight]));
+  out.textContent = JSON.stringify(results);
   document.body.appendChild(out);
 });
 </script>"""
 
 
 def rendered_images(page: Path, tmp_path: Path) -> list[list]:
-    """[alt, naturalWidth, naturalHeight] of every image of `page` as headless Chromium decodes
-    it. The page forbids scripts (its CSP): a copy allows the one inline probe and nothing
+    """[alt, naturalWidth, naturalHeight, decoded, opaque] of every image of `page` as headless
+    Chromium decodes it. The page forbids scripts (its CSP): a copy allows the one inline probe and nothing
     else, so an image from anywhere but the page itself still fails to load."""
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is needed for the report test (scripts/test.sh installs it)"
@@ -295,7 +313,8 @@ def test_the_privacy_report_shows_no_number_or_pseudonym_and_its_plots_render(
     figures = materialization.metadata["figures"].value
     assert figures == 3 and len(images) == figures  # row flow, rows per day, risk
     assert markdown.count("](data:image/png;base64,") == figures
-    assert [alt for alt, width, height in images if not (width > 300 and height > 100)] == []
+    assert [image for image in images if not (image[1] > 300 and image[2] > 100)] == []
+    assert [image for image in images if not (image[3] and image[4])] == []  # decoded, whole
 
 
 # --- landing files that are unusual, not malicious ------------------------------------------------
