@@ -232,7 +232,7 @@ def daily_outcomes_png(days: pd.DataFrame) -> bytes:
         values = days[column].tolist()
         ax.bar(range(len(days)), values, bottom=bottom, color=colour, label=column, width=0.8)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    ax.set_xticks(range(len(days)), labels, rotation=90, fontsize=6)
+    ax.set_xticks(range(len(days)), labels, rotation=90 if len(days) > 10 else 0, fontsize=7)
     ax.tick_params(axis="y", labelsize=7)
     ax.set_ylabel("rows", fontsize=8)
     ax.legend(fontsize=7, ncols=4, loc="upper left")
@@ -291,7 +291,8 @@ def budget_png(spent: pd.DataFrame) -> bytes:
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.axhline(float(spent["budget_per_day"].max()), color=_RED, linestyle="--", linewidth=1,
                label="budget per day")  # fmt: skip
-    ax.set_xticks(range(len(days)), [d.strftime("%m-%d") for d in days], rotation=90, fontsize=6)
+    ax.set_xticks(range(len(days)), [d.strftime("%m-%d") for d in days],
+                  rotation=90 if len(days) > 10 else 0, fontsize=7)  # fmt: skip
     ax.set_ylabel("epsilon", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=7)
@@ -335,7 +336,7 @@ class ReportInputs:
     publications: pd.DataFrame
     # requested_at, received_at, completed_at, partitions, rows_removed (one row per request)
     erasures: pd.DataFrame
-    # swept_at, as_of, zone, tables_swept, rows_deleted (one row per sweep and zone)
+    # swept_at, sweep (its run), as_of, zone, tables_swept, rows_deleted (per sweep and zone)
     sweeps: pd.DataFrame
     # call_date, output, epsilon, budget_per_day (analytics.privacy_budget_ledger)
     budget: pd.DataFrame
@@ -622,13 +623,23 @@ def _shareable_section(inputs: ReportInputs) -> Section:
     withheld = pubs[pubs["decision"] != "published"].sort_values("call_date", ascending=False)
     if len(withheld):
         blocks.append(Table(
-            ("day", "dataset", "decision", "why"),
-            tuple((_day(r.call_date).isoformat(), r.dataset, r.decision, r.reasons or "")
+            ("day", "dataset", "decision", "why (figures in the risk table)"),
+            tuple((_day(r.call_date).isoformat(), r.dataset, r.decision, reason_names(r.reasons))
                   for r in withheld.head(20).itertuples()),
         ))  # fmt: skip
     else:
         blocks.append("Every dataset was published on every day of the window.")
     return Section(title, tuple(blocks))
+
+
+def reason_names(reasons: object) -> str:
+    """The gate's reasons for a withheld dataset, by the measure each names: "share_below_k
+    (k=5) = 0.5821 (117 subscribers) > limit 0.0000" becomes "share_below_k (k=5)". The
+    figures are in the risk table; quoted here they read as digit runs to the redaction."""
+    if reasons is None or (isinstance(reasons, float) and pd.isna(reasons)):
+        return ""
+    names = [part.split(" = ", 1)[0].strip() for part in str(reasons).split("; ")]
+    return "; ".join(dict.fromkeys(name for name in names if name))
 
 
 def _erasure_section(inputs: ReportInputs) -> Section:
@@ -680,12 +691,14 @@ def _retention_section(inputs: ReportInputs) -> Section:
     title = "Retention sweeps"
     if sweeps.empty:
         return Section(title, ("No retention sweep ran in the last 30 days.",))
-    ordered = sweeps.sort_values(["swept_at", "zone"], ascending=[False, True]).head(40)
+    started = sweeps.groupby("sweep")["swept_at"].transform("min")
+    ordered = sweeps.assign(started=started).sort_values(
+        ["started", "zone"], ascending=[False, True]).head(40)  # fmt: skip
     total = int(sweeps["rows_deleted"].sum())
     return Section(title, (
-        f"{sweeps['swept_at'].nunique():,} sweep(s) in the last 30 days deleted {total:,} rows.",
+        f"{sweeps['sweep'].nunique():,} sweep(s) in the last 30 days deleted {total:,} rows.",
         Table(("swept", "as of", "zone", "tables swept", "rows deleted"),
-              tuple((_when(r.swept_at), _day(r.as_of).isoformat(), r.zone, int(r.tables_swept),
+              tuple((_when(r.started), _day(r.as_of).isoformat(), r.zone, int(r.tables_swept),
                      int(r.rows_deleted)) for r in ordered.itertuples())),
     ))  # fmt: skip
 
@@ -727,12 +740,14 @@ def _contact_section(inputs: ReportInputs) -> Section:
     title = "Contact findings"
     if contact.empty:
         return Section(title, ("No compliance findings in the window.",))
-    table = contact.assign(day=contact["call_date"].map(_day)).pivot_table(
-        index="day", columns="finding", values="value", aggfunc="sum", fill_value=0)  # fmt: skip
-    columns = [name for name in CONTACT_FINDINGS if name in table.columns]
-    totals = tuple((CONTACT_FINDINGS[name], int(table.loc[inputs.last_day, name])
-                    if inputs.last_day in table.index else 0, int(table[name].sum()))
-                   for name in columns)  # fmt: skip
+    days = contact["call_date"].map(_day)
+    # Every finding, found or not: a zero is a result the officer should see.
+    totals = tuple(
+        (label, int(contact.loc[(contact["finding"] == name) & (days == inputs.last_day),
+                                "value"].sum()),
+         int(contact.loc[contact["finding"] == name, "value"].sum()))
+        for name, label in CONTACT_FINDINGS.items()
+    )  # fmt: skip
     return Section(title, (
         "Findings of the compliance zone, counted (callees are counted per day: one callee "
         "found on two days counts twice over 30 days).",

@@ -81,7 +81,7 @@ def no_data(**overrides: object) -> ReportInputs:
         ),  # fmt: skip
         publications=empty("call_date dataset decision reasons published_rows withdrawn_rows"),
         erasures=empty("requested_at received_at completed_at partitions rows_removed"),
-        sweeps=empty("swept_at as_of zone tables_swept rows_deleted"),
+        sweeps=empty("swept_at sweep as_of zone tables_swept rows_deleted"),
         budget=empty("call_date output epsilon budget_per_day"),
         contact=empty("call_date finding value"),
         fairness=empty("call_date measure country number_type rows affected rate rest_rate"),
@@ -122,7 +122,9 @@ def full() -> ReportInputs:
             "call_date dataset decision reasons published_rows withdrawn_rows",
             [(DAY1, "calls_pseudonymized", "published", None, 80, 0),
              (DAY2, "calls_pseudonymized", "withheld",
-              f"unicity (p=1) = 0.7 > limit 0.5 <script>alert(1)</script> {A_NUMBER}", 0, 0)],
+              f"share_below_k (k=5) = 0.2500 (10 subscribers) > limit 0.1000; unicity (p=1) = 0.7000 "
+              f"(of 40 subscribers, 40 sampled) > limit 0.5000; <script>alert(1)</script> {A_NUMBER}",
+              0, 0)],
         ),
         erasures=frame(
             "requested_at received_at completed_at partitions rows_removed",
@@ -133,8 +135,9 @@ def full() -> ReportInputs:
              (pd.Timestamp("2026-11-02 12:00", tz="UTC"), pd.Timestamp("2026-11-02 12:30", tz="UTC"),
               pd.NaT, 0, 0)],
         ),
-        sweeps=frame("swept_at as_of zone tables_swept rows_deleted",
-                     [(pd.Timestamp("2026-11-02 03:00", tz="UTC"), DAY2, "restricted", 3, 1234)]),
+        sweeps=frame("swept_at sweep as_of zone tables_swept rows_deleted",
+                     [(pd.Timestamp("2026-11-02 03:00", tz="UTC"), "run-a", DAY2, "restricted", 3, 1234),
+                      (pd.Timestamp("2026-11-02 03:01", tz="UTC"), "run-a", DAY2, "aggregates", 0, 0)]),
         budget=frame("call_date output epsilon budget_per_day",
                      [(DAY1, "call_volume_hourly", 1.0, 4.0), (DAY1, "call_volume_by_country", 1.0, 4.0),
                       (DAY2, "call_volume_hourly", 5.0, 4.0)]),
@@ -210,6 +213,8 @@ def test_risk_against_the_limits_and_the_gate_decisions() -> None:
     assert decisions == (("calls_pseudonymized", "withheld", 1, 1, 0, 80),)
     why = table(document, "Shareable decisions", 1).rows
     assert why[0][:3] == ("2026-11-02", "calls_pseudonymized", "withheld")
+    # The measures named (their figures are in the risk table), text that is none escaped.
+    assert why[0][3].startswith("share_below_k (k=5); unicity (p=1); <script>")
 
 
 def test_erasures_retention_budget_contact_and_fairness() -> None:
@@ -221,7 +226,13 @@ def test_erasures_retention_budget_contact_and_fairness() -> None:
     assert table(document, "Erasure requests").rows[0] == (
         "2026-11-02T12:00Z", "pending", None, 0, 0,
     )  # fmt: skip
-    assert "deleted 1,234 rows" in texts(document, "Retention sweeps")[0]
+    assert texts(document, "Retention sweeps")[0].startswith(
+        "1 sweep(s) in the last 30 days deleted 1,234 rows"
+    )
+    assert table(document, "Retention sweeps").rows == (
+        ("2026-11-02T03:00Z", "2026-11-02", "aggregates", 0, 0),
+        ("2026-11-02T03:00Z", "2026-11-02", "restricted", 3, 1234),
+    )
     assert "1 day(s) over budget" in texts(document, "Differential privacy budget")[0]
     assert table(document, "Differential privacy budget").rows == (
         ("2026-11-02", 5.0, 4.0),
@@ -229,7 +240,12 @@ def test_erasures_retention_budget_contact_and_fairness() -> None:
     )
     assert table(document, "Contact findings").rows == (
         ("callees over the 24 h cap", 4, 7),
+        ("callees over the 7 d cap", 0, 0),
+        ("calls outside the permitted window", 0, 0),
+        ("calls with unknown local time", 0, 0),
+        ("callees called after a DNC listing", 0, 0),
         ("calls after a DNC listing", 2, 2),
+        ("campaign-days over the abandonment limit", 0, 0),
     )
     assert table(document, "Fairness flags").rows == (
         ("suppression: AU/fixed_line", 2, "2026-11-02", "70.0%", 100),
