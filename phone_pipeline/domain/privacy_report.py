@@ -30,6 +30,8 @@ from phone_pipeline.domain.markdown import bounded_text, markdown_table
 from phone_pipeline.domain.risk import GROUP_SIZE, MAX_POINTS, SHARE_BELOW_K, UNICITY, RiskLimits
 
 WINDOW_DAYS = 30
+# The shareable dataset of rows (the others are aggregates): the last step of the row flow.
+ROW_LEVEL_DATASET = "calls_pseudonymized"
 DPI = 72
 _BLUE, _RED, _GREY, _ORANGE, _GREEN = "#4a78a8", "#c0392b", "#9aa5b1", "#e08e2b", "#3c8d5a"
 # The captions say which colour is which (by these names): a matplotlib legend measured a
@@ -431,7 +433,7 @@ def row_flow(acc: pd.DataFrame, shared_rows: int) -> list[FlowStep]:
 def _shared_rows(publications: pd.DataFrame, days: Iterable[dt.date]) -> int:
     wanted = set(days)
     rows = publications[
-        (publications["dataset"] == "calls_pseudonymized")
+        (publications["dataset"] == ROW_LEVEL_DATASET)
         & (publications["decision"] == "published")
         & publications["call_date"].map(lambda d: _day(d) in wanted)
     ]
@@ -441,7 +443,9 @@ def _shared_rows(publications: pd.DataFrame, days: Iterable[dt.date]) -> int:
 def _by_reason(acc: pd.DataFrame, stage: str, outcome: str, last_day: dt.date) -> Table:
     part = acc[(acc["stage"] == stage) & (acc["outcome"] == outcome)]
     latest = part[part["call_date"].map(_day) == last_day].groupby("reason")["rows"].sum()
-    total = part.groupby("reason")["rows"].sum().sort_values(ascending=False)
+    # Largest first, ties by name: the same evidence gives the same report.
+    total = part.groupby("reason")["rows"].sum().sort_index().sort_values(
+        ascending=False, kind="stable")  # fmt: skip
     return Table(
         ("reason", f"rows on {last_day}", "rows, 30 days"),
         tuple((reason, int(latest.get(reason, 0)), int(n)) for reason, n in total.items()),
