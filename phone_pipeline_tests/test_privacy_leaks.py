@@ -4,8 +4,13 @@ pseudonym key is never logged."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +19,9 @@ import pandas as pd
 import pytest
 
 from phone_pipeline import catalog
+from phone_pipeline.domain.privacy_report import tables_read
 from phone_pipeline.domain.redaction import contains_phone_number
+from phone_pipeline.stages.report.assets import LATEST_DAY, REPORT_FILE, STATEMENTS
 from phone_pipeline_tests.conftest import TEST_KEY, Pipeline, check_results
 from phone_pipeline_tests.pipeline_support import (
     count,
@@ -188,6 +195,124 @@ def test_no_phone_like_file_names_in_the_warehouse(scene: LeakScene) -> None:
     assert "analytics.duckdb" in names and "restricted.duckdb" in names
     assert [name for name in names if contains_phone_number(name)] == []
     assert numbers_found(scene.numbers, names) == set()
+
+
+# --- the privacy report -----------------------------------------------------------------------------
+
+
+class _TextNodes(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self.texts.append(data.strip())
+
+
+# Run at the page's load event (every image loaded or failed): per image, its size, whether it
+# loaded, and whether its bottom row is opaque once drawn (a figure is drawn on white: a truncated
+# PNG keeps its header's size but leaves the rows it lacks transparent). No timer: Chromium's
+# virtual time runs timers ahead of real decoding. Written into the DOM for --dump-dom.
+_IMAGE_PROBE = """<script>
+window.addEventListener('load', () => {
+  const results = [];
+  for (const image of document.images) {
+    const loaded = image.complete && image.naturalWidth > 0;
+    let opaque = false;
+    if (loaded) {
+      const canvas = document.createElement('canvas');
+      canvas.width = image.naturalWidth;
+      canvas.height = image.naturalHeight;
+      const context = canvas.getContext('2d');
+      context.drawImage(image, 0, 0);
+      const row = context.getImageData(0, image.naturalHeight - 1, image.naturalWidth, 1).data;
+      opaque = row.every((value, index) => index % 4 !== 3 || value === 255);
+    }
+    results.push([image.alt, image.naturalWidth, image.naturalHeight, loaded, opaque]);
+  }
+  const out = document.createElement('pre');
+  out.id = 'image-probe';
+  out.textContent = JSON.stringify(results);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def rendered_images(page: Path, tmp_path: Path) -> list[list]:
+    """[alt, naturalWidth, naturalHeight, loaded, opaque] of every image of `page` as headless
+    Chromium decodes it. The page forbids scripts (its CSP): a copy allows the one inline probe and nothing
+    else, so an image from anywhere but the page itself still fails to load."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed for the report test (scripts/test.sh installs it)"
+    text = page.read_text(encoding="utf-8")
+    assert "default-src 'none';" in text
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        text.replace(
+            "default-src 'none';", "default-src 'none'; script-src 'unsafe-inline';"
+        ).replace("</body>", _IMAGE_PROBE + "</body>"),
+        encoding="utf-8",
+    )
+    completed = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000", "--dump-dom",
+         probe.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    found = re.search(r'<pre id="image-probe">(.*?)</pre>', completed.stdout, re.S)
+    assert found, f"the probe did not run: {completed.stdout[-2000:]}"
+    return json.loads(html.unescape(found[1]))
+
+
+def test_the_privacy_report_reads_no_table_holding_numbers() -> None:
+    read = {name: tables_read(sql) for name, sql in {**STATEMENTS, "latest": LATEST_DAY}.items()}
+    assert read["erasures"] == {"erasure_requests", "erasure_removals"}
+    for name, tables in read.items():
+        for table in tables:
+            assert not catalog.lookup(table).people & catalog.People.NUMBERS, (name, table)
+    # Pseudonyms are read only to be counted (contact findings).
+    pseudonymous = {
+        table for tables in read.values() for table in tables
+        if catalog.lookup(table).people & catalog.PSEUDONYMS
+    }  # fmt: skip
+    assert pseudonymous == {
+        "compliance.contact_pressure",
+        "compliance.quiet_hours",
+        "compliance.dnc_call_findings",
+    }
+
+
+def test_the_privacy_report_shows_no_number_or_pseudonym_and_its_plots_render(
+    scene: LeakScene, tmp_path: Path
+) -> None:
+    first = scene.results[0]
+    [materialization] = first.asset_materializations_for_node("governance__privacy_report")
+    path = scene.pipeline.settings.home / "records" / REPORT_FILE
+    assert materialization.metadata["path"].value == str(path)
+    page = path.read_text(encoding="utf-8")
+    markdown = materialization.metadata["report"].value
+    assert numbers_found(scene.numbers, [page, markdown]) == set()
+    assert not PSEUDONYM.search(page) and not PSEUDONYM.search(markdown)
+    parser = _TextNodes()
+    parser.feed(re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page))
+    assert "Quarantine" in parser.texts and "Rows from received to published" in parser.texts
+    assert [text for text in parser.texts if contains_phone_number(text)] == []
+    # The scene's quarantined rows are counted in the report.
+    with scene.pipeline.analytics() as con:
+        quarantined = count(
+            con, "SELECT sum(rows) FROM row_accounting WHERE outcome = 'quarantined'"
+        )
+    assert quarantined > 0 and f"{quarantined:,} of " in page
+
+    images = rendered_images(path, tmp_path)
+    figures = materialization.metadata["figures"].value
+    assert figures == 3 and len(images) == figures  # row flow, rows per day, risk
+    assert markdown.count("](data:image/png;base64,") == figures
+    assert [image for image in images if not (image[1] > 300 and image[2] > 100)] == []
+    assert [image for image in images if not (image[3] and image[4])] == []  # loaded, whole
 
 
 # --- landing files that are unusual, not malicious ------------------------------------------------
