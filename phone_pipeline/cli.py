@@ -215,7 +215,7 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
         for stage, outcome, rows in totals:
             print(f"  {stage:34} {outcome:20} {rows}")
         # Withheld is the risk gate's decision, not a failure: analytics/reidentification_risk
-        # and the `<dataset>_risk_within_limits` checks say why.
+        # and the `<dataset>_shared_only_within_risk_limits` checks say why.
         print("Shareable zone, partitions per dataset and decision:")
         for dataset, decision, partitions in decisions:
             print(f"  {dataset:34} {decision:20} {partitions}")
