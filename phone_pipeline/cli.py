@@ -24,6 +24,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> None:
+    from phone_pipeline.settings import read_home_settings, record_first_day
     from phone_pipeline_synthetic import generate
 
     summary = generate(
@@ -40,6 +41,13 @@ def _generate(settings: Settings, args: argparse.Namespace) -> None:
         f"({summary.subscribers} fictional subscribers, {summary.junk_rows} deliberately bad rows) "
         f"in {settings.home / 'landing'}"
     )
+    # The partitions (the UI's, the sensor's, `run`'s) start where the data does.
+    first = record_first_day(settings.home, summary.start_date)
+    variable = env_name("partitions_start_date")
+    where = read_home_settings(settings.home).path
+    print(f"First daily partition: {first} ({variable} in {where})")
+    if os.environ.get(variable, "").strip():
+        print(f"  {variable} set in the environment overrides it: {os.environ[variable].strip()}")
 
 
 def _swept_days(settings: Settings) -> tuple[set[dt.date], set[str]]:
@@ -96,7 +104,8 @@ def _partitions_with_data(settings: Settings, done_days: list[str] | None = None
         too_old = sorted(day for day in found if day < floor)
         if too_old:
             why = (
-                f"the first partition is {first} ({env_name('partitions_start_date')})"
+                f"the first partition is {first} ({_start_date_source(settings)}); set an "
+                f"earlier {env_name('partitions_start_date')} there to process them"
                 if floor == first
                 else f"every zone's retention has passed them: the oldest day any zone keeps "
                 f"on {today} is {floor} ({policy.settings_text()})"
@@ -119,6 +128,19 @@ def _partitions_with_data(settings: Settings, done_days: list[str] | None = None
         if done_days is not None:
             done_days.append(day.isoformat())
     return sorted(day.isoformat() for day in days)
+
+
+def _start_date_source(settings: Settings) -> str:
+    """Where the first partition comes from: the environment, the home's file, or the default."""
+    from phone_pipeline.settings import read_home_settings
+
+    variable = env_name("partitions_start_date")
+    if os.environ.get(variable, "").strip():
+        return f"{variable} in the environment"
+    home_file = read_home_settings(settings.home)
+    if variable in home_file.values:
+        return f"{variable} in {home_file.path}"
+    return f"{variable}, default"
 
 
 def _report_unreadable_files(since: float) -> None:
@@ -217,7 +239,7 @@ def _run(settings: Settings, partitions: list[str] | None) -> int:
         for stage, outcome, rows in totals:
             print(f"  {stage:34} {outcome:20} {rows}")
         # Withheld is the risk gate's decision, not a failure: analytics/reidentification_risk
-        # and the `<dataset>_risk_within_limits` checks say why.
+        # and the `<dataset>_shared_only_within_risk_limits` checks say why.
         print("Shareable zone, partitions per dataset and decision:")
         for dataset, decision, partitions in decisions:
             print(f"  {dataset:34} {decision:20} {partitions}")
@@ -422,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get(env_name("key")) and not _use_throwaway_key(settings):
         return 2
     _generate(settings, args)
+    settings = load_settings()  # with the first day the generation recorded
     code = _run(settings, None)
     print(f"\n{_demo_results(settings)}")
     return code

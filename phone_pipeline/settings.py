@@ -9,6 +9,11 @@ them (resources.py), and the README's configuration table is generated from them
 Secrets (the pseudonym keys) are declared here too, but never loaded into `Settings`: their resource
 reads them through `dg.EnvVar`, so a key never sits in a config object that could be printed. No
 Dagster here, and the environment is read only by `load_settings` and `Setting.read`.
+
+A data home may hold `settings.toml` (HOME_SETTINGS_FILE): values for the same variables, read by
+`load_settings` for every process on that home (the CLI, `dg dev`'s webserver, daemon and runs);
+a variable set in the environment overrides it. `phone-pipeline generate` and `demo` record the
+first day they generate there, so that the partitions start where the data does.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import datetime as dt
 import math
 import os
 import sys
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,16 +120,89 @@ class Setting:
             raise SettingError(f"{self.env}={shown} is not allowed: must be {self.rule.text}")
         return self.finish(value) if self.finish else value
 
-    def read(self, environ: Mapping[str, str] | None = None) -> Any:
-        """The value in `environ` (default: the process environment); unset or blank: the
-        default."""
+    def read(
+        self, environ: Mapping[str, str] | None = None, home_file: HomeSettings | None = None
+    ) -> Any:
+        """The value in `environ` (default: the process environment); unset or blank: the value
+        in the data home's settings file, if any; else the default."""
         text = (os.environ if environ is None else environ).get(self.env, "").strip()
-        if not text:
-            return self.finish(self.default) if self.finish else self.default
-        return self.parse(text)
+        if text:
+            return self.parse(text)
+        if home_file is not None and self.env in home_file.values:
+            try:
+                return self.parse(home_file.values[self.env])
+            except SettingError as error:
+                raise SettingError(f"{error} (set in {home_file.path})") from None
+        return self.finish(self.default) if self.finish else self.default
 
 
 _TYPE_WORDS = {int: "an integer", float: "a number", str: "a text", Path: "a path"}
+
+# In the data home: values for the settings of the processes working on it (see the docstring).
+HOME_SETTINGS_FILE = "settings.toml"
+
+
+@dataclass(frozen=True)
+class HomeSettings:
+    """The data home's settings file: variable -> its value as text."""
+
+    path: Path
+    values: dict[str, str]
+
+
+def read_home_settings(home: Path) -> HomeSettings:
+    """`<home>/settings.toml` (empty when there is none). A malformed file, or a name that is no
+    setting it may hold (the home itself, DAGSTER_HOME, a key: those come from the environment
+    only), is an error naming the file; a secret's value is never repeated."""
+    path = home / HOME_SETTINGS_FILE
+    if not path.is_file():
+        return HomeSettings(path, {})
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SettingError(f"{path} is not a valid TOML file: {error}") from None
+    allowed = {
+        setting.env for setting in SETTINGS if setting.in_settings and setting.name != "home"
+    }
+    values: dict[str, str] = {}
+    for name, value in table.items():
+        if name not in allowed:
+            raise SettingError(
+                f"{path}: {name} cannot be set in the data home's settings file (only these: "
+                f"{', '.join(sorted(allowed))}; the home, DAGSTER_HOME and the keys come from "
+                "the environment)"
+            )
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise SettingError(f"{path}: {name} must be a text or a number")
+        values[name] = str(value)
+    return HomeSettings(path, values)
+
+
+def record_first_day(home: Path, day: dt.date) -> dt.date:
+    """Make `day` the data home's first partition (PHONE_PIPELINE_START_DATE in its settings
+    file) unless the file already names an earlier one; return the day recorded. Called by
+    `generate`: the partitions then start where its data does, for every process on the home.
+    Written atomically; the file's other values are kept (its comments are not)."""
+    current = read_home_settings(home)
+    name = env_name("partitions_start_date")
+    recorded = current.values.get(name)
+    if recorded is not None and SETTING["partitions_start_date"].parse(recorded) <= day.isoformat():
+        return dt.date.fromisoformat(recorded)
+    values = {**current.values, name: day.isoformat()}
+    lines = [
+        "# Settings of this data home, read by every phone_pipeline process working on it; an",
+        "# environment variable of the same name overrides a value here.",
+        *(f"{key} = {_toml_text(value)}" for key, value in sorted(values.items())),
+    ]
+    home.mkdir(parents=True, exist_ok=True)
+    partial = current.path.with_name(current.path.name + ".part")
+    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    partial.replace(current.path)
+    return day
+
+
+def _toml_text(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _or_none(value: int) -> int | None:
@@ -161,7 +240,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_call_seconds", "PHONE_PIPELINE_MAX_CALL_SECONDS", int, 86_400,
             "longer durations are quarantined as absurd", PIPELINE_CONFIG, at_least(1)),
     Setting("partitions_start_date", "PHONE_PIPELINE_START_DATE", str, "2024-01-01",
-            "first daily partition", PIPELINE_CONFIG, ISO_DATE),
+            "first daily partition; `phone-pipeline generate` and `demo` record the first day "
+            "they generate in the data home's `settings.toml` (see above)",
+            PIPELINE_CONFIG, ISO_DATE),
     Setting("sensor_interval_seconds", "PHONE_PIPELINE_SENSOR_INTERVAL_SECONDS", int, 30,
             "how often the landing sensor looks", SETTINGS_ONLY, at_least(1)),
     Setting("settle_seconds", "PHONE_PIPELINE_SETTLE_SECONDS", float, 5.0,
@@ -338,15 +419,18 @@ class Settings:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """The settings from `environ` (default: the process environment). Every malformed or
-    out-of-range value is reported at once, each by its variable."""
+    """The settings from `environ` (default: the process environment), then the data home's
+    settings file, then the declared defaults. Every malformed or out-of-range value is reported
+    at once, each by its variable (and the file, if it came from there)."""
     values: dict[str, Any] = {}
     problems: list[str] = []
+    home = SETTING["home"].read(environ)  # where the settings file is: from the environment only
+    home_file = read_home_settings(home)
     for setting in SETTINGS:
         if not setting.in_settings:
             continue
         try:
-            values[setting.name] = setting.read(environ)
+            values[setting.name] = setting.read(environ, home_file)
         except SettingError as error:
             problems.append(str(error))
     if problems:

@@ -4,6 +4,7 @@ way to materialise one day partition through Dagster exactly as the job does."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -13,10 +14,24 @@ import dagster as dg
 import duckdb
 import pytest
 
-from phone_pipeline.definitions import defs
-from phone_pipeline.resources import build_resources
 from phone_pipeline.settings import Settings, load_settings
-from phone_pipeline_synthetic import GenerationSummary, generate
+
+
+def _definitions_of_an_empty_home() -> dg.Definitions:
+    """The definitions read their settings once, on import (the first partition among them):
+    from an empty data home, never the developer's `./data`, whose `settings.toml` a demo wrote,
+    so that every test sees the declared defaults."""
+    with tempfile.TemporaryDirectory() as home, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PHONE_PIPELINE_HOME", home)
+        from phone_pipeline.definitions import defs
+
+        return defs
+
+
+defs = _definitions_of_an_empty_home()
+
+from phone_pipeline.resources import build_resources  # noqa: E402
+from phone_pipeline_synthetic import GenerationSummary, generate  # noqa: E402
 
 # A fixed random 256-bit test key (a pattern such as "7f" * 32 is refused as weak); real keys
 # come from the environment.

@@ -123,6 +123,21 @@ def phone_pipeline(
     return Call(args, completed.returncode, completed.stdout, completed.stderr)
 
 
+def first_partition_seen_by_a_new_process(home: Path) -> str:
+    """The first partition of the definitions as a process started on `home` loads them (what
+    `dg dev`'s webserver, daemon and runs do), with no start date in its environment."""
+    env = cli_env(home, TEST_KEY, {"PHONE_PIPELINE_START_DATE": ""})
+    code = (
+        "from phone_pipeline.definitions import defs\n"
+        "node = defs.resolve_asset_graph().get(__import__('dagster').AssetKey(['restricted', "
+        "'raw_calls']))\n"
+        "print(node.partitions_def.get_first_partition_key())"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], env=env, cwd=home.parent,
+                               capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    return completed.stdout.strip()
+
+
 # --- reading what a call left behind --------------------------------------------------------------
 
 
@@ -426,13 +441,22 @@ def test_run_with_malformed_settings_names_each_variable_without_a_traceback(
 
 def test_demo_without_key_runs_and_says_where_to_look(tmp_path: Path) -> None:
     home = tmp_path / "data"
-    call = phone_pipeline(["demo", "--rows", "1200", "--days", "1"], home, key=None)
+    # As a new user runs it: no start date in the environment.
+    no_start = {"PHONE_PIPELINE_START_DATE": ""}
+    call = phone_pipeline(["demo", "--rows", "1200", "--days", "1"], home, settings=no_start)
     assert call.returncode == 0, call.describe()
     assert "throwaway key" in call.stdout, call.describe()
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     assert [(day, status) for day, _, status in printed_runs(call)] == [
         (yesterday.isoformat(), "ok")
     ], call.describe()
+    # The partitions start where the demo's data does, for every later process on the home
+    # (the webserver and daemon of `phone-pipeline ui` load the same definitions).
+    settings_file = home / "settings.toml"
+    assert f"First daily partition: {yesterday} (PHONE_PIPELINE_START_DATE in {settings_file})" in (
+        call.stdout
+    ), call.describe()
+    assert first_partition_seen_by_a_new_process(home) == yesterday.isoformat()
     analytics_db = home / "warehouse" / "analytics.duckdb"
     assert analytics_db.is_file(), call.describe()
     assert str(analytics_db) in call.stdout, call.describe()
@@ -450,10 +474,32 @@ def test_demo_without_key_runs_and_says_where_to_look(tmp_path: Path) -> None:
 
     # The README says the demo is safe to repeat: a second throwaway key cannot match the first
     # one's fingerprint, so the earlier throwaway demo is replaced, not refused.
-    again = phone_pipeline(["demo", "--rows", "1200", "--days", "1"], home, key=None)
+    again = phone_pipeline(["demo", "--rows", "1200", "--days", "1"], home, settings=no_start)
     assert again.returncode == 0, again.describe()
     assert "replaced the earlier demo" in again.stdout, again.describe()
     assert [status for _, _, status in printed_runs(again)] == ["ok"], again.describe()
+
+
+def test_run_names_the_days_before_the_first_partition_and_where_it_is_set(
+    tmp_path: Path,
+) -> None:
+    """Late files older than the first partition do not vanish: `run` names them, their days,
+    the first partition and the file that sets it (no pipeline run: nothing else to do)."""
+    home = tmp_path / "data"
+    generate_in_process(home)
+    later = DAY_2 + dt.timedelta(days=1)
+    (home / "settings.toml").write_text(f'PHONE_PIPELINE_START_DATE = "{later}"\n')
+    call = phone_pipeline(["run"], home, key=TEST_KEY, settings={"PHONE_PIPELINE_START_DATE": ""})
+    assert call.returncode == 1, call.describe()
+    for day in (DAY_1, DAY_2):
+        assert f"calls_{day}.csv: calls on 1 day(s) from {day} to {day} are not processed" in (
+            call.stderr
+        ), call.describe()
+    assert (
+        f"the first partition is {later} (PHONE_PIPELINE_START_DATE in {home / 'settings.toml'}); "
+        "set an earlier PHONE_PIPELINE_START_DATE there to process them"
+    ) in call.stderr, call.describe()
+    assert not PARTITION_LINE.findall(call.stdout), call.describe()
 
 
 def test_demo_without_key_leaves_a_real_warehouse_alone(

@@ -43,6 +43,21 @@ def test_a_run_writes_the_record_with_evidence_from_its_own_checks(pipeline: Pip
         and event.asset_key.path == ["governance", "record_of_processing"]
     )
     assert metadata["record"].value == markdown
+    # A clean run ends with every safeguard held, or not applicable with the reason: each stage's
+    # safeguard has checks of its own (risk measured, fairness coverage), and the daily sweep,
+    # which has not run here, has nothing to prove while nothing is past retention.
+    statuses = metadata["safeguards"].value
+    assert set(statuses) >= {"Re-identification risk measured", "Fairness of the pipeline",
+                             "Storage limitation: retention"}  # fmt: skip
+    assert {
+        name: status
+        for name, status in statuses.items()
+        if status != "held" and not status.startswith("not applicable: ")
+    } == {}
+    assert (
+        "| `retention_holds` | `restricted/retention_sweep` | blocking | not applicable: the daily "
+        "sweep has not run on this data home yet, and nothing is past retention" in markdown
+    )
     # The record describes numbers; it never holds one.
     with pipeline.restricted() as restricted:
         numbers = input_phone_numbers(pipeline.settings.home, restricted)

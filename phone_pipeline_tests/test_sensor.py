@@ -22,6 +22,7 @@ from phone_pipeline.automation.sensors import (
     landing_calls_sensor,
     plan_landing_runs,
     run_key,
+    too_old_warning,
 )
 from phone_pipeline.landing import content_hash
 from phone_pipeline.resources import PipelineConfig
@@ -174,6 +175,23 @@ def test_unreadable_file_is_reported_redacted_and_starts_nothing(folder: Path) -
     assert "212" not in problem and "555" not in problem
     # Both are remembered: an unchanged unreadable file is not re-read at every tick.
     assert len(result.cursor["hashes"]) == 2
+    assert result.too_old == {"calls_stale.csv": [dt.date(2019, 5, 1)]}
+
+
+def test_days_before_the_first_partition_are_named_not_dropped_silently(folder: Path) -> None:
+    landed(folder, "calls_late.csv",
+           call_rows("2026-10-30T10:00:00Z", "2026-10-31T10:00:00Z", "2026-11-01T10:00:00Z"))  # fmt: skip
+    first = dt.date(2026, 11, 1)
+    result = plan_landing_runs(folder, {}, SETTLE, first, LAST)
+    assert list(result.runs) == ["2026-11-01"]
+    old_days = [dt.date(2026, 10, 30), dt.date(2026, 10, 31)]
+    assert result.too_old == {"calls_late.csv": old_days}
+    warning = too_old_warning("calls_late.csv", old_days, first, first, None)
+    assert warning.startswith(
+        "calls_late.csv: calls on 2 day(s) from 2026-10-30 to 2026-10-31 are not processed: the "
+        "first partition is 2026-11-01 (PHONE_PIPELINE_START_DATE, from the environment or the "
+        "data home's settings.toml): set an earlier date there"
+    )
 
 
 # --- the sensor itself ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from phone_pipeline.settings import (
     at_least,
     load_settings,
     markdown_table,
+    record_first_day,
 )
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -188,3 +189,56 @@ def test_variables_are_named_only_by_their_declaration() -> None:
             and id(node) not in docstrings
         ]
     assert found == []
+
+
+# --- the data home's settings file ----------------------------------------------------------------
+
+
+def _home_env(home: Path, **values: str) -> dict[str, str]:
+    return {"PHONE_PIPELINE_HOME": str(home), **values}
+
+
+def test_the_home_settings_file_is_read_and_the_environment_overrides_it(tmp_path: Path) -> None:
+    (tmp_path / "settings.toml").write_text(
+        'PHONE_PIPELINE_START_DATE = "2026-11-30"\nPHONE_PIPELINE_MIN_CELL_SIZE = 7\n'
+    )
+    loaded = load_settings(_home_env(tmp_path))
+    assert (loaded.partitions_start_date, loaded.min_cell_size) == ("2026-11-30", 7)
+    overridden = load_settings(_home_env(tmp_path, PHONE_PIPELINE_START_DATE="2026-01-01"))
+    assert overridden.partitions_start_date == "2026-01-01"
+    # Blank in the environment is unset: the file's value holds.
+    assert load_settings(_home_env(tmp_path, PHONE_PIPELINE_START_DATE=" ")).min_cell_size == 7
+    assert load_settings(_home_env(tmp_path / "elsewhere")).partitions_start_date == "2024-01-01"
+
+
+def test_a_bad_value_or_name_in_the_home_settings_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text('PHONE_PIPELINE_START_DATE = "2026-13-01"\n')
+    with pytest.raises(SettingError) as bad_value:
+        load_settings(_home_env(tmp_path))
+    assert str(bad_value.value) == (
+        "PHONE_PIPELINE_START_DATE='2026-13-01' is not allowed: must be a date, YYYY-MM-DD "
+        f"(set in {path})"
+    )
+    secret = "966bbd910326aabd2dd94c1961cc5a336658b453a87304e1b819724b4edada4c"
+    path.write_text(f'PHONE_PIPELINE_PSEUDONYM_KEY = "{secret}"\n')
+    with pytest.raises(SettingError) as a_key:
+        load_settings(_home_env(tmp_path))
+    assert f"{path}: PHONE_PIPELINE_PSEUDONYM_KEY cannot be set" in str(a_key.value)
+    assert secret not in str(a_key.value)
+    path.write_text("PHONE_PIPELINE_START_DATE = \n")
+    with pytest.raises(SettingError, match="is not a valid TOML file"):
+        load_settings(_home_env(tmp_path))
+
+
+def test_the_first_day_recorded_is_the_earliest_and_other_values_are_kept(tmp_path: Path) -> None:
+    import datetime as dt
+
+    (tmp_path / "settings.toml").write_text('PHONE_PIPELINE_CONTROLLER = "Example \\"Ltd\\""\n')
+    assert record_first_day(tmp_path, dt.date(2026, 11, 30)) == dt.date(2026, 11, 30)
+    assert record_first_day(tmp_path, dt.date(2026, 12, 2)) == dt.date(2026, 11, 30)
+    assert record_first_day(tmp_path, dt.date(2026, 11, 1)) == dt.date(2026, 11, 1)
+    loaded = load_settings(_home_env(tmp_path))
+    assert loaded.partitions_start_date == "2026-11-01"
+    assert loaded.controller == 'Example "Ltd"'
+    assert not list(tmp_path.glob("*.part"))

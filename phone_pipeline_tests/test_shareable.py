@@ -1,7 +1,7 @@
 """The re-identification risk asset and the shareable zone's gates, through Dagster on real files.
 
 One generated day, run four times on the same data home: with the default limits (row-level calls
-withheld, the failing gate visible as a warning, the run green), with loosened limits (published),
+withheld, their gate passed with the decision in its metadata, the run green), with loosened limits (published),
 with the default limits again (the published partition withdrawn, deliberately and logged), and
 once more (withheld, nothing changes).
 """
@@ -168,21 +168,33 @@ def test_aggregates_count_suppressed_cells_as_one_group(scene: Scene) -> None:
 def test_default_limits_withhold_the_row_level_calls(scene: Scene) -> None:
     result = scene.strict.result
     assert result.success, "a withheld dataset is a decision, not a failed run"
+    # Withholding is the gate doing its job: its check passes, with the decision, the measures
+    # over the limits and the limits in its metadata.
     gate = check_evaluation(result, risk_gate_name("calls_pseudonymized"))
-    assert gate.passed is False and gate.severity == dg.AssetCheckSeverity.WARN
+    assert gate.passed is True
     assert gate.metadata["publication"].value == "withheld"
+    assert gate.metadata["shared_rows"].value == 0
+    assert gate.metadata["max_unicity"].value == DEFAULT_LIMITS["max_unicity"]
     reasons = gate.metadata["reasons"].value
     assert "unicity (p=" in reasons and "> limit 0.0500" in reasons
+    assert "| yes |" in gate.metadata["measured_vs_limits"].value  # a measure over its limit
+    assert gate.description.startswith("Withheld, as the limits require")
     assert scene.strict.shareable["calls_pseudonymized"] == []
     assert "shareable/calls_pseudonymized" not in materialized(result)
-    # Each dataset's decision follows its own measures, and the shareable copy follows it.
+    # Each dataset's decision follows its own measures, the shareable copy follows it, and
+    # every gate passed.
     for dataset in DATASETS:
-        passed = check_results(result)[risk_gate_name(dataset)]
+        gate = check_evaluation(result, risk_gate_name(dataset))
+        assert gate.passed is True, dataset
+        published = gate.metadata["publication"].value == "published"
         shared = scene.strict.shareable[dataset]
-        assert shared == (scene.strict.analytics[dataset] if passed else []), dataset
-        assert ("shareable/" + dataset in materialized(result)) == passed
+        assert shared == (scene.strict.analytics[dataset] if published else []), dataset
+        assert gate.metadata["shared_rows"].value == len(shared), dataset
+        assert ("shareable/" + dataset in materialized(result)) == published
     # The hourly aggregate's suppressed cells describe enough people in the generated day.
-    assert check_results(result)[risk_gate_name("call_volume_hourly")] is True
+    hourly = check_evaluation(result, risk_gate_name("call_volume_hourly"))
+    assert hourly.metadata["publication"].value == "published"
+    assert "| yes |" not in hourly.metadata["measured_vs_limits"].value
     assert scene.strict.shareable["call_volume_hourly"]
     decisions = {row[1]: row[2] for row in scene.strict.analytics["shareable_publications"]}
     assert decisions["calls_pseudonymized"] == "withheld"
@@ -204,8 +216,9 @@ def test_tightened_limits_withdraw_the_published_partition(scene: Scene) -> None
     assert scene.tightened.shareable["calls_pseudonymized"] == []
     published = len(scene.loose.shareable["calls_pseudonymized"])
     gate = check_evaluation(result, risk_gate_name("calls_pseudonymized"))
-    assert gate.passed is False
+    assert gate.passed is True  # the gate did its job: nothing over the limits stays shared
     assert gate.metadata["publication"].value == "withdrawn"
+    assert gate.metadata["shared_rows"].value == 0
     assert gate.metadata["withdrawn_rows"].value == published
     # The withdrawal is a materialisation of the (now empty) partition, and a logged warning.
     event = scene.pipeline.instance.get_latest_materialization_event(
@@ -232,6 +245,46 @@ def test_a_withheld_dataset_leaves_the_shareable_zone_as_it_was(scene: Scene) ->
     decisions = {row[1]: row[2] for row in scene.again.analytics["shareable_publications"]}
     assert decisions["calls_pseudonymized"] == "withheld"
     assert "shareable/calls_pseudonymized" not in materialized(scene.again.result)
+
+
+def test_the_gate_fails_when_something_over_the_limits_stays_shared(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate's check audits what it did: rows over the limits in the shareable partition (put
+    there outside the gate) that its withdrawal did not remove (a write that did nothing) fail
+    it as an error."""
+    from phone_pipeline.resources import build_resources
+    from phone_pipeline.stages.shareable import assets as shareable_assets
+
+    pipeline = scene.pipeline
+    with duckdb.connect(str(pipeline.settings.shareable_db)) as con:
+        con.execute(f"ATTACH '{pipeline.settings.analytics_db}' AS source (READ_ONLY)")
+        con.execute(
+            "INSERT INTO calls_pseudonymized "
+            "SELECT * FROM source.calls_pseudonymized WHERE call_date = ?",
+            [DAY],
+        )
+        smuggled = count(con, "SELECT count(*) FROM calls_pseudonymized WHERE call_date = ?", [DAY])
+    assert smuggled > 0
+
+    def write_nothing(con, call_date, statements, values=None):  # noqa: ANN001, ANN202
+        return dict.fromkeys(statements, 0)
+
+    monkeypatch.setattr(shareable_assets, "replace_partition", write_nothing)
+    result = dg.materialize(
+        [shareable_assets.publish_shareable],
+        partition_key=DAY.isoformat(),
+        instance=pipeline.instance,
+        resources=build_resources(replace(pipeline.settings, **DEFAULT_LIMITS)),
+        raise_on_error=False,
+    )
+    assert not result.success
+    gate = check_evaluation(result, risk_gate_name("calls_pseudonymized"))
+    assert gate.passed is False and gate.severity == dg.AssetCheckSeverity.ERROR
+    assert gate.metadata["shared_rows"].value == smuggled
+    assert gate.description == (
+        f"The shareable partition holds {smuggled} rows where the decision (withdrawn) requires 0"
+    )
 
 
 def test_shareable_zone_is_in_its_own_group(scene: Scene) -> None:

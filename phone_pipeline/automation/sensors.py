@@ -23,7 +23,7 @@ from phone_pipeline.landing import (
     list_call_files,
 )
 from phone_pipeline.resources import PipelineConfig
-from phone_pipeline.settings import load_settings
+from phone_pipeline.settings import HOME_SETTINGS_FILE, env_name, load_settings
 from phone_pipeline.sql import statement
 from phone_pipeline.stages.consent.checks import CONSENT_EVENTS
 from phone_pipeline.stages.erasure.checks import ERASURE_REGISTER
@@ -38,6 +38,8 @@ class LandingPlan:
     runs: dict[str, list[str]] = field(default_factory=dict)  # partition -> new content hashes
     settling: list[str] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
+    # file (redacted) -> its days before `first_date`: no run is requested for them
+    too_old: dict[str, list[dt.date]] = field(default_factory=dict)
     cursor: dict = field(default_factory=dict)
 
 
@@ -127,14 +129,37 @@ def plan_landing_runs(
             dates = {day for day in loaded[file_hash] if first_date <= day <= last_date}
         else:
             try:
-                dates = call_dates_in_file(path, first_date, last_date, folder)
+                dates = call_dates_in_file(path, dt.date.min, last_date, folder)
             except LandingFileError as error:
                 plan.unreadable[redact(landing_name(folder, path))] = str(error)
                 continue
+            if too_old := sorted(day for day in dates if day < first_date):
+                plan.too_old[redact(landing_name(folder, path))] = too_old
+            dates = {day for day in dates if day >= first_date}
         for day in dates:
             plan.runs.setdefault(day.isoformat(), []).append(file_hash)
     plan.cursor = {"files": files, "hashes": sorted(handled)}
     return plan
+
+
+def too_old_warning(
+    file_name: str, days: list[dt.date], first_date: dt.date, start: dt.date, oldest: dt.date | None
+) -> str:
+    """Why a file's days before `first_date` start no run, and what to do (names redacted)."""
+    if first_date == start:
+        why = (
+            f"the first partition is {start} ({env_name('partitions_start_date')}, from the "
+            f"environment or the data home's {HOME_SETTINGS_FILE}): set an earlier date there, "
+            "reload the definitions, and materialise those days"
+        )
+    else:
+        why = (
+            f"every zone's retention has passed them (the oldest day a run may process is {oldest})"
+        )
+    return (
+        f"{file_name}: calls on {len(days)} day(s) from {days[0]} to {days[-1]} are not "
+        f"processed: {why}"
+    )
 
 
 def run_key(partition: str, hashes: list[str]) -> str:
@@ -155,6 +180,7 @@ def run_key(partition: str, hashes: list[str]) -> str:
 def landing_calls_sensor(context: dg.SensorEvaluationContext, pipeline_config: PipelineConfig):
     cursor = json.loads(context.cursor) if context.cursor else {}
     first_date, last_date = partition_range()
+    start = first_date
     # Days older than every zone's retention would keep nothing: no run is requested for them
     # (days past only the restricted retention are a backfill: their run sweeps them at its end).
     oldest = oldest_processed_day(pipeline_config)
@@ -179,6 +205,8 @@ def landing_calls_sensor(context: dg.SensorEvaluationContext, pipeline_config: P
         )
     for problem in plan.unreadable.values():
         context.log.warning(f"Not starting a run for an unreadable file: {redact(problem)}")
+    for name, days in plan.too_old.items():
+        context.log.warning(too_old_warning(name, days, first_date, start, oldest))
     requests = [
         dg.RunRequest(run_key=run_key(partition, hashes), partition_key=partition,
                       tags={"phone_pipeline/trigger": "landing_file"})

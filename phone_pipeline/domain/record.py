@@ -90,9 +90,17 @@ class Evidence:
     passed: bool | None = None
     evaluated_at: dt.datetime | None = None
     partition: str | None = None
-    # A failed WARN result is a finding (say, a dataset withheld from sharing by its gate): the
-    # safeguard worked. Only a failed ERROR result means the safeguard did not hold.
+    # A failed WARN result is a finding (say, a campaign's abandonment rate above the limit):
+    # the safeguard worked. Only a failed ERROR result means the safeguard did not hold.
     severity: str = "ERROR"
+    # Why a check never evaluated has nothing to prove yet (say, a sweep with nothing past
+    # retention); None: it applies, and without a result the safeguard is unproven.
+    not_applicable: str | None = None
+
+    @property
+    def missing(self) -> bool:
+        """Never evaluated although it applies."""
+        return self.passed is None and self.not_applicable is None
 
 
 @dataclass(frozen=True)
@@ -103,14 +111,18 @@ class Safeguard:
 
     @property
     def status(self) -> str:
-        """held: every check passed at its latest evaluation; failed: one did not; unproven:
-        some check has not run yet (a safeguard is not claimed without evidence)."""
+        """held: every check passed at its latest evaluation (checks not applicable yet aside);
+        failed: one did not; unproven: some check that applies has not run yet (a safeguard is
+        not claimed without evidence); not applicable: none of its checks applies yet, with why."""
         if not self.evidence:
             return "no check declared"
         if any(item.passed is False and item.severity == "ERROR" for item in self.evidence):
             return "FAILED"
-        if any(item.passed is None for item in self.evidence):
+        if any(item.missing for item in self.evidence):
             return "unproven"
+        if all(item.passed is None for item in self.evidence):
+            reasons = "; ".join(sorted({str(item.not_applicable) for item in self.evidence}))
+            return f"not applicable: {reasons}"
         findings = sum(1 for item in self.evidence if item.passed is False)
         return f"held, {findings} finding(s)" if findings else "held"
 
@@ -188,6 +200,8 @@ def render_markdown(record: ProcessingRecord) -> str:
             result = {True: "passed", False: "FAILED", None: "not evaluated yet"}[item.passed]
             if item.passed is False and item.severity != "ERROR":
                 result = "finding (warning)"
+            if item.passed is None and item.not_applicable:
+                result = f"not applicable: {item.not_applicable}"
             lines.append(
                 f"| `{item.check}` | `{item.asset}` | {'blocking' if item.blocking else 'warning'} "
                 f"| {result} | {_when(item.evaluated_at)} | {item.partition or '-'} "

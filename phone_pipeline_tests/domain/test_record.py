@@ -89,6 +89,20 @@ def test_the_markdown_names_zones_recipients_retention_and_evidence() -> None:
 
 
 def test_a_warning_is_a_finding_not_a_failed_safeguard() -> None:
-    withheld = replace(_evidence(False), severity="WARN")
-    assert Safeguard("s", "m", [_evidence(True), withheld]).status == "held, 1 finding(s)"
-    assert Safeguard("s", "m", [withheld, _evidence(False)]).status == "FAILED"
+    finding = replace(_evidence(False), severity="WARN")
+    assert Safeguard("s", "m", [_evidence(True), finding]).status == "held, 1 finding(s)"
+    assert Safeguard("s", "m", [finding, _evidence(False)]).status == "FAILED"
+
+
+def test_a_check_with_nothing_to_prove_yet_is_not_applicable_with_its_reason() -> None:
+    idle = replace(_evidence(None), not_applicable="nothing is past retention")
+    assert Safeguard("s", "m", [_evidence(True), idle]).status == "held"
+    assert Safeguard("s", "m", [idle]).status == "not applicable: nothing is past retention"
+    # Not applicable never hides a check that applies and has not run, nor a failure.
+    assert Safeguard("s", "m", [idle, _evidence(None)]).status == "unproven"
+    assert Safeguard("s", "m", [idle, _evidence(False)]).status == "FAILED"
+    record = ProcessingRecord(
+        controller="c", generated_at=WHEN, purposes=[], zones=[],
+        safeguards=[Safeguard("Retention", "sweep", [idle])], settings={},
+    )  # fmt: skip
+    assert "| not applicable: nothing is past retention |" in render_markdown(record)

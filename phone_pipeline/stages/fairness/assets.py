@@ -32,10 +32,12 @@ from phone_pipeline.stages.shared.assets import (
     zone_attributes,
     zones_connection,
 )
+from phone_pipeline.stages.shared.checks import blocking, reconcile_check
 from phone_pipeline.stages.validate.checks import CALLS_QUARANTINE, CALLS_VALIDATED
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
 FAIRNESS_RATES = dg.AssetKey(["analytics", "fairness_rates"])
+FAIRNESS_COVERAGE = "fairness_groups_cover_every_row"
 PUBLISH_REPORT = "SELECT * FROM fairness_report"
 FAIRNESS_DEPS = [
     CALLS_VALIDATED,
@@ -72,6 +74,18 @@ def fairness_lineage(counts_sql: str) -> DerivedLineage:
     partitions_def=daily_partitions,
     **zone_attributes("analytics", "fairness", kinds=("duckdb", "pandas", "matplotlib")),
     pool=DUCKDB_POOL,
+    check_specs=[
+        blocking(
+            FAIRNESS_RATES,
+            FAIRNESS_COVERAGE,
+            "Read back after the write: for each measure, the groups' rows and affected rows add "
+            "up to the partition's counts taken straight from the stages' tables (raw = "
+            "validated + quarantined, validated and consent-excluded, admitted and in suppressed "
+            "hourly cells): every row that reached a measure's stage is in exactly one group, so "
+            "no group of people is left out of the comparison. Flagged groups are findings shown "
+            "in the asset's metadata, not a failure.",
+        )
+    ],
     description=(
         "Per day, measure (quarantine, consent exclusion, suppression) and caller group "
         "(country x number type): rows, rows affected, the group's rate against the rest and the "
@@ -106,6 +120,7 @@ def fairness_rates(
         con.register("fairness_report", report)
         replace_partition(con, call_date, {f"{ANALYTICS}.fairness_rates": PUBLISH_REPORT})
         con.unregister("fairness_report")
+        coverage = run(con, statement(__file__, "fairness_coverage"), values).fetchall()
         flagged = report[report["flagged"]]
         yield dg.MaterializeResult(
             metadata={
@@ -137,3 +152,11 @@ def fairness_rates(
                 ),  # fmt: skip
             }
         )
+    yield reconcile_check(
+        FAIRNESS_RATES,
+        FAIRNESS_COVERAGE,
+        {
+            **{f"{measure}: rows": (rows, source) for measure, rows, source, _, _ in coverage},
+            **{f"{measure}: affected": (got, source) for measure, _, _, got, source in coverage},
+        },
+    )

@@ -4,9 +4,11 @@
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
 from phone_pipeline import catalog
 from phone_pipeline.domain.record import (
@@ -23,9 +25,12 @@ from phone_pipeline.settings import Settings, env_name, load_settings
 from phone_pipeline.stages.retention.assets import (
     LAST_STAGES,
     PARTITION_RETENTION,
+    RETENTION_SWEEP,
     retention_policy,
+    sweep_not_due,
+    today_utc,
 )
-from phone_pipeline.stages.shared.assets import OWNERS
+from phone_pipeline.stages.shared.assets import DUCKDB_POOL, OWNERS, zones_connection
 
 RECORD_OF_PROCESSING = dg.AssetKey(["governance", "record_of_processing"])
 
@@ -141,7 +146,14 @@ def _zones(retention: dict[str, str]) -> list[Zone]:
     ]
 
 
-def _safeguards(context: dg.AssetExecutionContext) -> list[Safeguard]:
+# Checks that may have nothing to prove yet, each with how to tell (a reason, or None when it
+# applies): the daily sweep's check before the first sweep, when nothing is past retention.
+Applicability = Callable[[], str | None]
+
+
+def _safeguards(
+    context: dg.AssetExecutionContext, applicability: dict[dg.AssetCheckKey, Applicability]
+) -> list[Safeguard]:
     # The whole graph of the Definitions, not the run's job: a run of the record alone (after a
     # failed run) must still list every check. A job's asset graph keeps the graph it was
     # selected from (`source_asset_graph`, what Dagster subsets jobs from); `context.repository_def`
@@ -156,6 +168,9 @@ def _safeguards(context: dg.AssetExecutionContext) -> list[Safeguard]:
         evaluation = latest.evaluation if latest else None
         if not isinstance(evaluation, dg.AssetCheckEvaluation):
             evaluation = None  # planned but never evaluated (its step was skipped)
+        not_applicable = None
+        if evaluation is None and check_key in applicability:
+            not_applicable = applicability[check_key]()
         if evaluation and latest.run_id not in partition_of_run:
             run = context.instance.get_run_by_id(latest.run_id)
             partition_of_run[latest.run_id] = run.tags.get("dagster/partition") if run else None
@@ -175,6 +190,7 @@ def _safeguards(context: dg.AssetExecutionContext) -> list[Safeguard]:
                 partition=(latest.partition or partition_of_run[latest.run_id])
                 if evaluation
                 else None,
+                not_applicable=not_applicable,
             )
         )
     ordered = list(STAGE_SAFEGUARDS) + sorted(set(evidence_by_stage) - set(STAGE_SAFEGUARDS))
@@ -200,6 +216,8 @@ def _settings_in_force(settings: Settings, key_version: int) -> dict[str, str]:
     # Last in every run, after the partition's own retention sweep, so its evidence includes
     # this run's checks.
     deps=[*LAST_STAGES, PARTITION_RETENTION],
+    # It reads the zone files when it must tell whether the daily sweep has anything to prove.
+    pool=DUCKDB_POOL,
     group_name="governance",
     owners=OWNERS,
     kinds={"markdown"},
@@ -215,14 +233,30 @@ def record_of_processing(
     context: dg.AssetExecutionContext,
     pipeline_config: PipelineConfig,
     pseudonym_key: PseudonymKeyResource,
+    restricted_warehouse: DuckDBResource,
+    analytics_warehouse: DuckDBResource,
+    compliance_warehouse: DuckDBResource,
+    shareable_warehouse: DuckDBResource,
 ) -> dg.MaterializeResult:
     settings = load_settings()
+
+    def sweep_applicability() -> str | None:
+        with zones_connection(
+            restricted_warehouse,
+            analytics_warehouse,
+            compliance=compliance_warehouse,
+            shareable=shareable_warehouse,
+        ) as con:
+            return sweep_not_due(con, retention_policy(pipeline_config), today_utc())
+
     record = ProcessingRecord(
         controller=settings.controller or f"(set {env_name('controller')})",
         generated_at=dt.datetime.now(dt.UTC),
         purposes=PURPOSES,
         zones=_zones(_retention_by_file_zone(retention_policy(pipeline_config))),
-        safeguards=_safeguards(context),
+        safeguards=_safeguards(
+            context, {dg.AssetCheckKey(RETENTION_SWEEP, "retention_holds"): sweep_applicability}
+        ),
         settings=_settings_in_force(settings, pseudonym_key.key_version),
     )
     markdown = render_markdown(record)

@@ -179,6 +179,38 @@ def _sweep(
     return deleted, remaining
 
 
+def sweep_not_due(
+    con: duckdb.DuckDBPyConnection, policy: RetentionPolicy, as_of: dt.date
+) -> str | None:
+    """Why the daily sweep's check `retention_holds` does not apply yet, or None when it does:
+    the same leftovers the check counts after a sweep (rows older than each zone's cutoff,
+    number-cache entries nothing kept refers to) are all zero now, so a sweep would delete
+    nothing. Some table not created yet: None (the record then says unproven)."""
+    try:
+        for zone, tables in RETENTION_TABLES.items():
+            cutoff = policy.cutoff(zone, as_of)
+            if cutoff is None:
+                continue
+            for table in tables:
+                values = {"cutoff": cutoff, "call_date": None}
+                if run(con, expired_rows_sql(table), values).fetchone()[0]:
+                    return None
+        restricted_swept = policy.cutoff(RESTRICTED, as_of) is not None
+        if restricted_swept and con.execute(unreferenced_numbers_sql()).fetchone()[0]:
+            return None
+    except duckdb.CatalogException:
+        return None
+    cutoffs = ", ".join(
+        f"{zone} {cutoff}" if (cutoff := policy.cutoff(zone, as_of)) else f"{zone} kept"
+        for zone in RETENTION_TABLES
+    )
+    return (
+        "the daily sweep has not run on this data home yet, and nothing is past retention: no "
+        f"table holds a day older than its zone's cutoff as of {as_of} ({cutoffs}), so a sweep "
+        "would delete nothing; each day's run applied retention to its own day"
+    )
+
+
 def _cutoffs_metadata(policy: RetentionPolicy, as_of: dt.date) -> dict[str, dg.MetadataValue]:
     cutoffs = {zone: policy.cutoff(zone, as_of) for zone in RETENTION_TABLES}
     return {

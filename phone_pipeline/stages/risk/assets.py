@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from phone_pipeline.automation.partitions import daily_partitions, partition_date
 from phone_pipeline.domain.publication import CANDIDATES, Candidate
 from phone_pipeline.domain.risk import (
+    MAX_POINTS,
     SHARE_BELOW_K,
     SUBSCRIBERS,
     UNICITY,
@@ -31,8 +32,13 @@ from phone_pipeline.domain.risk import (
 )
 from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.resources import PipelineConfig
-from phone_pipeline.sql import run
-from phone_pipeline.stages.risk.checks import REIDENTIFICATION_RISK, analytics_key
+from phone_pipeline.sql import run, statement
+from phone_pipeline.stages.risk.checks import (
+    REIDENTIFICATION_RISK,
+    RISK_MEASURED,
+    RISK_MEASURED_SPEC,
+    analytics_key,
+)
 from phone_pipeline.stages.shared.assets import (
     DUCKDB_POOL,
     DerivedLineage,
@@ -41,6 +47,7 @@ from phone_pipeline.stages.shared.assets import (
     zone_attributes,
     zones_connection,
 )
+from phone_pipeline.stages.shared.checks import reconcile_check
 from phone_pipeline.warehouse import ANALYTICS, replace_partition
 
 PUBLISH_RISK = "SELECT *, now() AS recorded_at FROM risk_rows"
@@ -103,6 +110,34 @@ def measure_candidate(
     return risk_measures(candidate.name, k_anonymity, unicity, suppressed)
 
 
+def measured_equations(con, call_date: dt.date, k: int) -> dict[str, tuple[int, int]]:
+    """What the partition's risk rows hold per dataset against what its gate needs (the
+    check's equations: each side must be equal)."""
+    found = {
+        row[0]: row[1:]
+        for row in run(
+            con, statement(__file__, "measures_per_dataset"), {"call_date": call_date, "k": k}
+        ).fetchall()
+    }
+    equations: dict[str, tuple[int, int]] = {}
+    for candidate in CANDIDATES:
+        subscribers, below_k, points, suppressed, measured_rows = found.get(
+            candidate.name, (0, 0, 0, 0, -1)
+        )
+        rows_now = run(con, dataset_rows_sql(candidate), {"call_date": call_date}).fetchall()[0][0]
+        name = candidate.name
+        equations[f"{name}: subscriber counts"] = (subscribers, 1)
+        equations[f"{name}: shares below k={k}"] = (below_k, 1)
+        equations[f"{name}: unicity points measured"] = (points, MAX_POINTS)
+        has_suppressed = candidate.suppressed_relation() is not None
+        equations[f"{name}: suppressed cells' subscriber counts"] = (
+            suppressed,
+            int(has_suppressed),
+        )
+        equations[f"{name}: rows measured = rows now"] = (measured_rows, rows_now)
+    return equations
+
+
 def summary_markdown(results: dict[str, list[RiskMeasure]], limits: RiskLimits) -> str:
     lines = [
         f"Limits: share below k={limits.k} <= {limits.max_share_below_k}, "
@@ -133,6 +168,7 @@ def summary_markdown(results: dict[str, list[RiskMeasure]], limits: RiskLimits) 
     partitions_def=daily_partitions,
     **zone_attributes("analytics", "risk", kinds=("duckdb", "numpy")),
     pool=DUCKDB_POOL,
+    check_specs=[RISK_MEASURED_SPEC],
     description=(
         "Re-identification risk of each dataset that may be shared, per partition, in subscribers "
         "(never pseudonyms): k-anonymity over the published quasi-identifiers (histogram of each "
@@ -178,7 +214,8 @@ def reidentification_risk(
         metadata = table_metadata(
             con, f"{ANALYTICS}.reidentification_risk", call_date, risk_lineage()
         )
-    return dg.MaterializeResult(
+        measured = measured_equations(con, call_date, limits.k)
+    yield dg.MaterializeResult(
         metadata={
             **metadata,
             "summary": dg.MetadataValue.md(summary_markdown(results, limits)),
@@ -191,3 +228,4 @@ def reidentification_risk(
             "measure_seconds": round(seconds, 2),
         }
     )
+    yield reconcile_check(REIDENTIFICATION_RISK, RISK_MEASURED, measured)

@@ -18,7 +18,14 @@ from dagster_duckdb import DuckDBResource
 
 from phone_pipeline.automation.partitions import daily_partitions, partition_date
 from phone_pipeline.domain.publication import CANDIDATES, Candidate
-from phone_pipeline.domain.risk import GateDecision, RiskLimits, RiskMeasure, gate_decision
+from phone_pipeline.domain.risk import (
+    SHARE_BELOW_K,
+    UNICITY,
+    GateDecision,
+    RiskLimits,
+    RiskMeasure,
+    gate_decision,
+)
 from phone_pipeline.lineage import python_step_sql
 from phone_pipeline.resources import PipelineConfig
 from phone_pipeline.settings import env_name
@@ -184,23 +191,28 @@ def _publish_one(
                 "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons) or "none"),
             },
         )  # fmt: skip
+    # The gate's own audit: the shareable partition, read back, follows the decision.
+    shared_rows = con.execute(
+        f"SELECT count(*) FROM {target} WHERE call_date = ?", [call_date]
+    ).fetchall()[0][0]
+    source_rows = con.execute(
+        f"SELECT count(*) FROM {source} WHERE call_date = ?", [call_date]
+    ).fetchall()[0][0]
+    expected = source_rows if decision.passed else 0
     yield sql_check(
         key,
         risk_gate_name(candidate.name),
-        passed=decision.passed,
-        severity=dg.AssetCheckSeverity.ERROR if is_error else dg.AssetCheckSeverity.WARN,
-        description=(
-            "Within limits: published."
-            if decision.passed
-            else f"Not shared ({outcome}): " + "; ".join(decision.reasons)
-        ),
+        passed=not is_error and shared_rows == expected,
+        description=_gate_description(outcome, decision, is_error, shared_rows, expected),
         metadata={
             "publication": outcome,
+            "shared_rows": shared_rows,
             "published_rows": published,
             "withdrawn_rows": withdrawn,
             "reasons": dg.MetadataValue.md(
                 "\n".join(f"- {reason}" for reason in decision.reasons) or "none: within limits"
             ),
+            "measured_vs_limits": dg.MetadataValue.md(_measured_vs_limits(measures, limits)),
             **_limits_metadata(limits),
             **{
                 f"{m.measure}_{m.parameter}" if m.parameter is not None else m.measure: m.value
@@ -209,6 +221,39 @@ def _publish_one(
             },
         },
     )
+
+
+def _gate_description(
+    outcome: str, decision: GateDecision, is_error: bool, shared_rows: int, expected: int
+) -> str:
+    """What the gate did, in a line for the UI: passed means it did its job, whatever it decided."""
+    reasons = "; ".join(decision.reasons)
+    if is_error:
+        return f"The gate could not decide ({outcome}): {reasons}"
+    if shared_rows != expected:
+        return (
+            f"The shareable partition holds {shared_rows} rows where the decision ({outcome}) "
+            f"requires {expected}"
+        )
+    if decision.passed:
+        return f"Published: the measured risk is within the limits ({shared_rows} rows shared)."
+    return f"{outcome.capitalize()}, as the limits require (nothing shared): {reasons}"
+
+
+def _measured_vs_limits(measures: list[RiskMeasure], limits: RiskLimits) -> str:
+    """Each measure the gate compares with a limit: its value, the limit, and whether it is over."""
+    lines = ["| measure | value | limit | over the limit |", "| --- | ---: | ---: | --- |"]
+    for m in measures:
+        if m.measure == SHARE_BELOW_K and m.parameter == limits.k:
+            limit, name = limits.max_share_below_k, f"share below k={m.parameter}"
+        elif m.measure == UNICITY and m.applicable:
+            limit, name = limits.max_unicity, f"unicity p={m.parameter}"
+        else:
+            continue
+        value = "n/a" if m.value is None else f"{m.value:.4f}"
+        over = "yes" if m.value is None or m.value > limit else "no"
+        lines.append(f"| {name} | {value} | {limit:.4f} | {over} |")
+    return "\n".join(lines)
 
 
 @dg.multi_asset(
