@@ -452,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _demo_results(settings: Settings) -> str:
     """Where the demo's results are: each zone's file and tables, as the catalog lists them."""
+    from phone_pipeline.stages.report.assets import REPORT_FILE
 
     def tables(zone: str) -> str:
         return ", ".join(table.name for table in catalog.zone_tables(zone))
@@ -467,6 +468,8 @@ def _demo_results(settings: Settings) -> str:
         f"  restricted zone: {settings.restricted_db} ({restricted} tables, numbers among them: "
         ".venv/bin/python -m phone_pipeline.catalog --zone restricted)\n"
         f"  record of processing: {settings.home / 'records' / 'record_of_processing.md'}\n"
+        f"  privacy report (for the data protection officer, a page for any browser): "
+        f"{settings.home / 'records' / REPORT_FILE}\n"
         "Open the UI (runs, lineage, checks): .venv/bin/phone-pipeline ui   then "
         "http://127.0.0.1:3000"
     )

@@ -461,6 +461,8 @@ def test_demo_without_key_runs_and_says_where_to_look(tmp_path: Path) -> None:
     assert analytics_db.is_file(), call.describe()
     assert str(analytics_db) in call.stdout, call.describe()
     assert str(home / "warehouse" / "restricted.duckdb") in call.stdout, call.describe()
+    report = home / "records" / "privacy_report.html"
+    assert str(report) in call.stdout and report.is_file(), call.describe()
     assert "phone-pipeline ui" in call.stdout, call.describe()
     assert "http://127.0.0.1:3000" in call.stdout, call.describe()
     # Where to look is read from the catalog: a table added there is named here too.
