@@ -21,4 +21,4 @@ fi
 # One worker per core (pytest-xdist); a file's tests stay on one worker, so the module-scoped
 # pipeline runs they share are made once. The longest files go first (conftest.py orders them;
 # xdist's own reordering by test count is off). About 950 tests: 9 min 40 s on 2 cores, measured (a third worker is slower).
-exec .venv/bin/pytest -n auto --dist loadfile --no-loadscope-reorder --durations=30 "$@"
+exec .venv/bin/pytest -n auto --dist loadfile --no-loadscope-reorder --durations=0 --durations-min=2 "$@"
