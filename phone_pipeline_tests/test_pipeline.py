@@ -22,7 +22,14 @@ from phone_pipeline.settings import load_settings
 from phone_pipeline.stages.aggregate.checks import CALL_VOLUME_BY_COUNTRY, CALL_VOLUME_HOURLY
 from phone_pipeline.stages.ingest.checks import RAW_CALLS
 from phone_pipeline_synthetic import GenerationSummary
-from phone_pipeline_tests.conftest import DAY, TEST_KEY, Pipeline, check_results, materialized
+from phone_pipeline_tests.conftest import (
+    DAY,
+    TEST_KEY,
+    Pipeline,
+    check_results,
+    dagster_instance,
+    materialized,
+)
 from phone_pipeline_tests.pipeline_support import (
     ALL_ASSETS,
     ALL_CHECKS,
@@ -379,7 +386,7 @@ def test_another_key_gives_other_pseudonyms(
     monkeypatch.setenv("PHONE_PIPELINE_PSEUDONYM_KEY", other_key)
     other_settings = replace(settings, home=tmp_path / "other_home")
     other_settings.ensure_folders()
-    with dg.instance_for_test() as instance:
+    with dagster_instance() as instance:
         other = Pipeline(other_settings, instance)
         other.generate()  # the same seed: the same calls as full_run
         assert other.run().success
