@@ -22,15 +22,12 @@ A table the SQL reads that is none of the above, or SQL sqlglot cannot resolve, 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from phone_pipeline import catalog
+from phone_pipeline.disk_cache import cache_key, keep, read_kept
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -75,7 +72,7 @@ def derive_lineage(
     `computed`: table filled in Python -> its columns' inputs (`Computed`).
 
     Values are bound as parameters (`$call_date`), never pasted, so a statement is the same
-    string every day: it is derived once per process, and kept on disk (`derivation_cache`)
+    string every day: it is derived once per process, and kept on disk (`disk_cache`)
     for the next process (parsing costs tenths of a second, 0.7 s of every run).
     """
     derived = _derive_cached(
@@ -106,8 +103,11 @@ def _derive_cached(
     staged: tuple[tuple[str, str], ...],
     computed: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...],
 ) -> _Derived:
-    key = _cache_key(select_sql, tables, staged, computed)
-    found = _read_cached(key)
+    # Kept between processes under everything a derivation depends on: the statement and its
+    # arguments, the catalog's tables, this module's code and the versions of sqlglot and DuckDB
+    # (which describes table functions).
+    key = cache_key(select_sql, tables, staged, computed, _code_fingerprint())
+    found = _kept(key)
     if found is not None:
         return found
     derived = _derive(
@@ -120,22 +120,11 @@ def _derive_cached(
         },
     )
     result = tuple((column, tuple(sources)) for column, sources in derived.items())
-    _write_cached(key, result)
+    keep(CACHE_KIND, key, result)
     return result
 
 
-def derivation_cache() -> Path:
-    """Where derived lineage is kept between processes: the user's cache directory (XDG). It
-    holds table and column names only, never a value."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "phone_pipeline" / "lineage"
-
-
-def _cache_key(select_sql: str, *arguments: object) -> str:
-    """Everything a derivation depends on: the statement and its arguments, the catalog's
-    tables, this module's code and the versions of sqlglot and DuckDB (which describes table
-    functions). A change to any of them is a new key, so a kept derivation cannot go stale."""
-    return hashlib.sha256(repr((select_sql, arguments, _code_fingerprint())).encode()).hexdigest()
+CACHE_KIND = "lineage"  # table and column names only
 
 
 @functools.cache
@@ -144,37 +133,17 @@ def _code_fingerprint() -> str:
     import sqlglot
 
     code = Path(__file__).read_bytes()
-    return hashlib.sha256(
-        repr((code, catalog.TABLES, sqlglot.__version__, duckdb.__version__)).encode()
-    ).hexdigest()
+    return cache_key(code, catalog.TABLES, sqlglot.__version__, duckdb.__version__)
 
 
-def _read_cached(key: str) -> _Derived | None:
+def _kept(key: str) -> _Derived | None:
+    stored = read_kept(CACHE_KIND, key)
     try:
-        stored = json.loads((derivation_cache() / f"{key}.json").read_text())
         return tuple(
             (column, tuple((table, name) for table, name in sources)) for column, sources in stored
         )
-    except (OSError, ValueError, TypeError):  # none kept, or unreadable: derive it again
+    except (TypeError, ValueError):  # none kept (None), or not what this code writes
         return None
-
-
-def _write_cached(key: str, derived: _Derived) -> None:
-    """Written whole or not at all (a file renamed into place), so that processes deriving the
-    same statement at once never read half a file; a cache that cannot be written is skipped."""
-    directory = derivation_cache()
-    temporary: Path | None = None
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=directory, prefix=f".{key}.", suffix=".tmp", delete=False
-        ) as file:
-            temporary = Path(file.name)
-            json.dump(derived, file)
-        os.replace(temporary, directory / f"{key}.json")
-    except OSError:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
 
 
 def _derive(
