@@ -467,7 +467,8 @@ import sys, time
 from pathlib import Path
 import dagster as dg
 from phone_pipeline.instance import ensure_dagster_home
-start = float(sys.argv[2])
+print("imported", flush=True)
+start = float(sys.stdin.readline())  # the moment, once every process has imported dagster
 # Asleep until just before the moment (spinning all the way would take the cores the other
 # processes need to get there), then spinning so that all leave within a millisecond or so.
 time.sleep(max(0.0, start - time.time() - 0.05))
@@ -485,12 +486,20 @@ def test_processes_opening_a_new_instance_at_the_same_moment_all_succeed(tmp_pat
     env = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
     for attempt in range(2):
         home = tmp_path / f"dagster_home_{attempt}"
-        start = time.time() + 6  # after every process has imported dagster
         processes = [
-            subprocess.Popen([sys.executable, "-c", RACE_SCRIPT, str(home), str(start)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            subprocess.Popen([sys.executable, "-c", RACE_SCRIPT, str(home)], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
             for _ in range(3)
         ]  # fmt: skip
-        outputs = [process.communicate(timeout=60)[0] for process in processes]
+        # Released together once all have imported (a fixed delay waited 6 s for the slowest).
+        ready = [process.stdout.readline() for process in processes]
+        start = time.time() + 0.5
+        for process in processes:
+            if process.poll() is None:
+                process.stdin.write(f"{start}\n")
+                process.stdin.flush()
+        outputs = [line + process.communicate(timeout=60)[0]
+                   for line, process in zip(ready, processes, strict=True)]  # fmt: skip
         codes = [process.returncode for process in processes]
         assert codes == [0, 0, 0], "\n".join(outputs)
