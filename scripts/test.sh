@@ -20,5 +20,5 @@ fi
 .venv/bin/ruff format --check phone_pipeline phone_pipeline_synthetic phone_pipeline_bench phone_pipeline_tests benchmarks
 # One worker per core (pytest-xdist); a file's tests stay on one worker, so the module-scoped
 # pipeline runs they share are made once. The longest files go first (conftest.py orders them;
-# xdist's own reordering by test count is off). About 950 tests: 8 min 35 s to 8 min 45 s on 2 cores, measured (a third worker is slower).
+# xdist's own reordering by test count is off). About 950 tests: 8 min 35 s to 9 min 15 s on 2 cores, measured (a third worker is slower).
 exec .venv/bin/pytest -n auto --dist loadfile --no-loadscope-reorder --durations=0 --durations-min=2 "$@"
