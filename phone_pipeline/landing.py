@@ -94,9 +94,12 @@ def list_call_files(folder: Path) -> list[Path]:
     return files
 
 
-def landing_name(folder: Path, path: Path) -> str:
+def landing_name(folder: Path | None, path: Path) -> str:
     """A call file's name as recorded (source_file, landing_files): its path under
-    landing/calls, `Master.csv` or `asterisk/Master.csv` (two systems may use one file name)."""
+    landing/calls, `Master.csv` or `asterisk/Master.csv` (two systems may use one file name);
+    its bare name when no folder is given."""
+    if folder is None:
+        return path.name
     try:
         return path.relative_to(folder).as_posix()
     except ValueError:
@@ -551,7 +554,7 @@ def load_call_file(
     a profile's folder under `folder` (landing/calls) is read with that profile."""
     status = _TIMESTAMP_STATUS_SQL
     values = {"first_date": first_date, "last_date": last_date}
-    name = landing_name(folder, path) if folder is not None else path.name
+    name = landing_name(folder, path)
     profile = call_file_profile(folder, path)
     # Times are parsed while the file is read, and the rows numbered as they are written: a
     # staged copy numbered and parsed in between cost 4 s more at 10M rows.
@@ -655,7 +658,7 @@ def call_dates_in_file(
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        name = landing_name(folder, path) if folder is not None else path.name
+        name = landing_name(folder, path)
         _stage_call_file(con, path, name, call_file_profile(folder, path), "landing_stage")
         dates = {
             row[0]

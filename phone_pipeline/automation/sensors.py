@@ -98,7 +98,7 @@ def plan_landing_runs(
     handled: set[str] = set(cursor.get("hashes", []))
     plan = LandingPlan()
     files: dict[str, list] = {}
-    candidates: list[tuple[Path, str]] = []
+    candidates: list[tuple[Path, str, str]] = []  # path, its landing name, its hash
     # Files in landing/calls and in its profile folders (landing/calls/<profile>/).
     for path in list_call_files(folder):
         # The cursor is stored in the instance and shown in the UI: key it by a digest of the
@@ -121,20 +121,22 @@ def plan_landing_runs(
         if file_hash in handled:
             continue
         handled.add(file_hash)
-        candidates.append((path, file_hash))
+        candidates.append((path, name, file_hash))
     # Asked once per tick, and only when there is a file the cursor does not know.
-    loaded = ingested([file_hash for _, file_hash in candidates]) if ingested and candidates else {}
-    for path, file_hash in candidates:
+    loaded = (
+        ingested([file_hash for *_, file_hash in candidates]) if ingested and candidates else {}
+    )
+    for path, name, file_hash in candidates:
         if file_hash in loaded:
             dates = {day for day in loaded[file_hash] if first_date <= day <= last_date}
         else:
             try:
                 dates = call_dates_in_file(path, dt.date.min, last_date, folder)
             except LandingFileError as error:
-                plan.unreadable[redact(landing_name(folder, path))] = str(error)
+                plan.unreadable[redact(name)] = str(error)
                 continue
             if too_old := sorted(day for day in dates if day < first_date):
-                plan.too_old[redact(landing_name(folder, path))] = too_old
+                plan.too_old[redact(name)] = too_old
             dates = {day for day in dates if day >= first_date}
         for day in dates:
             plan.runs.setdefault(day.isoformat(), []).append(file_hash)

@@ -25,7 +25,7 @@ from phone_pipeline.settings import Settings, env_name, load_settings
 from phone_pipeline.stages.retention.assets import (
     LAST_STAGES,
     PARTITION_RETENTION,
-    RETENTION_SWEEP,
+    RETENTION_HOLDS,
     retention_policy,
     sweep_not_due,
     today_utc,
@@ -254,9 +254,7 @@ def record_of_processing(
         generated_at=dt.datetime.now(dt.UTC),
         purposes=PURPOSES,
         zones=_zones(_retention_by_file_zone(retention_policy(pipeline_config))),
-        safeguards=_safeguards(
-            context, {dg.AssetCheckKey(RETENTION_SWEEP, "retention_holds"): sweep_applicability}
-        ),
+        safeguards=_safeguards(context, {RETENTION_HOLDS: sweep_applicability}),
         settings=_settings_in_force(settings, pseudonym_key.key_version),
     )
     markdown = render_markdown(record)

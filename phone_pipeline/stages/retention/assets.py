@@ -49,6 +49,8 @@ from phone_pipeline.stages.shared.checks import blocking, reconcile_check
 from phone_pipeline.warehouse import ANALYTICS, transaction
 
 RETENTION_SWEEP = dg.AssetKey(["restricted", "retention_sweep"])
+# The daily sweep's check (the record of processing asks whether it applies yet).
+RETENTION_HOLDS = dg.AssetCheckKey(RETENTION_SWEEP, "retention_holds")
 PARTITION_RETENTION = dg.AssetKey(["restricted", "partition_retention"])
 RETENTION_LOG = f"{ANALYTICS}.retention_log"
 # The last stages of a day's run: what reads or writes the partition's rows in any zone. The
@@ -228,7 +230,7 @@ def _cutoffs_metadata(policy: RetentionPolicy, as_of: dt.date) -> dict[str, dg.M
     check_specs=[
         blocking(
             RETENTION_SWEEP,
-            "retention_holds",
+            RETENTION_HOLDS.name,
             "After the sweep, no swept table holds a partition older than its zone's cutoff, and "
             "the number cache holds no entry that nothing kept refers to.",
         )
@@ -276,7 +278,7 @@ def retention_sweep(
                 **table_metadata(con, RETENTION_LOG, None),
             }
         )
-    yield reconcile_check(RETENTION_SWEEP, "retention_holds", remaining)
+    yield reconcile_check(RETENTION_SWEEP, RETENTION_HOLDS.name, remaining)
 
 
 @dg.asset(
