@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 
 from phone_pipeline.automation.run_recovery import (
     HOST_TAG,
@@ -107,6 +108,17 @@ def test_a_process_of_another_host_or_boot_is_judged_correctly() -> None:
 
 
 # --- reaping in a real instance -------------------------------------------------------------------
+
+
+def test_a_run_waiting_for_a_pool_sleeps_until_its_next_claim(
+    pool_instance: dg.DagsterInstance,
+) -> None:
+    """Dagster 1.13.27 said 0 s here, at most: the executor's loop spun while it waited."""
+    _run_with_slot(pool_instance, {}, "consent_events")
+    waiting = pool_instance.create_run_for_job(dg.GraphDefinition("dummy").to_job())
+    with InstanceConcurrencyContext(pool_instance, waiting) as context:
+        assert not context.claim(POOL, "raw_calls")
+        assert 0.5 < context.interval_to_next_pending_claim_check() <= 1.0
 
 
 def test_a_dead_run_holding_the_pool_is_failed_with_a_reason_and_its_slot_freed(
@@ -286,6 +298,12 @@ def _start_run(home: Path, name: str, ignore_sigint: bool = False) -> subprocess
         )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a live process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _log(home: Path, name: str) -> str:
     path = home.parent / f"{name}.log"
     return path.read_text(errors="replace") if path.exists() else ""
@@ -419,6 +437,11 @@ def test_a_waiting_run_says_for_whom_and_stops_on_a_signal(
         assert f"partition {DAY}" in said and "alive" in said, said
         # One message for all the steps waiting for the pool, not one per step.
         assert said.count("waiting since") == 1, said
+        # Waiting, it sleeps between its claims (Dagster 1.13.27 alone spun a whole core).
+        cpu_before, since = _cpu_seconds(waiter.pid), time.monotonic()
+        time.sleep(3.0)
+        busy = (_cpu_seconds(waiter.pid) - cpu_before) / (time.monotonic() - since)
+        assert busy < 0.3, f"the waiting run used {busy:.0%} of a core"
         waiting = [
             run for run in instance.get_runs() if run.run_id != holder_run and not run.is_finished
         ]
