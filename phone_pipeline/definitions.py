@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+import phone_pipeline.dagster_fixes  # noqa: F401  (applied on import: see its docstring)
 from phone_pipeline import stages
 from phone_pipeline.automation.jobs import (
     call_pipeline_job,

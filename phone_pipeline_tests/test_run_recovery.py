@@ -22,7 +22,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 
 from phone_pipeline.automation.run_recovery import (
     HOST_TAG,
@@ -108,17 +107,6 @@ def test_a_process_of_another_host_or_boot_is_judged_correctly() -> None:
 
 
 # --- reaping in a real instance -------------------------------------------------------------------
-
-
-def test_a_run_waiting_for_a_pool_sleeps_until_its_next_claim(
-    pool_instance: dg.DagsterInstance,
-) -> None:
-    """Dagster 1.13.27 said 0 s here, at most: the executor's loop spun while it waited."""
-    _run_with_slot(pool_instance, {}, "consent_events")
-    waiting = pool_instance.create_run_for_job(dg.GraphDefinition("dummy").to_job())
-    with InstanceConcurrencyContext(pool_instance, waiting) as context:
-        assert not context.claim(POOL, "raw_calls")
-        assert 0.5 < context.interval_to_next_pending_claim_check() <= 1.0
 
 
 def test_a_dead_run_holding_the_pool_is_failed_with_a_reason_and_its_slot_freed(

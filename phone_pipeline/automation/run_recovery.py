@@ -30,13 +30,7 @@ Dagster then ends the run as canceled and frees its pending claims. `capture_int
 leaves SIGTERM with SIGINT's handler after the run, which is SIG_IGN in a background shell: the
 guard installs its own handlers for both around each run and restores the originals after it.
 
-Why a waiting run used a whole core (Dagster 1.13.27): while a step waits for a pool slot the
-executor loop asks `InstanceConcurrencyContext.interval_to_next_pending_claim_check` how long to
-sleep before the next claim, and that returns `min(0, ...)`, never more than 0, so the loop spun
-until the next claim (claims themselves are throttled to one a second or less). Two runs of a
-300-call day started together took 28 CPU-s each instead of 12. `_seconds_to_next_claim_check`
-replaces it with the time to the earliest pending claim: the claims happen at the same moments as
-before, the run sleeps in between (a signal still ends the sleep).
+A waiting run sleeps between its claims instead of spinning a core: see dagster_fixes.py.
 """
 
 from __future__ import annotations
@@ -56,7 +50,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 import dagster as dg
-from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
+
+import phone_pipeline.dagster_fixes  # noqa: F401  (a waiting run sleeps)
 
 HOST_TAG = "phone_pipeline/worker_host"
 BOOT_TAG = "phone_pipeline/worker_boot_id"
@@ -71,17 +66,6 @@ UNFINISHED = [
     dg.DagsterRunStatus.CANCELING,
 ]
 
-
-def _seconds_to_next_claim_check(self: InstanceConcurrencyContext) -> float:
-    """How long the executor may sleep before its next pool claim is due (see the module
-    docstring): 0 when a claim is due now or nothing waits."""
-    if not self._pending_claims:
-        return 0.0
-    now = time.time()
-    return max(0.0, min((due - now for due in self._pending_timeouts.values()), default=0.0))
-
-
-InstanceConcurrencyContext.interval_to_next_pending_claim_check = _seconds_to_next_claim_check
 
 _PROC = Path("/proc")
 _BOOT_ID = _PROC / "sys" / "kernel" / "random" / "boot_id"
